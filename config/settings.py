@@ -1,0 +1,300 @@
+"""The `Settings` tree: every `CTSYNC_*` setting of design.md, validated once at start.
+
+Sources, strongest first: keyword arguments (tests), environment (`CTSYNC_` prefix, `__` between levels),
+then the TOML file named by `CTSYNC_CONFIG`. A wrong value raises `SettingsError` whose text is one line
+naming the setting, e.g. `CTSYNC_INTAKE__PORT: must be at most 65535 (got 70000)`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from config.durations import Duration
+
+ENV_PREFIX = "CTSYNC_"
+CONFIG_FILE_VARIABLE = "CTSYNC_CONFIG"
+SANDBOX_CROWDTWIST_URL = "http://127.0.0.1:8765"
+SANDBOX_SIEBEL_URL = "http://127.0.0.1:8766/siebel/v1.0"
+
+
+class SettingsError(Exception):
+    """A setting is missing or wrong. `str()` is one line naming the setting; safe to print."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting}: {problem}")
+        self.setting = setting
+        self.problem = problem
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http:// or https:// URL")
+    return value.rstrip("/")
+
+
+def _broker_url(value: str) -> str:
+    if "://" not in value:
+        raise ValueError("must be a broker URL such as amqp://user:pass@host:5672// or sqla+sqlite:///file.db")
+    return value
+
+
+def _database_url(value: str) -> str:
+    scheme = value.split("://", 1)[0] if "://" in value else ""
+    if not scheme.startswith(("sqlite", "postgresql", "postgres")):
+        raise ValueError("must be a sqlite:/// or postgresql:// URL")
+    return value
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+BrokerUrl = Annotated[str, AfterValidator(_broker_url)]
+DatabaseUrl = Annotated[str, AfterValidator(_database_url)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+EmailList = Annotated[list[str], NoDecode]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BrokerSettings(_Section):
+    """The queue. No URL means kombu's embedded SQLite transport under the data directory."""
+
+    url: BrokerUrl | None = Field(default=None, description="kombu broker URL; empty: embedded SQLite queue")
+    queue: str = Field(default="ct-sync.member-events", description="name of the work queue")
+    heartbeat: int = Field(default=30, ge=0, description="AMQP heartbeat in seconds (0 turns it off)")
+
+
+class LedgerSettings(_Section):
+    url: DatabaseUrl | None = Field(default=None, description="SQLAlchemy URL; empty: SQLite under the data dir")
+    retention: Duration = Field(default=timedelta(days=90), description="how long attempt rows are kept")
+
+
+class CrowdTwistSettings(_Section):
+    base_url: HttpUrl = Field(
+        default=SANDBOX_CROWDTWIST_URL, description="host root, no version (https://sb-api306.crowdtwist.com)"
+    )
+    pos_base_url: HttpUrl | None = Field(default=None, description="point-of-sale host root, for purchases")
+    api_key: SecretStr | None = Field(default=None, description="the program's API key")
+    auth: Literal["query", "header"] = Field(
+        default="query", description="`query`: api_key parameter; `header`: X-CT-Authorization header"
+    )
+    requests_per_minute: int = Field(default=10_000, gt=0, description="the contract rate limit")
+    budget_share: float = Field(default=0.75, gt=0, le=1, description="share of the limit ct-sync may use")
+    timeout: Duration = Field(default=timedelta(seconds=30), description="read timeout of one call")
+    connect_timeout: Duration = Field(default=timedelta(seconds=5), description="connect timeout of one call")
+    retry_attempts: int = Field(default=4, ge=1, description="in-process attempts for a transient failure")
+    retry_max_time: Duration = Field(
+        default=timedelta(seconds=20), description="in-process retry time before the message is redelivered"
+    )
+    deletion_status_path: str = Field(
+        default="/v2/users/delete/{ct_user_id}", description="deletion-status path (the docs show two forms)"
+    )
+    ca_bundle: Path | None = Field(default=None, description="PEM bundle of a private CA; TLS is always verified")
+
+
+class SiebelSettings(_Section):
+    backend: Literal["sqlite", "rest"] = Field(default="sqlite", description="`sqlite` stand-in or Siebel `rest`")
+    base_url: HttpUrl | None = Field(default=None, description="up to and including /siebel/v1.0")
+    username: str | None = Field(default=None, description="Basic auth user")
+    password: SecretStr | None = Field(default=None, description="Basic auth password")
+    bearer_token: SecretStr | None = Field(default=None, description="OAuth bearer token, instead of Basic auth")
+    business_object: str = Field(default="LOY Member", min_length=1)
+    business_component: str = Field(default="LOY Member", min_length=1)
+    status_field: str = Field(default="CT Sync Status", min_length=1)
+    error_field: str = Field(default="CT Sync Error", min_length=1)
+    ct_user_id_field: str = Field(default="CT User Id", min_length=1)
+    sync_time_field: str = Field(default="CT Sync Time", min_length=1)
+    program_id: str | None = Field(default=None, description="the program marked for CrowdTwist")
+    page_size: int = Field(default=100, ge=1, le=100, description="Siebel PageSize (max 100)")
+    timeout: Duration = Field(default=timedelta(seconds=30))
+    ca_bundle: Path | None = Field(default=None, description="PEM bundle of a private CA; TLS is always verified")
+    sqlite_path: Path | None = Field(default=None, description="stand-in database; empty: under the data dir")
+
+    @model_validator(mode="after")
+    def _rest_needs_a_url(self) -> SiebelSettings:
+        if self.backend == "rest" and self.base_url is None:
+            raise ValueError("base_url: is required when backend is 'rest'")
+        return self
+
+
+class DefaultsSettings(_Section):
+    """The OIC lookup of defaults, applied when a Siebel value is empty."""
+
+    email_domain: str | None = Field(default=None, description="email = Member Number @ this domain")
+    postal_code: str | None = Field(default=None, description="for members without a postal code")
+    city_id: int | None = Field(default=None, description="CrowdTwist city id for non-US members")
+    country_code: str | None = Field(default=None, min_length=2, max_length=2, description="ISO-2")
+    gender_ids: dict[str, int] = Field(default={"M": 1, "F": 2}, description="Siebel M/F value → gender_id")
+
+
+class AlertsSettings(_Section):
+    to: EmailList = Field(default=[], description="recipients, comma-separated; none: .eml files in the outbox")
+    sender: str = Field(default="ct-sync@localhost", description="From address")
+    smtp_host: str | None = None
+    smtp_port: Port = 25
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    starttls: bool = False
+    notify: Literal["failures", "all", "none"] = "failures"
+    digest_interval: Duration = Field(default=timedelta(minutes=15), description="at most one digest this often")
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _split_addresses(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [address.strip() for address in value.split(",") if address.strip()]
+        return value
+
+    @field_validator("to")
+    @classmethod
+    def _look_like_addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if address.count("@") != 1 or address.startswith("@") or address.endswith("@"):
+                raise ValueError(f"{address!r} is not an email address")
+        return value
+
+
+class IntakeSettings(_Section):
+    host: str = "127.0.0.1"
+    port: Port = 8080
+    token: SecretStr | None = Field(default=None, description="bearer token; required beyond loopback")
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
+
+    @model_validator(mode="after")
+    def _token_required_beyond_loopback(self) -> IntakeSettings:
+        if self.token is None and not _is_loopback(self.host):
+            raise ValueError(f"token: is required when binding beyond loopback (host is {self.host})")
+        return self
+
+
+class WorkerSettings(_Section):
+    concurrency: int = Field(default=16, ge=1, le=512, description="syncs in flight at once")
+    prefetch: int = Field(default=64, ge=1, le=65535, description="messages the broker hands over unacked")
+    retry_budget: Duration = Field(
+        default=timedelta(minutes=10), description="past this a transient failure becomes CT Failure"
+    )
+    max_resubmits: int = Field(default=5, ge=1, description="resubmits of one member before --force is needed")
+
+
+class MetricsSettings(_Section):
+    port: Port | None = Field(default=None, description="Prometheus /metrics port; empty: off")
+    host: str = "127.0.0.1"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        case_sensitive=False,
+    )
+
+    data_dir: Path = Field(default=Path(".ct-sync"), description="where embedded files, outbox and state live")
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    ledger: LedgerSettings = Field(default_factory=LedgerSettings)
+    crowdtwist: CrowdTwistSettings = Field(default_factory=CrowdTwistSettings)
+    siebel: SiebelSettings = Field(default_factory=SiebelSettings)
+    defaults: DefaultsSettings = Field(default_factory=DefaultsSettings)
+    alerts: AlertsSettings = Field(default_factory=AlertsSettings)
+    intake: IntakeSettings = Field(default_factory=IntakeSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_FILE_VARIABLE)
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+    # Derived locations: one place decides where embedded files live.
+    @property
+    def broker_url(self) -> str:
+        return self.broker.url or f"sqla+sqlite:///{self.data_dir.resolve() / 'queue.sqlite'}"
+
+    @property
+    def ledger_url(self) -> str:
+        return self.ledger.url or f"sqlite:///{self.data_dir.resolve() / 'ledger.sqlite'}"
+
+    @property
+    def siebel_sqlite_path(self) -> Path:
+        return self.siebel.sqlite_path or self.data_dir / "siebel.sqlite"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings from overrides, environment and config file; raise `SettingsError` on the first problem."""
+    config_file = os.environ.get(CONFIG_FILE_VARIABLE)
+    if config_file and not Path(config_file).is_file():
+        raise SettingsError(CONFIG_FILE_VARIABLE, f"no such file: {config_file}")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise _first_problem(exc) from None
+    except ValueError as exc:  # a TOML syntax error surfaces as a ValueError subclass
+        raise SettingsError(CONFIG_FILE_VARIABLE, f"cannot read {config_file}: {exc}") from None
+
+
+def _first_problem(exc: ValidationError) -> SettingsError:
+    error = exc.errors(include_url=False)[0]
+    location = [str(part) for part in error["loc"]]
+    message = error["msg"].removeprefix("Value error, ")
+    # A model validator names its field in the message ("token: is required ..."); move it into the location.
+    field, separator, rest = message.partition(": ")
+    if separator and field.isidentifier() and field.islower():
+        location.append(field)
+        message = rest
+    setting = ENV_PREFIX + "__".join(location).upper()
+    if error["type"] == "extra_forbidden":
+        return SettingsError(setting, "is not a known setting")
+    shown = error.get("input")
+    if shown is not None and not isinstance(shown, dict) and "secret" not in error["type"]:
+        secret_named = any(word in setting for word in ("PASSWORD", "TOKEN", "API_KEY"))
+        if not secret_named:
+            message = f"{message[0].lower()}{message[1:]} (got {shown!r})"
+    return SettingsError(setting, message)

@@ -1,0 +1,67 @@
+"""CrowdTwist request and response models. Responses ignore unknown fields: Oracle adds fields without notice.
+
+Pure: pydantic only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class UserPayload(BaseModel):
+    """The user fields ct-sync sends on create or update. `None` means "not sent" (partial bodies)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    third_party_id: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    middle_name: str | None = None
+    email_address: str | None = None
+    email_is_verified: int | None = None
+    postal_code: str | None = None
+    country_code: str | None = None
+    city_id: int | None = None
+    city_name: str | None = None
+    date_of_birth: int | None = None  # Unix epoch seconds
+    mobile_phone_number: str | None = None
+    lang_pref: str | None = None
+    gender_id: int | None = None
+    receive_email_updates: int | None = None
+    is_active: int | None = None  # update only
+    remove_points: int | None = None  # update only
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body: only the fields that are set."""
+        return self.model_dump(exclude_none=True)
+
+    def for_create(self) -> UserPayload:
+        """Create does not accept the update-only fields."""
+        return self.model_copy(update={"is_active": None, "remove_points": None})
+
+
+class CtUser(BaseModel):
+    """A CrowdTwist user as returned by create, update and look-up."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: int
+    third_party_id: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    middle_name: str | None = None
+    email_address: str | None = None
+    postal_code: str | None = None
+    country_code: str | None = None
+    city_id: int | None = None
+    city_name: str | None = None
+    date_of_birth: int | None = None
+    lang_pref: str | None = None
+    gender_id: int | None = None
+    is_active: int | None = None
+    total_points: int | None = None
+    redeemable_points: int | None = None
+    date_created: int | None = None
+    date_last_updated: int | None = None

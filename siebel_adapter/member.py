@@ -1,0 +1,131 @@
+"""The loyalty member as Siebel names it: one pydantic model, Siebel field names as aliases.
+
+Pure: imports pydantic only. Dates arrive as ISO 8601 or Siebel's `MM/DD/YYYY[ HH:MM:SS]`; Siebel sends empty
+strings for empty fields, which become `None` here so every later rule has one notion of "empty".
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+
+# Siebel business component field names, in one place for the store adapters, the intake and the docs.
+ROW_ID = "Id"
+MEMBER_NUMBER = "Member Number"
+UPDATED = "Updated"
+
+ACTIVE = "Active"
+INDIVIDUAL = "Individual"
+
+_SIEBEL_DATE = "%m/%d/%Y"
+_SIEBEL_DATETIME = "%m/%d/%Y %H:%M:%S"
+
+
+def _empty_to_none(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
+
+
+def parse_siebel_date(value: Any) -> Any:
+    """Accept `1979-11-30`, `11/30/1979` or a date; leave anything else for pydantic to refuse."""
+    value = _empty_to_none(value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return datetime.strptime(text, _SIEBEL_DATE).date()
+        except ValueError:
+            pass
+        try:  # Siebel sometimes sends a date field with a 00:00:00 time part
+            return datetime.strptime(text, _SIEBEL_DATETIME).date()
+        except ValueError:
+            return text
+    return value
+
+
+def parse_siebel_datetime(value: Any) -> Any:
+    """Accept ISO 8601 or `MM/DD/YYYY HH:MM:SS`; a stamp without a zone is taken as UTC."""
+    value = _empty_to_none(value)
+    if isinstance(value, str):
+        text = value.strip()
+        for pattern in (_SIEBEL_DATETIME, _SIEBEL_DATE):
+            try:
+                return datetime.strptime(text, pattern).replace(tzinfo=UTC)
+            except ValueError:
+                continue
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return text
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+OptionalText = Annotated[str | None, BeforeValidator(_empty_to_none)]
+SiebelDate = Annotated[date | None, BeforeValidator(parse_siebel_date)]
+SiebelDateTime = Annotated[datetime, BeforeValidator(parse_siebel_datetime)]
+MemberNumber = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+class Member(BaseModel):
+    """A Siebel loyalty member with the fields the CrowdTwist mapping needs, plus the row id for write-back."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True, str_strip_whitespace=True)
+
+    row_id: str = Field(alias=ROW_ID, min_length=1)
+    member_number: MemberNumber = Field(alias=MEMBER_NUMBER)
+    status: OptionalText = Field(default=None, alias="Status")
+    member_type: OptionalText = Field(default=None, alias="Member Type")
+    program_id: OptionalText = Field(default=None, alias="Program Id")
+    first_name: OptionalText = Field(default=None, alias="First Name")
+    last_name: OptionalText = Field(default=None, alias="Last Name")
+    middle_name: OptionalText = Field(default=None, alias="Middle Name")
+    email_address: OptionalText = Field(default=None, alias="Email Address")
+    date_of_birth: SiebelDate = Field(default=None, alias="Date of Birth")
+    postal_code: OptionalText = Field(default=None, alias="Primary Postal Code")
+    city: OptionalText = Field(default=None, alias="Primary City")
+    country_code: OptionalText = Field(default=None, alias="Primary Country Code")
+    gender: OptionalText = Field(default=None, alias="M/F")
+    language: OptionalText = Field(default=None, alias="Language")
+    updated: SiebelDateTime = Field(alias=UPDATED)
+    # Read from the configurable write-back fields by the store adapters, never sent by the intake.
+    ct_user_id: int | None = Field(default=None, exclude=True)
+    sync_status: str | None = Field(default=None, exclude=True)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == ACTIVE
+
+    def to_siebel(self) -> dict[str, Any]:
+        """The member as Siebel field names with Siebel-style JSON values (ISO dates)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class SyncStatus:
+    """The CT Sync Status values written back to the member (design.md)."""
+
+    SYNCED = "Synced"
+    DATA_ERROR = "Data Error"
+    CT_FAILURE = "CT Failure"
+    OIC_FAILURE = "OIC Failure"
+
+    ALL = (SYNCED, DATA_ERROR, CT_FAILURE, OIC_FAILURE)
+    FAILURES = (DATA_ERROR, CT_FAILURE, OIC_FAILURE)
+
+
+StatusValue = Literal["Synced", "Data Error", "CT Failure", "OIC Failure"]
+
+
+class SyncOutcome(BaseModel):
+    """What the worker (or the intake) writes back onto the member."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: StatusValue
+    error: str | None = None
+    ct_user_id: int | None = None
+    at: datetime

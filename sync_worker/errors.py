@@ -1,0 +1,80 @@
+"""The exception tree of ct-sync. The class of an exception *is* the retry decision.
+
+    CtSyncError
+    ├── TransientError          retry: timeouts, connection errors, 5xx, 503 maintenance pages
+    │   └── RateLimited         429 Too Many Requests (carries Retry-After when CrowdTwist sends one)
+    ├── PermanentError          never retry the same input
+    │   ├── InvalidEvent        undecodable / schema-violating queue message → dead-letter queue
+    │   ├── DataRejected        CrowdTwist or our pre-check refused the member's data → "Data Error"
+    │   ├── NotAuthorized       401/403 from CrowdTwist or Siebel: configuration, not the member's fault
+    │   └── MemberNotFound      the store has no member with that Member Number
+    └── ConfigurationError      a setting points at something that does not exist (wrong business object)
+
+Adapters translate third-party exceptions into this tree once, at their boundary (`raise ... from exc`); nothing
+above an adapter catches `httpx.*`, `amqp.*` or `sqlalchemy.*`. Messages never contain URLs with credentials:
+adapters pass URLs through `config.redaction.redact_text` first. This module imports nothing but the stdlib, so
+every package may import it.
+"""
+
+from __future__ import annotations
+
+
+class CtSyncError(Exception):
+    """Root of every error ct-sync raises on purpose."""
+
+    def __init__(self, message: str, *, system: str = "", operation: str = "", status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.system = system  # "crowdtwist", "siebel", "broker", "smtp", ...
+        self.operation = operation  # "create_user", "write_outcome", ...
+        self.status_code = status_code
+
+
+class TransientError(CtSyncError):
+    """The other side may answer differently later: retry with backoff."""
+
+
+class RateLimited(TransientError):
+    """429: slow down. `retry_after` is in seconds when the server said so."""
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, system: str = "", operation: str = ""
+    ) -> None:
+        super().__init__(message, system=system, operation=operation, status_code=429)
+        self.retry_after = retry_after
+
+
+class PermanentError(CtSyncError):
+    """Retrying the same input cannot help."""
+
+
+class InvalidEvent(PermanentError):
+    """A queue message or intake body that cannot be decoded or violates the schema."""
+
+
+class DataRejected(PermanentError):
+    """The member's data is refused; `message` is what the Siebel admin reads (CrowdTwist's text verbatim)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        system: str = "",
+        operation: str = "",
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(message, system=system, operation=operation, status_code=status_code)
+        self.field = field
+
+
+class NotAuthorized(PermanentError):
+    """Credentials refused (401/403): pause and alert, the member is not at fault."""
+
+
+class MemberNotFound(PermanentError):
+    """No member with that Member Number in the store."""
+
+
+class ConfigurationError(CtSyncError):
+    """A setting names something the other system does not know (business object, field, host)."""

@@ -1,0 +1,80 @@
+"""The queue message: one JSON document per member event, schema-versioned. Never pickle.
+
+Pure: pydantic only. `encode_event` / `decode_event` are the only way bytes become events and back; a body that
+is not a valid version-1 event raises `InvalidEvent` naming what is wrong, which sends it to the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from siebel_adapter.member import MemberNumber
+from sync_worker.errors import InvalidEvent
+
+SCHEMA_VERSION = 1
+CONTENT_TYPE = "application/json"
+EventType = Literal["enroll", "update"]
+EventSource = Literal["intake", "poll", "publish", "resubmit"]
+
+
+def new_event_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class MemberEvent(BaseModel):
+    """'Member N changed in Siebel.' The worker syncs N's current state; `snapshot` is only a hint."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    schema_version: Literal[1] = 1
+    event_id: str = Field(default_factory=new_event_id, min_length=1, max_length=64)
+    event_type: EventType
+    member_number: MemberNumber
+    row_id: str | None = None
+    updated: datetime | None = Field(default=None, description="the member's Siebel Updated stamp")
+    emitted_at: datetime = Field(default_factory=utc_now)
+    attempt: int = Field(default=1, ge=1)
+    first_failure_at: datetime | None = Field(default=None, description="start of the retry budget")
+    source: EventSource = "publish"
+
+    def next_attempt(self, *, failed_at: datetime) -> MemberEvent:
+        """The same event, to be delivered again later, its retry budget running from the first failure."""
+        return self.model_copy(
+            update={"attempt": self.attempt + 1, "first_failure_at": self.first_failure_at or failed_at}
+        )
+
+
+def encode_event(event: MemberEvent) -> bytes:
+    return event.model_dump_json().encode()
+
+
+def decode_event(body: bytes | str, *, content_type: str | None = CONTENT_TYPE) -> MemberEvent:
+    """Bytes → event, or `InvalidEvent` with a reason fit for the dead-letter queue."""
+    if content_type not in (None, CONTENT_TYPE):
+        raise InvalidEvent(f"content type {content_type!r} is refused: queue messages are {CONTENT_TYPE} only")
+    try:
+        document: Any = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidEvent(f"body is not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise InvalidEvent(f"body is a JSON {type(document).__name__}, not an object")
+    version = document.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise InvalidEvent(f"schema_version {version!r} is not supported (this worker reads {SCHEMA_VERSION})")
+    try:
+        return MemberEvent.model_validate(document)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'body'}: {error['msg']}"
+            for error in exc.errors(include_url=False)
+        )
+        raise InvalidEvent(f"event does not match schema {SCHEMA_VERSION}: {problems}") from None

@@ -1,0 +1,61 @@
+"""Shared fixtures: a clean `CTSYNC_*` environment for every test, and real-server checks.
+
+A test that needs a server skips with the reason when the server is absent locally, and fails when `CI` is set
+(dramatiq's `check_rabbitmq` idea): a missing service in CI must never look like a pass.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+
+import pytest
+
+RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
+POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test sees the developer's CTSYNC_* settings, and none writes into the working directory."""
+    for name in list(os.environ):
+        if name.startswith("CTSYNC_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("CTSYNC_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require_server(name: str, host: str, port: int) -> None:
+    """Skip locally, fail in CI, when a server the test needs is not listening."""
+    if _reachable(host, port):
+        return
+    reason = f"{name} is not reachable on {host}:{port}"
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}, and CI must run every test")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def rabbitmq_url() -> str:
+    require_server("RabbitMQ", "127.0.0.1", 5672)
+    return RABBITMQ_URL
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    require_server("PostgreSQL", "127.0.0.1", 5432)
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def unique_name() -> str:
+    """A queue or table prefix of this test's own, so parallel runs on one broker never meet."""
+    return f"ct-sync-test-{uuid.uuid4().hex[:10]}"
