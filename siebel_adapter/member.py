@@ -129,3 +129,16 @@ class SyncOutcome(BaseModel):
     error: str | None = None
     ct_user_id: int | None = None
     at: datetime
+
+
+def skip_reason(member: Member, *, program_id: str | None) -> str | None:
+    """Why a member is not for CrowdTwist at all (another program, not Individual), or None when it is.
+
+    Pure and shared by the poller (don't publish) and the worker (don't sync). "Inactive and never seen by
+    CrowdTwist" is decided by the worker, which alone knows what CrowdTwist has seen.
+    """
+    if program_id is not None and member.program_id != program_id:
+        return f"member of program {member.program_id or '(none)'}, not {program_id}"
+    if member.member_type != INDIVIDUAL:
+        return f"{member.member_type or 'untyped'} member: only Individual members are synced"
+    return None

@@ -6,8 +6,9 @@ Every port raises only the `sync_worker.errors` tree. Each has an in-memory fake
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 from crowdtwist_client.models import CtUser, UserPayload
 from siebel_adapter.member import Member, SyncOutcome
@@ -64,3 +65,43 @@ class Clock(Protocol):
     def now(self) -> datetime: ...
 
     def monotonic(self) -> float: ...
+
+
+AttemptOutcome = Literal["Synced", "Data Error", "CT Failure", "OIC Failure", "Skipped", "Retrying", "Dead-lettered"]
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One row of history: what one attempt to sync one event did. Never holds personal data or secrets."""
+
+    event_id: str
+    member_number: str
+    event_type: str
+    outcome: AttemptOutcome
+    at: datetime
+    attempt: int = 1
+    error: str | None = None
+    ct_user_id: int | None = None
+    ct_calls: int = 0
+    duration_ms: float = 0.0
+    source: str = ""
+
+
+class Ledger(Protocol):
+    """The history of every attempt (SQLite by default, PostgreSQL in production)."""
+
+    def record(self, attempts: Sequence[AttemptRecord]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One email: a subject, a plain-text body. Bodies carry Member Numbers, never personal data."""
+
+    subject: str
+    body: str
+
+
+class Mailer(Protocol):
+    """Sends an alert (SMTP) or files it (outbox .eml); raises TransientError when the server is down."""
+
+    def send(self, alert: Alert) -> None: ...
