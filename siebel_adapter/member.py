@@ -6,8 +6,9 @@ strings for empty fields, which become `None` here so every later rule has one n
 
 from __future__ import annotations
 
+import enum
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
@@ -105,7 +106,7 @@ class Member(BaseModel):
         return self.model_dump(mode="json", by_alias=True)
 
 
-class SyncStatus:
+class SyncStatus(enum.StrEnum):
     """The CT Sync Status values written back to the member (design.md)."""
 
     SYNCED = "Synced"
@@ -113,11 +114,8 @@ class SyncStatus:
     CT_FAILURE = "CT Failure"
     OIC_FAILURE = "OIC Failure"
 
-    ALL = (SYNCED, DATA_ERROR, CT_FAILURE, OIC_FAILURE)
-    FAILURES = (DATA_ERROR, CT_FAILURE, OIC_FAILURE)
 
-
-StatusValue = Literal["Synced", "Data Error", "CT Failure", "OIC Failure"]
+FAILURE_STATUSES = (SyncStatus.DATA_ERROR, SyncStatus.CT_FAILURE, SyncStatus.OIC_FAILURE)
 
 
 class SyncOutcome(BaseModel):
@@ -125,7 +123,7 @@ class SyncOutcome(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    status: StatusValue
+    status: SyncStatus
     error: str | None = None
     ct_user_id: int | None = None
     at: datetime

@@ -6,6 +6,7 @@
     ├── PermanentError          never retry the same input
     │   ├── InvalidEvent        undecodable / schema-violating queue message → dead-letter queue
     │   ├── DataRejected        CrowdTwist or our pre-check refused the member's data → "Data Error"
+    │   │   └── AlreadyExists   create refused because the third_party_id is taken → update instead
     │   ├── NotAuthorized       401/403 from CrowdTwist or Siebel: configuration, not the member's fault
     │   └── MemberNotFound      the store has no member with that Member Number
     └── ConfigurationError      a setting points at something that does not exist (wrong business object)
@@ -66,6 +67,10 @@ class DataRejected(PermanentError):
     ) -> None:
         super().__init__(message, system=system, operation=operation, status_code=status_code)
         self.field = field
+
+
+class AlreadyExists(DataRejected):
+    """Create refused because CrowdTwist already has a user with this third_party_id."""
 
 
 class NotAuthorized(PermanentError):

@@ -87,6 +87,23 @@ class AttemptRecord:
     source: str = ""
 
 
+@dataclass(frozen=True)
+class SyncedState:
+    """What CrowdTwist last accepted for a member: lets an unchanged member cost no CrowdTwist call."""
+
+    payload_hash: str
+    ct_user_id: int
+    synced_at: datetime
+
+
+class SyncedStates(Protocol):
+    def get_synced_state(self, member_number: str) -> SyncedState | None: ...
+
+    def put_synced_state(self, member_number: str, state: SyncedState) -> None: ...
+
+    def forget_synced_state(self, member_number: str) -> None: ...
+
+
 class Ledger(Protocol):
     """The history of every attempt (SQLite by default, PostgreSQL in production)."""
 

@@ -1,0 +1,160 @@
+"""The service layer: handle the queued events of one member — sync once, decide, write failures, record history.
+
+Runs on a worker thread; returns a `Decision` that the consumer carries out on the connection's own thread.
+Several events for one member that are waiting together are coalesced into one sync (state, not deltas).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+import structlog
+
+from siebel_adapter.member import SyncStatus
+from sync_worker.decisions import Decision, decide_failure
+from sync_worker.errors import CtSyncError, TransientError
+from sync_worker.messages import MemberEvent
+from sync_worker.ports import AttemptOutcome, AttemptRecord, Clock, Ledger
+from sync_worker.sync import MemberSync, SyncResult
+
+log = structlog.get_logger("ct_sync.worker")
+
+_RESULT_OUTCOMES: dict[str, AttemptOutcome] = {
+    "synced": "Synced",
+    "unchanged": "Skipped",
+    "skipped": "Skipped",
+    "rejected": "Data Error",
+}
+
+
+@dataclass(frozen=True)
+class Handled:
+    """What the consumer needs: the decision, plus facts for metrics and alerts."""
+
+    decision: Decision
+    member_number: str
+    calls: int
+    error: CtSyncError | None = None
+
+
+def merge(events: Sequence[MemberEvent]) -> MemberEvent:
+    """One event standing for several of one member: enroll wins, the oldest failure starts the budget."""
+    newest = max(events, key=lambda event: event.emitted_at)
+    failures = [event.first_failure_at for event in events if event.first_failure_at is not None]
+    return newest.model_copy(
+        update={
+            "event_type": "enroll" if any(event.event_type == "enroll" for event in events) else "update",
+            "attempt": max(event.attempt for event in events),
+            "first_failure_at": min(failures) if failures else None,
+            "source": "resubmit" if any(event.source == "resubmit" for event in events) else newest.source,
+        }
+    )
+
+
+class EventHandler:
+    def __init__(
+        self,
+        *,
+        sync: MemberSync,
+        ledger: Ledger,
+        clock: Clock,
+        retry_budget: timedelta,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self._sync = sync
+        self._ledger = ledger
+        self._clock = clock
+        self._retry_budget = retry_budget
+        self._jitter = jitter
+
+    def handle(self, events: Sequence[MemberEvent]) -> Handled:
+        """Sync the member the events name, once, and decide what becomes of the messages."""
+        event = merge(events)
+        structlog.contextvars.bind_contextvars(member_number=event.member_number, event_id=event.event_id)
+        started = self._clock.monotonic()
+        error: CtSyncError | None = None
+        calls = 0
+        ct_user_id: int | None = None
+        try:
+            result = self._sync.sync(
+                event.member_number,
+                enroll=event.event_type == "enroll",
+                first_attempt=event.attempt == 1,
+                force=event.source == "resubmit",
+            )
+            calls, ct_user_id = result.calls, result.ct_user_id
+            decision = self._success(result)
+        except CtSyncError as exc:
+            error = exc
+            decision = self._failure(exc, event)
+        duration_ms = (self._clock.monotonic() - started) * 1000
+        self._record(events, decision, calls=calls, ct_user_id=ct_user_id, duration_ms=duration_ms)
+        log.info(
+            "member_handled",
+            outcome=decision.ledger_outcome,
+            action=decision.action,
+            reason=decision.reason,
+            attempt=event.attempt,
+            events=len(events),
+            ct_calls=calls,
+            duration_ms=round(duration_ms, 1),
+        )
+        structlog.contextvars.unbind_contextvars("member_number", "event_id")
+        return Handled(decision, event.member_number, calls, error)
+
+    def _success(self, result: SyncResult) -> Decision:
+        outcome = _RESULT_OUTCOMES[result.kind]
+        status = {"synced": SyncStatus.SYNCED, "rejected": SyncStatus.DATA_ERROR}.get(result.kind)
+        return Decision("ack", outcome, write_status=status, reason=result.reason)
+
+    def _failure(self, error: CtSyncError, event: MemberEvent) -> Decision:
+        decision = decide_failure(
+            error, event=event, now=self._clock.now(), budget=self._retry_budget, jitter=self._jitter()
+        )
+        if decision.write_status is None:
+            return decision
+        try:
+            self._sync.write_failure(
+                event.member_number, row_id=event.row_id, status=decision.write_status, error=decision.reason or ""
+            )
+        except TransientError as write_error:
+            # The outcome could not be written: keep the message, so the outcome is not lost.
+            return decide_failure(
+                write_error, event=event, now=self._clock.now(), budget=self._retry_budget, jitter=self._jitter()
+            )
+        return decision
+
+    def _record(
+        self,
+        events: Sequence[MemberEvent],
+        decision: Decision,
+        *,
+        calls: int,
+        ct_user_id: int | None,
+        duration_ms: float,
+    ) -> None:
+        at = self._clock.now()
+        rows = [
+            AttemptRecord(
+                event_id=event.event_id,
+                member_number=event.member_number,
+                event_type=event.event_type,
+                outcome=decision.ledger_outcome,
+                at=at,
+                attempt=event.attempt,
+                error=decision.reason if decision.ledger_outcome != "Synced" else None,
+                ct_user_id=ct_user_id,
+                ct_calls=calls if index == 0 else 0,  # a coalesced sync's calls are counted once
+                duration_ms=duration_ms,
+                source=event.source,
+            )
+            for index, event in enumerate(events)
+        ]
+        try:
+            self._ledger.record(rows)
+        except CtSyncError as exc:
+            # History is precious but not worth a member: log, and let the sync stand.
+            log.error("ledger_unavailable", error=exc.message, rows=len(rows))

@@ -1,0 +1,194 @@
+"""In-memory fakes, one per port, with state a test can assert on and scripted failures instead of patching."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+
+from crowdtwist_client.models import CtUser, UserPayload
+from siebel_adapter.member import Member, SyncOutcome
+from sync_worker.errors import AlreadyExists, CtSyncError, DataRejected
+from sync_worker.messages import MemberEvent
+from sync_worker.ports import Alert, AttemptRecord, SyncedState
+
+
+class FakeClock:
+    def __init__(self, start: datetime = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)) -> None:
+        self.current = start
+        self.ticks = 0.0
+
+    def now(self) -> datetime:
+        return self.current
+
+    def monotonic(self) -> float:
+        return self.ticks
+
+    def advance(self, delta: timedelta) -> None:
+        self.current += delta
+        self.ticks += delta.total_seconds()
+
+
+class Script:
+    """A list of failures to raise, one per call, before calls succeed: `Script([err503, err503])`."""
+
+    def __init__(self, failures: Iterable[CtSyncError] = ()) -> None:
+        self.failures = list(failures)
+
+    def next(self) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+
+
+class FakeCrowdTwist:
+    """CrowdTwist as documented: third_party_id and email unique, 404 (None) for unknown users."""
+
+    def __init__(self) -> None:
+        self.users: dict[str, CtUser] = {}
+        self.calls: dict[str, int] = defaultdict(int)
+        self.creates: dict[str, int] = defaultdict(int)
+        self.script = Script()
+        self.reject_emails: set[str] = set()
+        self._ids = itertools.count(1000)
+        self._lock = threading.Lock()
+
+    def get_user(self, third_party_id: str) -> CtUser | None:
+        self._count("get_user")
+        return self.users.get(third_party_id)
+
+    def create_user(self, payload: UserPayload) -> CtUser:
+        self._count("create_user")
+        assert payload.is_active is None, "is_active is update-only"
+        third_party_id = payload.third_party_id or ""
+        with self._lock:
+            if third_party_id in self.users:
+                raise AlreadyExists("Third Party Id is already taken", system="crowdtwist", status_code=400)
+            self._check_email(third_party_id, payload.email_address)
+            self.creates[third_party_id] += 1
+            user = CtUser(id=next(self._ids), **payload.body())
+            self.users[third_party_id] = user
+            return user
+
+    def update_user(self, third_party_id: str, payload: UserPayload) -> CtUser | None:
+        self._count("update_user")
+        with self._lock:
+            current = self.users.get(third_party_id)
+            if current is None:
+                return None
+            self._check_email(third_party_id, payload.email_address)
+            user = current.model_copy(update=payload.body())
+            self.users[third_party_id] = user
+            return user
+
+    @property
+    def total_calls(self) -> int:
+        return sum(self.calls.values())
+
+    def _count(self, operation: str) -> None:
+        self.calls[operation] += 1
+        self.script.next()
+
+    def _check_email(self, third_party_id: str, email: str | None) -> None:
+        taken = any(u.email_address == email and tp != third_party_id for tp, u in self.users.items())
+        if email in self.reject_emails or taken:
+            raise DataRejected("Email Address is already taken", system="crowdtwist", status_code=400)
+
+
+class FakeStore:
+    def __init__(self, members: Iterable[Member] = ()) -> None:
+        self.members = {member.member_number: member for member in members}
+        self.outcomes: dict[str, list[SyncOutcome]] = defaultdict(list)
+        self.read_script = Script()
+        self.write_script = Script()
+
+    def put(self, member: Member) -> None:
+        self.members[member.member_number] = member
+
+    def get_member(self, member_number: str) -> Member | None:
+        self.read_script.next()
+        return self.members.get(member_number)
+
+    def write_outcome(self, row_id: str, outcome: SyncOutcome) -> None:
+        self.write_script.next()
+        self.outcomes[row_id].append(outcome)
+        for number, member in self.members.items():
+            if member.row_id == row_id:
+                self.members[number] = member.model_copy(
+                    update={"sync_status": outcome.status, "ct_user_id": outcome.ct_user_id or member.ct_user_id}
+                )
+
+    def last_outcome(self, row_id: str) -> SyncOutcome | None:
+        return self.outcomes[row_id][-1] if self.outcomes[row_id] else None
+
+    def find_by_status(
+        self, statuses: Sequence[str], *, since: datetime | None = None, until: datetime | None = None
+    ) -> Iterator[Member]:
+        for member in self.members.values():
+            last = self.last_outcome(member.row_id)
+            if last is None or last.status not in statuses:
+                continue
+            if (since is None or last.at >= since) and (until is None or last.at < until):
+                yield member
+
+    def changed_since(self, watermark: datetime | None) -> Iterator[list[Member]]:
+        changed = sorted(
+            (m for m in self.members.values() if watermark is None or m.updated > watermark), key=lambda m: m.updated
+        )
+        if changed:
+            yield changed
+
+
+class FakeSyncedStates:
+    def __init__(self) -> None:
+        self.states: dict[str, SyncedState] = {}
+        self.script = Script()
+
+    def get_synced_state(self, member_number: str) -> SyncedState | None:
+        self.script.next()
+        return self.states.get(member_number)
+
+    def put_synced_state(self, member_number: str, state: SyncedState) -> None:
+        self.script.next()
+        self.states[member_number] = state
+
+    def forget_synced_state(self, member_number: str) -> None:
+        self.states.pop(member_number, None)
+
+
+class FakeLedger:
+    def __init__(self) -> None:
+        self.rows: list[AttemptRecord] = []
+        self.script = Script()
+
+    def record(self, attempts: Sequence[AttemptRecord]) -> None:
+        self.script.next()
+        self.rows.extend(attempts)
+
+
+class FakePublisher:
+    def __init__(self) -> None:
+        self.published: list[MemberEvent] = []
+        self.script = Script()
+
+    def publish(self, event: MemberEvent) -> None:
+        self.script.next()
+        self.published.append(event)
+
+    def publish_many(self, events: Iterable[MemberEvent]) -> int:
+        count = 0
+        for event in events:
+            self.publish(event)
+            count += 1
+        return count
+
+
+class FakeMailer:
+    def __init__(self) -> None:
+        self.sent: list[Alert] = []
+        self.script = Script()
+
+    def send(self, alert: Alert) -> None:
+        self.script.next()
+        self.sent.append(alert)

@@ -1,0 +1,87 @@
+"""The retry decision as a table: (error, attempts, age) → ack / retry later / dead-letter, and which status."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from sync_worker.decisions import SIEBEL_RETRY_DELAY, decide_failure, retry_delay
+from sync_worker.errors import CtSyncError, InvalidEvent, NotAuthorized, RateLimited, TransientError
+from sync_worker.messages import MemberEvent
+from tests.builders import at
+
+NOW = at("2026-11-22T10:00:00")
+BUDGET = timedelta(minutes=10)
+UNAVAILABLE = TransientError("HTTP 503", system="crowdtwist", status_code=503)
+
+
+def _event(attempt: int = 1, failed_minutes_ago: float | None = None) -> MemberEvent:
+    first = None if failed_minutes_ago is None else NOW - timedelta(minutes=failed_minutes_ago)
+    return MemberEvent(event_type="update", member_number="296-1", attempt=attempt, first_failure_at=first)
+
+
+@pytest.mark.parametrize(
+    ("error", "event", "action", "outcome", "status"),
+    [
+        (UNAVAILABLE, _event(1), "retry_later", "Retrying", None),
+        (UNAVAILABLE, _event(4, failed_minutes_ago=5), "retry_later", "Retrying", None),
+        (UNAVAILABLE, _event(6, failed_minutes_ago=10), "ack", "CT Failure", "CT Failure"),
+        (RateLimited("429", system="crowdtwist"), _event(2, failed_minutes_ago=1), "retry_later", "Retrying", None),
+        (NotAuthorized("HTTP 401", system="crowdtwist", status_code=401), _event(1), "retry_later", "Retrying", None),
+        (
+            NotAuthorized("refused", system="crowdtwist", status_code=403),
+            _event(9, failed_minutes_ago=11),
+            "ack",
+            "CT Failure",
+            "CT Failure",
+        ),
+        (TransientError("down", system="siebel"), _event(50, failed_minutes_ago=600), "retry_later", "Retrying", None),
+        (InvalidEvent("body is not JSON"), _event(1), "dead_letter", "Dead-lettered", None),
+    ],
+)
+def test_decision_table(error: CtSyncError, event: MemberEvent, action: str, outcome: str, status: str | None) -> None:
+    decision = decide_failure(error, event=event, now=NOW, budget=BUDGET, jitter=0.5)
+    assert (decision.action, decision.ledger_outcome, decision.write_status) == (action, outcome, status)
+
+
+def test_a_retry_carries_the_next_attempt_and_the_first_failure_time() -> None:
+    decision = decide_failure(UNAVAILABLE, event=_event(1), now=NOW, budget=BUDGET, jitter=0.0)
+    assert decision.retry_event is not None
+    assert decision.retry_event.attempt == 2
+    assert decision.retry_event.first_failure_at == NOW
+
+
+def test_the_budget_end_is_written_as_a_short_human_cause() -> None:
+    decision = decide_failure(UNAVAILABLE, event=_event(6, failed_minutes_ago=10), now=NOW, budget=BUDGET, jitter=0)
+    assert decision.reason == "CrowdTwist unreachable after 6 attempts over 10m: HTTP 503"
+
+
+def test_refused_credentials_say_so_at_the_budget_end() -> None:
+    error = NotAuthorized("API key refused", system="crowdtwist", status_code=401)
+    decision = decide_failure(error, event=_event(3, failed_minutes_ago=12), now=NOW, budget=BUDGET, jitter=0)
+    assert decision.reason == "CrowdTwist refused our credentials after 3 attempts over 12m: HTTP 401: API key refused"
+
+
+def test_the_last_retry_lands_at_the_end_of_the_budget_not_past_it() -> None:
+    decision = decide_failure(UNAVAILABLE, event=_event(8, failed_minutes_ago=9.5), now=NOW, budget=BUDGET, jitter=1)
+    assert decision.delay == timedelta(seconds=30)
+
+
+def test_siebel_outages_retry_steadily_without_spending_the_budget() -> None:
+    decision = decide_failure(
+        TransientError("down", system="siebel"),
+        event=_event(3, failed_minutes_ago=60),
+        now=NOW,
+        budget=BUDGET,
+        jitter=0,
+    )
+    assert decision.delay == SIEBEL_RETRY_DELAY
+
+
+@pytest.mark.parametrize(
+    ("attempt", "low", "high"), [(1, 7.5, 15), (2, 15, 30), (3, 30, 60), (5, 120, 240), (6, 150, 300), (40, 150, 300)]
+)
+def test_retry_delays_grow_and_are_capped(attempt: int, low: float, high: float) -> None:
+    assert retry_delay(attempt, jitter=0).total_seconds() == low
+    assert retry_delay(attempt, jitter=1).total_seconds() == high
