@@ -105,6 +105,12 @@ class EventHandler:
         structlog.contextvars.unbind_contextvars("member_number", "event_id")
         return Handled(decision, event.member_number, calls, error)
 
+    def crashed(self, events: Sequence[MemberEvent], exc: Exception) -> Handled:
+        """A bug, not an outage: retry later like a transient failure, so the budget still bounds it."""
+        event = merge(events)
+        error = TransientError(f"internal error: {type(exc).__name__}", system="ct-sync")
+        return Handled(self._failure(error, event), event.member_number, 0, error)
+
     def _success(self, result: SyncResult) -> Decision:
         outcome = _RESULT_OUTCOMES[result.kind]
         status = {"synced": SyncStatus.SYNCED, "rejected": SyncStatus.DATA_ERROR}.get(result.kind)

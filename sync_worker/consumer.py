@@ -1,0 +1,293 @@
+"""Adapter: the kombu consumer. Carries out the handler's decisions; decides nothing itself.
+
+Threads: the connection belongs to the thread that calls `run()`. It drains deliveries, keeps heartbeats going,
+and is the only thread that acks or publishes. Syncs run on a pool of `concurrency` threads; each hands back a
+`Handled` through a queue, and the connection thread carries the decision out:
+
+    ack           → ack every message the sync covered
+    retry_later   → publish the next attempt to the delay queue (header: not before), then ack
+    dead_letter   → publish the body to the dead-letter queue (header: reason), then ack
+
+Nothing is acked before its outcome is written (the handler writes it), and a message is only acked after its
+successor (retry or dead letter) was confirmed by the broker. Messages for a member whose sync is running wait and
+are coalesced into one more sync. Delayed messages are held, unacked, until their time and then republished to the
+work queue (dramatiq's delay-queue design), so a waiting member never blocks the others. After a lost connection
+everything unacked is redelivered by the broker; results that finish for the old connection are dropped, never
+acked on a new channel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+from kombu.connection import Connection
+from kombu.entity import Exchange, Queue
+from kombu.message import Message
+from kombu.messaging import Consumer, Producer
+
+from config.redaction import redact_text
+from sync_worker.decisions import Decision
+from sync_worker.errors import InvalidEvent
+from sync_worker.handler import Handled
+from sync_worker.messages import CONTENT_TYPE, MemberEvent, decode_event, encode_event
+
+log = structlog.get_logger("ct_sync.consumer")
+
+HEADER_NOT_BEFORE = "x-ct-sync-not-before"  # epoch seconds
+HEADER_REASON = "x-ct-sync-reason"
+HEADER_DEAD_AT = "x-ct-sync-dead-at"
+# How long the connection thread waits for a delivery before it looks at finished syncs and due retries again.
+_DRAIN_TIMEOUT = 0.02
+# Delayed messages held unacked at once; the rest wait in the delay queue.
+_DELAY_PREFETCH = 1000
+_RECONNECT_DELAYS = (1.0, 2.0, 4.0, 8.0)
+_SHUTDOWN_GRACE = 120.0
+
+
+class Topology(Protocol):
+    """What the consumer needs of the queue topology (siebel_adapter.queue)."""
+
+    @property
+    def exchange(self) -> Exchange: ...
+
+    @property
+    def work_queue(self) -> Queue: ...
+
+    @property
+    def delay_queue(self) -> Queue: ...
+
+    @property
+    def dead_queue(self) -> Queue: ...
+
+
+class Handler(Protocol):
+    def handle(self, events: Sequence[MemberEvent]) -> Handled: ...
+
+    def crashed(self, events: Sequence[MemberEvent], exc: Exception) -> Handled: ...
+
+
+@dataclass
+class _Batch:
+    member_number: str
+    generation: int
+    messages: list[Message] = field(default_factory=list)
+    events: list[MemberEvent] = field(default_factory=list)
+
+
+class QueueWorker:
+    def __init__(
+        self,
+        *,
+        connection: Connection,
+        topology: Topology,
+        handler: Handler,
+        concurrency: int,
+        prefetch: int,
+        may_start: Callable[[], bool] = lambda: True,
+        on_handled: Callable[[Handled], None] = lambda handled: None,
+        on_dead_letter: Callable[[bytes, str], None] = lambda body, reason: None,
+    ) -> None:
+        self._connection = connection
+        self._topology = topology
+        self._handler = handler
+        self._concurrency = concurrency
+        self._prefetch = prefetch
+        self._may_start = may_start  # the outage breaker's gate
+        self._on_handled = on_handled
+        self._on_dead_letter = on_dead_letter
+        self._stopping = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="ct-sync")
+        self._done: queue.SimpleQueue[tuple[_Batch, Handled]] = queue.SimpleQueue()
+        self._generation = 0
+        self._waiting: dict[str, _Batch] = {}  # member → messages not yet started
+        self._ready: deque[str] = deque()  # members with waiting messages, in arrival order
+        self._running: set[str] = set()
+        self._delayed: list[tuple[float, int, Message]] = []
+        self._sequence = itertools.count()
+        self._producer: Producer | None = None
+        self.connected = threading.Event()
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop taking messages, finish the syncs in flight, ack them, return from `run()`. Signal-safe."""
+        self._stopping.set()
+
+    def run(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            connection = self._connection.clone()
+            try:
+                with connection:
+                    connection.ensure_connection(max_retries=1)
+                    failures = 0
+                    self._consume(connection)
+            except (*connection.connection_errors, *connection.channel_errors, OSError) as exc:
+                self.connected.clear()
+                self._forget_unacked()
+                delay = _RECONNECT_DELAYS[min(failures, len(_RECONNECT_DELAYS) - 1)]
+                failures += 1
+                log.warning("broker_connection_lost", error=redact_text(str(exc)), retry_in_s=delay)
+                self._stopping.wait(delay)
+        self._pool.shutdown(wait=True)
+        log.info("worker_stopped")
+
+    # -- the connection thread ---------------------------------------------------------------------------------
+
+    def _consume(self, connection: Connection) -> None:
+        self._generation += 1
+        work_channel, delay_channel = connection.channel(), connection.channel()
+        work_channel.basic_qos(0, self._prefetch, False)
+        delay_channel.basic_qos(0, _DELAY_PREFETCH, False)
+        self._producer = Producer(connection.default_channel, exchange=self._topology.exchange)
+        for entity in (self._topology.exchange, self._topology.work_queue, self._topology.delay_queue):
+            entity.bind(connection.default_channel).declare()
+        self._topology.dead_queue.bind(connection.default_channel).declare()
+        consumers = [
+            Consumer(work_channel, queues=[self._topology.work_queue], on_message=self._on_work),
+            Consumer(delay_channel, queues=[self._topology.delay_queue], on_message=self._on_delayed),
+        ]
+        for consumer in consumers:
+            consumer.consume()
+        self.connected.set()
+        log.info("worker_consuming", queue=self._topology.work_queue.name, concurrency=self._concurrency)
+        while not self._stopping.is_set():
+            self._pump()
+            self._drain(connection)
+        for consumer in consumers:
+            consumer.cancel()  # take no more; what was prefetched and not started goes back on close
+        self._finish_in_flight(connection)
+
+    def _drain(self, connection: Connection) -> None:
+        with contextlib.suppress(TimeoutError):
+            connection.drain_events(timeout=_DRAIN_TIMEOUT)
+        connection.heartbeat_check()
+
+    def _pump(self) -> None:
+        """Carry out finished decisions, republish due retries, start waiting members."""
+        while True:
+            try:
+                batch, handled = self._done.get_nowait()
+            except queue.Empty:
+                break
+            self._finish(batch, handled)
+        now = time.time()
+        while self._delayed and self._delayed[0][0] <= now:
+            _, _, message = heapq.heappop(self._delayed)
+            self._publish(message.body, routing_key=self._topology.work_queue.routing_key, headers={})
+            message.ack()
+        while self._ready and len(self._running) < self._concurrency and self._may_start():
+            self._start(self._ready.popleft())
+
+    def _on_work(self, message: Message) -> None:
+        try:
+            event = decode_event(message.body, content_type=message.content_type)
+        except InvalidEvent as invalid:
+            self._dead_letter(message, invalid.message)
+            return
+        batch = self._waiting.get(event.member_number)
+        if batch is None:
+            batch = self._waiting[event.member_number] = _Batch(event.member_number, self._generation)
+            if event.member_number not in self._running:
+                self._ready.append(event.member_number)
+        batch.messages.append(message)
+        batch.events.append(event)
+
+    def _on_delayed(self, message: Message) -> None:
+        not_before = float(message.headers.get(HEADER_NOT_BEFORE, 0))
+        heapq.heappush(self._delayed, (not_before, next(self._sequence), message))
+
+    def _start(self, member_number: str) -> None:
+        batch = self._waiting.pop(member_number)
+        self._running.add(member_number)
+        self._pool.submit(self._run_batch, batch)
+
+    def _finish(self, batch: _Batch, handled: Handled) -> None:
+        self._running.discard(batch.member_number)
+        if batch.member_number in self._waiting:  # more events arrived meanwhile: one more sync covers them all
+            self._ready.append(batch.member_number)
+        if batch.generation != self._generation:
+            return  # its channel is gone; the broker redelivers those messages
+        decision = handled.decision
+        if decision.action == "retry_later":
+            self._schedule_retry(decision)
+        elif decision.action == "dead_letter":
+            reason = decision.reason or "refused"
+            for message in batch.messages:
+                self._dead_letter(message, reason)
+            return
+        for message in batch.messages:
+            message.ack()
+        self._on_handled(handled)
+
+    def _schedule_retry(self, decision: Decision) -> None:
+        assert decision.retry_event is not None
+        assert decision.delay is not None
+        not_before = time.time() + decision.delay.total_seconds()
+        self._publish(
+            encode_event(decision.retry_event),
+            routing_key=self._topology.delay_queue.routing_key,
+            headers={HEADER_NOT_BEFORE: not_before},
+        )
+
+    def _dead_letter(self, message: Message, reason: str) -> None:
+        log.warning("message_dead_lettered", reason=reason, bytes=len(message.body))
+        self._publish(
+            message.body,
+            routing_key=self._topology.dead_queue.routing_key,
+            headers={HEADER_REASON: reason[:1000], HEADER_DEAD_AT: time.time()},
+            content_type=message.content_type or "application/octet-stream",
+        )
+        message.ack()
+        self._pool.submit(self._on_dead_letter, message.body, reason)
+
+    def _publish(
+        self, body: bytes, *, routing_key: str, headers: dict[str, Any], content_type: str = CONTENT_TYPE
+    ) -> None:
+        assert self._producer is not None
+        self._producer.publish(
+            body,
+            routing_key=routing_key,
+            headers=headers,
+            content_type=content_type,
+            content_encoding="utf-8" if content_type == CONTENT_TYPE else "binary",
+            delivery_mode=2,
+            retry=False,  # a failure here is a lost connection: the outer loop reconnects, nothing is acked
+        )
+
+    def _forget_unacked(self) -> None:
+        """After a lost connection: everything not acked will be redelivered; running syncs finish unacked."""
+        self._waiting.clear()
+        self._ready.clear()
+        self._delayed.clear()
+
+    def _finish_in_flight(self, connection: Connection) -> None:
+        deadline = time.monotonic() + _SHUTDOWN_GRACE
+        self._waiting.clear()
+        self._ready.clear()
+        while self._running and time.monotonic() < deadline:
+            self._pump()
+            self._drain(connection)
+        if self._running:
+            log.error("shutdown_abandoned_syncs", members=len(self._running))
+
+    # -- pool threads ------------------------------------------------------------------------------------------
+
+    def _run_batch(self, batch: _Batch) -> None:
+        try:
+            handled = self._handler.handle(batch.events)
+        except Exception as exc:  # the consumer's top loop: a bug must not kill the thread or lose the message
+            log.exception("sync_crashed", member_number=batch.member_number)
+            handled = self._handler.crashed(batch.events, exc)
+        self._done.put((batch, handled))

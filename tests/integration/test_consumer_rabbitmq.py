@@ -1,0 +1,217 @@
+"""The kombu consumer on a real RabbitMQ: acks after outcomes, dead letters, delayed retries, coalescing, stop."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import pytest
+from kombu.connection import Connection
+from kombu.entity import Exchange, Queue
+from kombu.messaging import Producer
+
+from sync_worker.consumer import HEADER_REASON, QueueWorker
+from sync_worker.decisions import Decision
+from sync_worker.handler import Handled
+from sync_worker.messages import MemberEvent, encode_event
+
+pytestmark = pytest.mark.rabbitmq
+
+
+@dataclass(frozen=True)
+class Topology:
+    exchange: Exchange
+    work_queue: Queue
+    delay_queue: Queue
+    dead_queue: Queue
+
+    @classmethod
+    def named(cls, name: str) -> Topology:
+        exchange = Exchange(name, type="direct", durable=True)
+        return cls(
+            exchange,
+            Queue(name, exchange, routing_key="work", durable=True),
+            Queue(f"{name}.delay", exchange, routing_key="delay", durable=True),
+            Queue(f"{name}.dead", exchange, routing_key="dead", durable=True),
+        )
+
+
+class ScriptedHandler:
+    """Records every batch; `decide` picks the decision for a batch (ack by default)."""
+
+    def __init__(self, decide: Callable[[Sequence[MemberEvent]], Decision] | None = None) -> None:
+        self.batches: list[list[MemberEvent]] = []
+        self.lock = threading.Lock()
+        self.gate = threading.Event()
+        self.gate.set()
+        self.decide = decide or (lambda events: Decision("ack", "Synced"))
+
+    def handle(self, events: Sequence[MemberEvent]) -> Handled:
+        self.gate.wait(10)
+        with self.lock:
+            self.batches.append(list(events))
+        return Handled(self.decide(events), events[0].member_number, 1)
+
+    def crashed(self, events: Sequence[MemberEvent], exc: Exception) -> Handled:
+        raise AssertionError("no crash expected") from exc
+
+    @property
+    def handled_events(self) -> list[MemberEvent]:
+        with self.lock:
+            return [event for batch in self.batches for event in batch]
+
+
+@pytest.fixture
+def topology(rabbitmq_url: str, unique_name: str) -> Iterator[Topology]:
+    topology = Topology.named(unique_name)
+    yield topology
+    with Connection(rabbitmq_url) as connection:
+        channel = connection.default_channel
+        for queue in (topology.work_queue, topology.delay_queue, topology.dead_queue):
+            queue.bind(channel).delete()
+        topology.exchange.bind(channel).delete()
+
+
+def publish(url: str, topology: Topology, bodies: Sequence[bytes], content_type: str = "application/json") -> None:
+    with Connection(url) as connection:
+        producer = Producer(connection.default_channel, exchange=topology.exchange)
+        for entity in (topology.exchange, topology.work_queue, topology.delay_queue, topology.dead_queue):
+            entity.bind(connection.default_channel).declare()
+        for body in bodies:
+            producer.publish(body, routing_key="work", content_type=content_type, content_encoding="utf-8")
+
+
+def depth(url: str, queue: Queue) -> int:
+    with Connection(url) as connection:
+        _, count, _ = queue.bind(connection.default_channel).queue_declare(passive=True)
+        return int(count)
+
+
+def eventually(condition: Callable[[], bool], timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.fixture
+def run_worker(rabbitmq_url: str, topology: Topology) -> Iterator[Callable[..., QueueWorker]]:
+    started: list[tuple[QueueWorker, threading.Thread]] = []
+
+    def start(handler: ScriptedHandler, **options: object) -> QueueWorker:
+        worker = QueueWorker(
+            connection=Connection(rabbitmq_url, heartbeat=10),
+            topology=topology,
+            handler=handler,
+            concurrency=int(options.pop("concurrency", 4)),  # type: ignore[call-overload]
+            prefetch=int(options.pop("prefetch", 16)),  # type: ignore[call-overload]
+            **options,  # type: ignore[arg-type]
+        )
+        thread = threading.Thread(target=worker.run, daemon=True)
+        thread.start()
+        assert worker.connected.wait(10), "worker did not connect"
+        started.append((worker, thread))
+        return worker
+
+    yield start
+    for worker, thread in started:
+        worker.stop()
+        thread.join(15)
+
+
+def event(member_number: str, **fields: object) -> MemberEvent:
+    return MemberEvent(event_type="update", member_number=member_number, **fields)  # type: ignore[arg-type]
+
+
+def test_every_message_is_handled_once_and_acked(rabbitmq_url: str, topology: Topology, run_worker) -> None:  # type: ignore[no-untyped-def]
+    handler = ScriptedHandler()
+    run_worker(handler)
+    publish(rabbitmq_url, topology, [encode_event(event(f"296-{n}")) for n in range(200)])
+    eventually(lambda: len(handler.handled_events) == 200)
+    eventually(lambda: depth(rabbitmq_url, topology.work_queue) == 0)
+    assert sorted(e.member_number for e in handler.handled_events) == sorted(f"296-{n}" for n in range(200))
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "reason"),
+    [
+        (b"{not json", "application/json", "body is not JSON"),
+        (b"\x80\x04\x95\x00", "application/x-python-serialize", "content type 'application/x-python-serialize'"),
+        (json.dumps({"schema_version": 9}).encode(), "application/json", "schema_version 9 is not supported"),
+        (json.dumps({"schema_version": 1, "event_type": "update"}).encode(), "application/json", "member_number"),
+    ],
+)
+def test_a_poison_message_goes_to_the_dead_letter_queue_with_its_reason(  # type: ignore[no-untyped-def]
+    rabbitmq_url: str, topology: Topology, run_worker, body: bytes, content_type: str, reason: str
+) -> None:
+    handler = ScriptedHandler()
+    run_worker(handler)
+    publish(rabbitmq_url, topology, [body], content_type=content_type)
+    publish(rabbitmq_url, topology, [encode_event(event("296-after"))])
+    eventually(lambda: [e.member_number for e in handler.handled_events] == ["296-after"])
+    with Connection(rabbitmq_url) as connection:
+        dead = topology.dead_queue.bind(connection.default_channel).get(no_ack=True)
+        assert dead is not None
+        raw = dead.body if isinstance(dead.body, bytes) else dead.body.encode()
+        assert raw == body
+        assert reason in dead.headers[HEADER_REASON]
+    assert depth(rabbitmq_url, topology.work_queue) == 0
+
+
+def test_a_retry_waits_in_the_delay_queue_without_blocking_others(  # type: ignore[no-untyped-def]
+    rabbitmq_url: str, topology: Topology, run_worker
+) -> None:
+    from datetime import timedelta
+
+    def decide(events: Sequence[MemberEvent]) -> Decision:
+        first = events[0]
+        if first.member_number == "296-slow" and first.attempt == 1:
+            return Decision(
+                "retry_later",
+                "Retrying",
+                retry_event=first.next_attempt(failed_at=first.emitted_at),
+                delay=timedelta(seconds=1.5),
+            )
+        return Decision("ack", "Synced")
+
+    handler = ScriptedHandler(decide)
+    run_worker(handler)
+    publish(rabbitmq_url, topology, [encode_event(event("296-slow"))])
+    eventually(lambda: len(handler.handled_events) == 1)
+    started = time.monotonic()
+    publish(rabbitmq_url, topology, [encode_event(event("296-fast"))])
+    eventually(lambda: any(e.member_number == "296-fast" for e in handler.handled_events))
+    eventually(lambda: [e.attempt for e in handler.handled_events if e.member_number == "296-slow"] == [1, 2])
+    assert time.monotonic() - started >= 1.0, "the retry came back before its delay"
+    eventually(lambda: depth(rabbitmq_url, topology.delay_queue) == 0 and depth(rabbitmq_url, topology.work_queue) == 0)
+
+
+def test_events_for_a_member_whose_sync_is_running_are_coalesced(  # type: ignore[no-untyped-def]
+    rabbitmq_url: str, topology: Topology, run_worker
+) -> None:
+    handler = ScriptedHandler()
+    handler.gate.clear()  # the first sync hangs until released
+    run_worker(handler)
+    publish(rabbitmq_url, topology, [encode_event(event("296-busy")) for _ in range(10)])
+    time.sleep(0.5)
+    handler.gate.set()
+    eventually(lambda: len(handler.handled_events) == 10)
+    assert len(handler.batches) <= 2, f"10 events took {len(handler.batches)} syncs"
+    eventually(lambda: depth(rabbitmq_url, topology.work_queue) == 0)
+
+
+def test_stop_finishes_the_sync_in_flight_and_acks_it(rabbitmq_url: str, topology: Topology, run_worker) -> None:  # type: ignore[no-untyped-def]
+    handler = ScriptedHandler()
+    handler.gate.clear()
+    worker = run_worker(handler)
+    publish(rabbitmq_url, topology, [encode_event(event("296-inflight"))])
+    time.sleep(0.3)
+    worker.stop()
+    handler.gate.set()
+    eventually(lambda: len(handler.handled_events) == 1)
+    eventually(lambda: depth(rabbitmq_url, topology.work_queue) == 0)
