@@ -6,62 +6,18 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 
 import pytest
 from kombu.connection import Connection
-from kombu.entity import Exchange, Queue
+from kombu.entity import Queue
 from kombu.messaging import Producer
 
 from sync_worker.consumer import HEADER_REASON, QueueWorker
 from sync_worker.decisions import Decision
-from sync_worker.handler import Handled
 from sync_worker.messages import MemberEvent, encode_event
+from tests.integration.helpers import ScriptedHandler, Topology, eventually
 
 pytestmark = pytest.mark.rabbitmq
-
-
-@dataclass(frozen=True)
-class Topology:
-    exchange: Exchange
-    work_queue: Queue
-    delay_queue: Queue
-    dead_queue: Queue
-
-    @classmethod
-    def named(cls, name: str) -> Topology:
-        exchange = Exchange(name, type="direct", durable=True)
-        return cls(
-            exchange,
-            Queue(name, exchange, routing_key="work", durable=True),
-            Queue(f"{name}.delay", exchange, routing_key="delay", durable=True),
-            Queue(f"{name}.dead", exchange, routing_key="dead", durable=True),
-        )
-
-
-class ScriptedHandler:
-    """Records every batch; `decide` picks the decision for a batch (ack by default)."""
-
-    def __init__(self, decide: Callable[[Sequence[MemberEvent]], Decision] | None = None) -> None:
-        self.batches: list[list[MemberEvent]] = []
-        self.lock = threading.Lock()
-        self.gate = threading.Event()
-        self.gate.set()
-        self.decide = decide or (lambda events: Decision("ack", "Synced"))
-
-    def handle(self, events: Sequence[MemberEvent]) -> Handled:
-        self.gate.wait(10)
-        with self.lock:
-            self.batches.append(list(events))
-        return Handled(self.decide(events), events[0].member_number, 1)
-
-    def crashed(self, events: Sequence[MemberEvent], exc: Exception) -> Handled:
-        raise AssertionError("no crash expected") from exc
-
-    @property
-    def handled_events(self) -> list[MemberEvent]:
-        with self.lock:
-            return [event for batch in self.batches for event in batch]
 
 
 @pytest.fixture
@@ -88,15 +44,6 @@ def depth(url: str, queue: Queue) -> int:
     with Connection(url) as connection:
         _, count, _ = queue.bind(connection.default_channel).queue_declare(passive=True)
         return int(count)
-
-
-def eventually(condition: Callable[[], bool], timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture

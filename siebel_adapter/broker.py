@@ -1,0 +1,124 @@
+"""Adapter: opening the broker. RabbitMQ with heartbeats and publisher confirms, or the embedded SQLite queue.
+
+The embedded queue is kombu's SQLAlchemy transport with two repairs, so that it keeps the promise "nothing is
+lost" on a laptop too:
+- kombu marks a fetched message invisible and never deletes it: an ack here deletes its row, so the file does not
+  grow without end and an acked message can never come back;
+- a consumer killed with messages in hand leaves them invisible forever: `reclaim_unacked()`, called when a
+  worker starts, makes them visible again (the embedded queue serves one worker process at a time).
+"""
+
+from __future__ import annotations
+
+import threading
+from queue import Empty
+from typing import Any
+
+from kombu.connection import Connection
+from kombu.transport import sqlalchemy as kombu_sqlalchemy
+from kombu.utils.encoding import bytes_to_str
+from kombu.utils.json import loads
+from sqlalchemy import create_engine, event, text, update
+
+from config.settings import Settings
+
+EMBEDDED_SCHEME = "sqla+"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # intake and worker read and write at once
+    cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a process crash; fsyncs at checkpoints
+    cursor.close()
+
+
+class _EmbeddedChannel(kombu_sqlalchemy.Channel):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._rows: dict[str, int] = {}
+        self._rows_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def _engine_from_config(self) -> Any:
+        engine = create_engine(self.connection.client.hostname, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+
+    def _get(self, queue: str, timeout: float | None = None) -> Any:
+        obj = self._get_or_create(queue)
+        self.session.execute(text("BEGIN IMMEDIATE TRANSACTION"))
+        try:
+            row = (
+                self.session.query(self.message_cls)
+                .filter(self.message_cls.queue_id == obj.id)
+                .filter(self.message_cls.visible.is_(True))
+                .order_by(self.message_cls.sent_at, self.message_cls.id)
+                .limit(1)
+                .first()
+            )
+            if row is None:
+                raise Empty()
+            row.visible = False
+            payload = loads(bytes_to_str(row.payload))
+            with self._rows_lock:
+                self._rows[payload["properties"]["delivery_tag"]] = row.id
+            return payload
+        finally:
+            self.session.commit()
+
+    def basic_ack(self, delivery_tag: str, multiple: bool = False) -> None:
+        super().basic_ack(delivery_tag, multiple=multiple)
+        self._delete_row(delivery_tag)
+
+    def basic_reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        super().basic_reject(delivery_tag, requeue=requeue)  # a requeue stores a fresh copy first
+        self._delete_row(delivery_tag)
+
+    def _restore(self, message: Any) -> None:
+        super()._restore(message)  # stores a fresh copy (at channel close, for unacked messages)
+        self._delete_row(message.delivery_tag)
+
+    def _delete_row(self, delivery_tag: str) -> None:
+        with self._rows_lock:
+            row_id = self._rows.pop(delivery_tag, None)
+        if row_id is not None:
+            self.session.query(self.message_cls).filter(self.message_cls.id == row_id).delete()
+            self.session.commit()
+
+
+class EmbeddedTransport(kombu_sqlalchemy.Transport):
+    """kombu's SQLAlchemy transport, acks deleting rows (see the module docstring)."""
+
+    Channel = _EmbeddedChannel
+
+
+def is_embedded(url: str) -> bool:
+    return url.startswith(EMBEDDED_SCHEME)
+
+
+def open_broker(settings: Settings) -> Connection:
+    """A kombu connection (not yet connected) for the configured broker."""
+    url = settings.broker_url
+    if is_embedded(url):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return Connection(url.removeprefix(EMBEDDED_SCHEME), transport=EmbeddedTransport)
+    return Connection(
+        url,
+        heartbeat=settings.broker.heartbeat,
+        transport_options={"confirm_publish": True},
+        connect_timeout=5,
+    )
+
+
+def reclaim_unacked(connection: Connection) -> int:
+    """Embedded queue only: make messages a killed consumer held visible again. Returns how many."""
+    if not isinstance(connection.transport, EmbeddedTransport):
+        return 0
+    channel = connection.channel()
+    try:
+        result = channel.session.execute(
+            update(channel.message_cls).where(channel.message_cls.visible.is_(False)).values(visible=True)
+        )
+        channel.session.commit()
+        return int(result.rowcount or 0)
+    finally:
+        channel.close()
