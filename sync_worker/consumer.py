@@ -97,6 +97,7 @@ class QueueWorker:
         may_start: Callable[[], bool] = lambda: True,
         on_handled: Callable[[Handled], None] = lambda handled: None,
         on_dead_letter: Callable[[bytes, str], None] = lambda body, reason: None,
+        on_tick: Callable[[], None] = lambda: None,
     ) -> None:
         self._connection = connection
         self._topology = topology
@@ -106,6 +107,7 @@ class QueueWorker:
         self._may_start = may_start  # the outage breaker's gate
         self._on_handled = on_handled
         self._on_dead_letter = on_dead_letter
+        self._on_tick = on_tick  # called on the connection thread every loop: keep it cheap
         self._stopping = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="ct-sync")
         self._done: queue.SimpleQueue[tuple[_Batch, Handled]] = queue.SimpleQueue()
@@ -189,6 +191,7 @@ class QueueWorker:
             message.ack()
         while self._ready and len(self._running) < self._concurrency and self._may_start():
             self._start(self._ready.popleft())
+        self._on_tick()
 
     def _on_work(self, message: Message) -> None:
         try:
@@ -220,15 +223,14 @@ class QueueWorker:
         if batch.generation != self._generation:
             return  # its channel is gone; the broker redelivers those messages
         decision = handled.decision
-        if decision.action == "retry_later":
-            self._schedule_retry(decision)
-        elif decision.action == "dead_letter":
-            reason = decision.reason or "refused"
+        if decision.action == "dead_letter":
             for message in batch.messages:
-                self._dead_letter(message, reason)
-            return
-        for message in batch.messages:
-            message.ack()
+                self._dead_letter(message, decision.reason or "refused")
+        else:
+            if decision.action == "retry_later":
+                self._schedule_retry(decision)
+            for message in batch.messages:
+                message.ack()
         self._on_handled(handled)
 
     def _schedule_retry(self, decision: Decision) -> None:
