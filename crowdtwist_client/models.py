@@ -65,3 +65,28 @@ class CtUser(BaseModel):
     redeemable_points: int | None = None
     date_created: int | None = None
     date_last_updated: int | None = None
+
+
+class DeletionTicket(BaseModel):
+    """The answer to DELETE: deletion is asynchronous (`{"user_id": 564865656, "status": "Queued"}`)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    user_id: int
+    status: str
+
+
+class DeletionStep(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    status: str
+    date: str | int | None = None
+
+
+class DeletionStatus(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    user_id: int
+    initiated_by: str | None = None
+    status: str  # Deletion_initiated | Deletion_in_progress | Deletion_completed
+    status_history: list[DeletionStep] = []

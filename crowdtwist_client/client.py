@@ -1,0 +1,328 @@
+"""The CrowdTwist REST v2 client: member operations and the read endpoints, paced, retried, redacted.
+
+The only module that speaks CrowdTwist HTTP. httpx errors are translated here, once, into `sync_worker.errors`;
+messages never contain a URL, so the API key (which may travel in the query string) cannot leak through them.
+
+Retries (tenacity): transient failures only, exponential backoff with full jitter, bounded by attempts and time.
+A create (`POST /v2/users`) is not idempotent: it is retried only when the request provably never reached
+CrowdTwist (connect errors, 429, 503); after a read timeout CrowdTwist may have stored the member, so the error goes
+up at once and the worker's next attempt updates first.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import structlog
+import tenacity
+
+from config.redaction import REDACTED, redact_text
+from config.settings import CrowdTwistSettings
+from crowdtwist_client.metering import record_call
+from crowdtwist_client.models import CtUser, DeletionStatus, DeletionTicket, UserPayload
+from crowdtwist_client.pacing import Pacer
+from crowdtwist_client.responses import SYSTEM, error_for, parse_json
+from sync_worker.errors import CtSyncError, RateLimited, TransientError
+
+log = structlog.get_logger("ct_sync.crowdtwist")
+
+Observer = Callable[[str, int | None, float], None]  # operation, status code (None: no answer), seconds
+_V21_PAGE_SIZE = 25
+_REWARDS_PAGE_SIZE = 10
+
+
+class _NotSent(TransientError):
+    """The request never reached CrowdTwist (connect failure): safe to retry even a create."""
+
+
+class CrowdTwistClient:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str | None,
+        auth: str = "query",
+        timeout: float = 30.0,
+        connect_timeout: float = 5.0,
+        pacer: Pacer | None = None,
+        retry_attempts: int = 4,
+        retry_max_time: float = 20.0,
+        max_connections: int = 16,
+        pos_base_url: str | None = None,
+        deletion_status_path: str = "/v2/users/delete/{ct_user_id}",
+        ca_bundle: Path | None = None,
+        transport: httpx.BaseTransport | None = None,
+        observer: Observer | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._api_key = api_key
+        self._auth = auth
+        self._pacer = pacer
+        self._retry_attempts = retry_attempts
+        self._retry_max_time = retry_max_time
+        self._deletion_status_path = deletion_status_path
+        self._observer = observer
+        self._sleep = sleep
+        self._base_url = base_url.rstrip("/")
+        self._pos_base_url = (pos_base_url or "").rstrip("/")
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=connect_timeout),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            transport=transport,
+            verify=str(ca_bundle) if ca_bundle else True,  # TLS is always verified; a private CA may be named
+            headers={"Accept": "application/json", "User-Agent": "ct-sync"},
+        )
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: CrowdTwistSettings,
+        *,
+        max_connections: int,
+        transport: httpx.BaseTransport | None = None,
+        observer: Observer | None = None,
+    ) -> CrowdTwistClient:
+        return cls(
+            base_url=settings.base_url,
+            api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+            auth=settings.auth,
+            timeout=settings.timeout.total_seconds(),
+            connect_timeout=settings.connect_timeout.total_seconds(),
+            pacer=Pacer(settings.requests_per_minute * settings.budget_share),
+            retry_attempts=settings.retry_attempts,
+            retry_max_time=settings.retry_max_time.total_seconds(),
+            max_connections=max_connections,
+            pos_base_url=settings.pos_base_url,
+            deletion_status_path=settings.deletion_status_path,
+            ca_bundle=settings.ca_bundle,
+            transport=transport,
+            observer=observer,
+        )
+
+    def __repr__(self) -> str:
+        return f"CrowdTwistClient(base_url={self._base_url!r}, auth={self._auth!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> CrowdTwistClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- members -----------------------------------------------------------------------------------------------
+
+    def get_user(self, third_party_id: str) -> CtUser | None:
+        return self.get_user_by(third_party_id, id_type="third_party_id")
+
+    def get_user_by(self, value: str | int, *, id_type: str = "id") -> CtUser | None:
+        document = self._call("get_user", "GET", f"/v2/users/{_segment(value)}", params={"id_type": id_type})
+        return None if document is None else CtUser.model_validate(document)
+
+    def create_user(self, payload: UserPayload) -> CtUser:
+        document = self._call("create_user", "POST", "/v2/users", json=payload.body(), idempotent=False)
+        if document is None:  # a 404 on the collection itself: the base URL is wrong
+            raise TransientError("CrowdTwist answered 404 to create: check the base URL", system=SYSTEM)
+        return CtUser.model_validate(document)
+
+    def update_user(self, third_party_id: str, payload: UserPayload) -> CtUser | None:
+        path = f"/v2/users/{_segment(third_party_id)}"
+        document = self._call("update_user", "PUT", path, params={"id_type": "third_party_id"}, json=payload.body())
+        return None if document is None else CtUser.model_validate(document)
+
+    def delete_user(self, value: str | int, *, id_type: str = "third_party_id") -> DeletionTicket | None:
+        path = f"/v2/users/{_segment(value)}"
+        document = self._call("delete_user", "DELETE", path, params={"id_type": id_type})
+        return None if document is None else DeletionTicket.model_validate(document)
+
+    def deletion_status(self, ct_user_id: int) -> DeletionStatus | None:
+        path = self._deletion_status_path.format(ct_user_id=ct_user_id)
+        document = self._call("deletion_status", "GET", path)
+        return None if document is None else DeletionStatus.model_validate(document)
+
+    # -- read endpoints (privacy access requests) ---------------------------------------------------------------
+
+    def activities(self, ct_user_id: int) -> list[dict[str, Any]]:
+        return _items(self._call("activities", "GET", f"/v2/users/{ct_user_id}/activities"))
+
+    def activity_history(self, ct_user_id: int) -> Iterator[dict[str, Any]]:
+        return self._pages("activity_history", f"/v2.1/users/{ct_user_id}/activity_history", _V21_PAGE_SIZE)
+
+    def rewards(self, ct_user_id: int) -> Iterator[dict[str, Any]]:
+        return self._pages("rewards", f"/v2.1/users/{ct_user_id}/rewards", _REWARDS_PAGE_SIZE)
+
+    def redemption_history(self, ct_user_id: int) -> Iterator[dict[str, Any]]:
+        return self._pages("redemption_history", f"/v2.2/users/{ct_user_id}/redemption_history", _V21_PAGE_SIZE)
+
+    def receipts(self, ct_user_id: int) -> Iterator[dict[str, Any]]:
+        # The receipts-history path is not documented beside the others (guess: the v2.1 pattern).
+        return self._pages("receipts", f"/v2.1/users/{ct_user_id}/receipts", _V21_PAGE_SIZE)
+
+    def purchases(self, ct_user_id: int) -> list[dict[str, Any]]:
+        """Point-of-sale host, header auth only (doc)."""
+        if not self._pos_base_url:
+            raise CtSyncError("no point-of-sale host configured (CTSYNC_CROWDTWIST__POS_BASE_URL)", system=SYSTEM)
+        path = f"/users/{ct_user_id}/purchases"
+        return _items(self._call("purchases", "GET", path, base_url=self._pos_base_url, header_auth=True))
+
+    def _pages(self, operation: str, path: str, page_size: int) -> Iterator[dict[str, Any]]:
+        page = 1
+        while True:
+            items = _items(self._call(operation, "GET", path, params={"page": page, "page_size": page_size}))
+            yield from items
+            if len(items) < page_size:  # a page past the end is an empty list (doc)
+                return
+            page += 1
+
+    # -- one call: pacing, retries, translation ------------------------------------------------------------------
+
+    def _call(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: dict[str, Any] | None = None,
+        idempotent: bool = True,
+        base_url: str | None = None,
+        header_auth: bool = False,
+    ) -> Any:
+        """The decoded JSON answer, or None on 404. Raises the `sync_worker.errors` tree."""
+
+        def retryable(exc: BaseException) -> bool:
+            if not isinstance(exc, TransientError):
+                return False
+            provably_unprocessed = isinstance(exc, _NotSent | RateLimited) or exc.status_code == 503
+            return idempotent or provably_unprocessed
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(retryable),
+            stop=tenacity.stop_after_attempt(self._retry_attempts) | tenacity.stop_after_delay(self._retry_max_time),
+            wait=_BackoffHonouringRetryAfter(),
+            sleep=self._sleep,
+            before_sleep=lambda state: _log_retry(operation, state),
+            reraise=True,
+        )
+        return retrying(
+            self._send,
+            operation,
+            method,
+            path,
+            params=params,
+            json=json,
+            base_url=base_url or self._base_url,
+            header_auth=header_auth,
+        )
+
+    def _send(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None,
+        json: dict[str, Any] | None,
+        base_url: str,
+        header_auth: bool,
+    ) -> Any:
+        query = dict(params or {})
+        headers: dict[str, str] = {}
+        if self._api_key:
+            if header_auth or self._auth == "header":
+                headers["X-CT-Authorization"] = f"CTApiKey {self._api_key}"
+            else:
+                query["api_key"] = self._api_key
+        if self._pacer is not None:
+            self._pacer.acquire()
+        record_call()
+        started = time.monotonic()
+        failure: TransientError | None = None
+        try:
+            response = self._http.request(method, base_url + path, params=query, json=json, headers=headers)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            failure = _NotSent(self._describe(exc), system=SYSTEM, operation=operation)
+        except httpx.TransportError as exc:  # read/write timeouts, resets, protocol errors
+            failure = TransientError(self._describe(exc), system=SYSTEM, operation=operation)
+        if failure is not None:
+            # Raised outside the except block: the httpx exception, whose text may hold the URL, is not chained.
+            self._observe(operation, None, started)
+            raise failure
+        self._observe(operation, response.status_code, started)
+        error = error_for(response.status_code, response.headers, response.content, operation=operation)
+        if self._pacer is not None:
+            if isinstance(error, RateLimited):
+                self._pacer.rate_limited()
+            elif error is None:
+                self._pacer.succeeded()
+        if error is not None:
+            raise self._scrubbed(error)
+        if response.status_code == 404:
+            return None
+        return parse_json(response.content)
+
+    def _describe(self, exc: httpx.HTTPError) -> str:
+        detail = self._scrub(redact_text(str(exc))) or "no detail"
+        return f"CrowdTwist unreachable: {type(exc).__name__}: {detail}"
+
+    def _scrub(self, text: str) -> str:
+        """CrowdTwist may echo the key back in a body; the client alone knows the key, so it removes it."""
+        return text.replace(self._api_key, REDACTED) if self._api_key else text
+
+    def _scrubbed(self, error: CtSyncError) -> CtSyncError:
+        if self._api_key and self._api_key in error.message:
+            error.message = self._scrub(error.message)
+            error.args = (error.message,)
+        return error
+
+    def _observe(self, operation: str, status: int | None, started: float) -> None:
+        if self._observer is not None:
+            self._observer(operation, status, time.monotonic() - started)
+
+
+class _BackoffHonouringRetryAfter(tenacity.wait.wait_base):
+    """Full-jitter exponential backoff; CrowdTwist's Retry-After, when it sends one, instead."""
+
+    def __init__(self) -> None:
+        self._jitter = tenacity.wait_random_exponential(multiplier=0.5, max=10)
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None else None
+        if isinstance(error, RateLimited) and error.retry_after is not None:
+            return min(error.retry_after, 60.0)
+        return float(self._jitter(retry_state))
+
+
+def _log_retry(operation: str, state: tenacity.RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome is not None else None
+    log.warning(
+        "crowdtwist_retry",
+        operation=operation,
+        attempt=state.attempt_number,
+        status=getattr(error, "status_code", None),
+        error=getattr(error, "message", type(error).__name__),
+        wait_s=round(state.next_action.sleep, 3) if state.next_action else None,
+    )
+
+
+def _segment(value: str | int) -> str:
+    """A path segment: Member Numbers may hold any character, so every one is percent-encoded."""
+    return quote(str(value), safe="")
+
+
+def _items(document: Any) -> list[dict[str, Any]]:
+    """A list endpoint's items: CrowdTwist answers a bare list or an object holding one."""
+    if isinstance(document, list):
+        return [item for item in document if isinstance(item, dict)]
+    if isinstance(document, dict):
+        for value in document.values():
+            if isinstance(value, list):
+                return [item for item in value if isinstance(item, dict)]
+    return []

@@ -1,0 +1,84 @@
+"""The sandbox's two fronts: an httpx transport (in-process, no sockets) and a raw ASGI app for real HTTP.
+
+The ASGI app is deliberately bare (no framework routing): it is the CrowdTwist of the benchmarks and must not be
+their bottleneck. Delays (latency, hangs) are awaited, so one slow answer never holds up the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+from urllib.parse import parse_qsl
+
+import httpx
+
+from crowdtwist_client.sandbox.state import Answer, SandboxState
+from sync_worker.serving import BackgroundServer
+
+ASGIScope = dict[str, Any]
+
+
+class SandboxTransport(httpx.BaseTransport):
+    """Serves a `SandboxState` to an `httpx.Client` in the calling thread; delays sleep that thread."""
+
+    def __init__(self, state: SandboxState) -> None:
+        self.state = state
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        query = dict(parse_qsl(request.url.query.decode()))
+        headers = {key.lower(): value for key, value in request.headers.items()}
+        answer = self.state.handle(request.method, request.url.path, query, headers, request.read())
+        if answer.delay:
+            timeout = (request.extensions.get("timeout") or {}).get("read")
+            if timeout is not None and answer.delay > timeout:
+                time.sleep(timeout)
+                raise httpx.ReadTimeout("sandbox: no answer in time", request=request)
+            time.sleep(answer.delay)
+        return _response(answer)
+
+
+def _response(answer: Answer) -> httpx.Response:
+    return httpx.Response(
+        answer.status, content=answer.body, headers=[("content-type", answer.content_type), *answer.headers]
+    )
+
+
+def create_sandbox_app(state: SandboxState) -> Any:
+    """A raw ASGI application serving `state`."""
+
+    async def app(scope: ASGIScope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        query = dict(parse_qsl(scope["query_string"].decode()))
+        headers = {key.decode().lower(): value.decode() for key, value in scope["headers"]}
+        # raw_path keeps percent-encoding, so a Member Number holding "/" stays one path segment
+        path = (scope.get("raw_path") or scope["path"].encode()).decode().split("?", 1)[0]
+        answer = state.handle(scope["method"], path, query, headers, body)
+        if answer.delay:
+            await asyncio.sleep(answer.delay)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": answer.status,
+                "headers": [(b"content-type", answer.content_type.encode())]
+                + [(key.encode(), value.encode()) for key, value in answer.headers],
+            }
+        )
+        await send({"type": "http.response.body", "body": answer.body})
+
+    return app
+
+
+class SandboxServer(BackgroundServer):
+    """The sandbox over real HTTP on 127.0.0.1, on a background thread. `.state` is live."""
+
+    def __init__(self, state: SandboxState | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.state = state or SandboxState()
+        super().__init__(create_sandbox_app(self.state), host=host, port=port)
