@@ -272,11 +272,12 @@ class CrowdTwistClient:
         return f"CrowdTwist unreachable: {type(exc).__name__}: {detail}"
 
     def _scrub(self, text: str) -> str:
-        """CrowdTwist may echo the key back in a body; the client alone knows the key, so it removes it."""
-        return text.replace(self._api_key, REDACTED) if self._api_key else text
+        """CrowdTwist may echo the key back in a body; the client alone knows the key, so it removes it.
+        (Real keys are long; a toy key of a few letters would shred ordinary words, so those are left.)"""
+        return text.replace(self._api_key, REDACTED) if self._api_key and len(self._api_key) >= 8 else text
 
     def _scrubbed(self, error: CtSyncError) -> CtSyncError:
-        if self._api_key and self._api_key in error.message:
+        if self._scrub(error.message) != error.message:
             error.message = self._scrub(error.message)
             error.args = (error.message,)
         return error

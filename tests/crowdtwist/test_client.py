@@ -28,10 +28,23 @@ def mock() -> Iterator[respx.MockRouter]:
         yield router
 
 
+@pytest.fixture(autouse=True)
+def close_clients() -> Iterator[None]:
+    yield
+    for made in _made:
+        made.close()
+    _made.clear()
+
+
+_made: list[CrowdTwistClient] = []
+
+
 def client(**options: object) -> CrowdTwistClient:
     settings: dict[str, object] = {"base_url": BASE, "api_key": API_KEY, "sleep": lambda seconds: None}
     settings.update(options)
-    return CrowdTwistClient(**settings)  # type: ignore[arg-type]
+    made = CrowdTwistClient(**settings)  # type: ignore[arg-type]
+    _made.append(made)
+    return made
 
 
 def test_lookup_by_third_party_id_sends_the_key_as_a_query_parameter(mock: respx.MockRouter) -> None:
