@@ -10,7 +10,9 @@ import enum
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
+
+from sync_worker.errors import InvalidRecord
 
 # Siebel business component field names, in one place for the store adapters, the intake and the docs.
 ROW_ID = "Id"
@@ -140,3 +142,24 @@ def skip_reason(member: Member, *, program_id: str | None) -> str | None:
     if member.member_type != INDIVIDUAL:
         return f"{member.member_type or 'untyped'} member: only Individual members are synced"
     return None
+
+
+def member_from_record(document: dict[str, Any], *, ct_user_id_field: str, status_field: str) -> Member:
+    """A store record → Member with its write-back fields. A record that is no valid member raises InvalidRecord,
+    whose text names the fields (never their values), so the worker can write it back as a Data Error."""
+    try:
+        member = Member.model_validate(document)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors(include_url=False)
+        )
+        raise InvalidRecord(
+            f"Siebel record is not a valid member: {problems}", row_id=str(document.get(ROW_ID, ""))
+        ) from None
+    ct_user_id = str(document.get(ct_user_id_field) or "")
+    return member.model_copy(
+        update={
+            "ct_user_id": int(ct_user_id) if ct_user_id.isdigit() else None,
+            "sync_status": document.get(status_field) or None,
+        }
+    )

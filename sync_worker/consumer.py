@@ -33,6 +33,7 @@ from typing import Any, Protocol
 import structlog
 from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
+from kombu.exceptions import OperationalError as KombuOperationalError
 from kombu.message import Message
 from kombu.messaging import Consumer, Producer
 
@@ -135,7 +136,7 @@ class QueueWorker:
                     connection.ensure_connection(max_retries=1)
                     failures = 0
                     self._consume(connection)
-            except (*connection.connection_errors, *connection.channel_errors, OSError) as exc:
+            except (*connection.connection_errors, *connection.channel_errors, OSError, KombuOperationalError) as exc:
                 self.connected.clear()
                 self._forget_unacked()
                 delay = _RECONNECT_DELAYS[min(failures, len(_RECONNECT_DELAYS) - 1)]

@@ -6,7 +6,8 @@
     ├── PermanentError          never retry the same input
     │   ├── InvalidEvent        undecodable / schema-violating queue message → dead-letter queue
     │   ├── DataRejected        CrowdTwist or our pre-check refused the member's data → "Data Error"
-    │   │   └── AlreadyExists   create refused because the third_party_id is taken → update instead
+    │   │   ├── AlreadyExists   create refused because the third_party_id is taken → update instead
+    │   │   └── InvalidRecord   the Siebel record itself cannot be read as a member (a malformed date)
     │   ├── NotAuthorized       401/403 from CrowdTwist or Siebel: configuration, not the member's fault
     │   └── MemberNotFound      the store has no member with that Member Number
     └── ConfigurationError      a setting points at something that does not exist (wrong business object)
@@ -71,6 +72,14 @@ class DataRejected(PermanentError):
 
 class AlreadyExists(DataRejected):
     """Create refused because CrowdTwist already has a user with this third_party_id."""
+
+
+class InvalidRecord(DataRejected):
+    """A Siebel record that is not a valid member; `row_id` says where to write the Data Error."""
+
+    def __init__(self, message: str, *, row_id: str) -> None:
+        super().__init__(message, system="siebel", operation="get_member")
+        self.row_id = row_id
 
 
 class NotAuthorized(PermanentError):

@@ -19,7 +19,7 @@ import structlog
 from config.settings import DefaultsSettings
 from crowdtwist_client.models import CtUser, UserPayload
 from siebel_adapter.member import Member, SyncOutcome, SyncStatus, skip_reason
-from sync_worker.errors import AlreadyExists, CtSyncError, DataRejected, TransientError
+from sync_worker.errors import AlreadyExists, CtSyncError, DataRejected, InvalidRecord, TransientError
 from sync_worker.mapping import Mapping, map_member
 from sync_worker.ports import Clock, CrowdTwistUsers, MemberStore, SyncedState, SyncedStates
 
@@ -61,7 +61,13 @@ class MemberSync:
 
     def sync(self, member_number: str, *, enroll: bool, first_attempt: bool = True, force: bool = False) -> SyncResult:
         """Sync one member. Raises TransientError / NotAuthorized for the caller's retry decision."""
-        member = self._store.get_member(member_number)
+        try:
+            member = self._store.get_member(member_number)
+        except InvalidRecord as invalid:
+            self._store.write_outcome(
+                invalid.row_id, SyncOutcome(status=SyncStatus.DATA_ERROR, error=invalid.message, at=self._clock.now())
+            )
+            return SyncResult("rejected", reason=invalid.message)
         if member is None:
             return SyncResult("skipped", reason="no such member in Siebel")
         reason = skip_reason(member, program_id=self._program_id)

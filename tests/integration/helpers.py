@@ -1,35 +1,14 @@
-"""Helpers for queue tests: a test topology, a scripted handler, and waiting for a condition."""
+"""Helpers for queue tests: a scripted handler, and waiting for a condition."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-
-from kombu.entity import Exchange, Queue
 
 from sync_worker.decisions import Decision
 from sync_worker.handler import Handled
 from sync_worker.messages import MemberEvent
-
-
-@dataclass(frozen=True)
-class Topology:
-    exchange: Exchange
-    work_queue: Queue
-    delay_queue: Queue
-    dead_queue: Queue
-
-    @classmethod
-    def named(cls, name: str) -> Topology:
-        exchange = Exchange(name, type="direct", durable=True)
-        return cls(
-            exchange,
-            Queue(name, exchange, routing_key="work", durable=True),
-            Queue(f"{name}.delay", exchange, routing_key="delay", durable=True),
-            Queue(f"{name}.dead", exchange, routing_key="dead", durable=True),
-        )
 
 
 class ScriptedHandler:

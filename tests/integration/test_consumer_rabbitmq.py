@@ -12,10 +12,11 @@ from kombu.connection import Connection
 from kombu.entity import Queue
 from kombu.messaging import Producer
 
+from siebel_adapter.queue import QueueTopology as Topology
 from sync_worker.consumer import HEADER_REASON, QueueWorker
 from sync_worker.decisions import Decision
 from sync_worker.messages import MemberEvent, encode_event
-from tests.integration.helpers import ScriptedHandler, Topology, eventually
+from tests.integration.helpers import ScriptedHandler, eventually
 
 pytestmark = pytest.mark.rabbitmq
 

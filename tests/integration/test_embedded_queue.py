@@ -12,9 +12,10 @@ from kombu.messaging import Consumer, Producer
 
 from config import load_settings
 from siebel_adapter.broker import EmbeddedTransport, open_broker, reclaim_unacked
+from siebel_adapter.queue import QueueTopology as Topology
 from sync_worker.consumer import QueueWorker
 from sync_worker.messages import MemberEvent, encode_event
-from tests.integration.helpers import ScriptedHandler, Topology, eventually
+from tests.integration.helpers import ScriptedHandler, eventually
 
 EXCHANGE = Exchange("ct-sync-test", type="direct", durable=True)
 QUEUE = Queue("ct-sync-test", EXCHANGE, routing_key="work", durable=True)

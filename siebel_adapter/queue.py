@@ -1,0 +1,128 @@
+"""Adapter: the queue topology and the event publisher (kombu).
+
+One durable direct exchange named after the queue, and three durable queues:
+    Q          routing key "work"   events to sync
+    Q.delay    routing key "delay"  redeliveries waiting for their time (the worker holds them, then republishes)
+    Q.dead     routing key "dead"   messages that can never be processed, each with its reason in a header
+
+Messages are JSON (`sync_worker.messages`), persistent, and published with confirms on RabbitMQ: `publish()`
+returns only once the broker has the event, and raises `TransientError` when it cannot take it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from kombu.connection import Connection
+from kombu.entity import Exchange, Queue
+from kombu.exceptions import OperationalError as KombuOperationalError
+from kombu.messaging import Producer
+
+from config.redaction import redact_text
+from config.settings import BrokerSettings, Settings
+from siebel_adapter.broker import open_broker
+from sync_worker.errors import TransientError
+from sync_worker.messages import CONTENT_TYPE, MemberEvent, encode_event
+
+_PUBLISH_RETRIES = 2
+
+
+@dataclass(frozen=True)
+class QueueTopology:
+    exchange: Exchange
+    work_queue: Queue
+    delay_queue: Queue
+    dead_queue: Queue
+
+    @classmethod
+    def named(cls, name: str) -> QueueTopology:
+        exchange = Exchange(name, type="direct", durable=True)
+        return cls(
+            exchange=exchange,
+            work_queue=Queue(name, exchange, routing_key="work", durable=True),
+            delay_queue=Queue(f"{name}.delay", exchange, routing_key="delay", durable=True),
+            dead_queue=Queue(f"{name}.dead", exchange, routing_key="dead", durable=True),
+        )
+
+    @classmethod
+    def from_settings(cls, settings: BrokerSettings) -> QueueTopology:
+        return cls.named(settings.queue)
+
+    @property
+    def queues(self) -> tuple[Queue, Queue, Queue]:
+        return (self.work_queue, self.delay_queue, self.dead_queue)
+
+    def declare(self, connection: Connection) -> None:
+        channel = connection.default_channel
+        self.exchange.bind(channel).declare()
+        for queue in self.queues:
+            queue.bind(channel).declare()
+
+    def depths(self, connection: Connection) -> dict[str, int]:
+        """Messages ready in each queue, as the broker reports them (passive declare)."""
+        channel = connection.default_channel
+        depths: dict[str, int] = {}
+        for queue in self.queues:
+            _, count, _ = queue.bind(channel).queue_declare(passive=True)
+            depths[queue.name] = int(count)
+        return depths
+
+
+class KombuPublisher:
+    """Implements the `EventPublisher` port. Thread-safe: one lock around the one connection."""
+
+    def __init__(self, connection: Connection, topology: QueueTopology) -> None:
+        self._connection = connection
+        self._topology = topology
+        self._lock = threading.Lock()
+        self._producer: Producer | None = None
+
+    def publish(self, event: MemberEvent) -> None:
+        self.publish_many([event])
+
+    def publish_many(self, events: Iterable[MemberEvent]) -> int:
+        count = 0
+        with self._lock:
+            for event in events:
+                self._send(encode_event(event))
+                count += 1
+        return count
+
+    def close(self) -> None:
+        with self._lock:
+            self._producer = None
+            self._connection.release()
+
+    def _send(self, body: bytes) -> None:
+        errors = (*self._connection.connection_errors, *self._connection.channel_errors, OSError, KombuOperationalError)
+        for attempt in range(_PUBLISH_RETRIES + 1):
+            try:
+                self._ready_producer().publish(
+                    body,
+                    routing_key=self._topology.work_queue.routing_key,
+                    content_type=CONTENT_TYPE,
+                    content_encoding="utf-8",
+                    delivery_mode=2,
+                    retry=False,
+                )
+                return
+            except errors as exc:
+                self._producer = None
+                self._connection.collect()  # drop the broken transport; the next attempt connects afresh
+                if attempt == _PUBLISH_RETRIES:
+                    reason = redact_text(str(exc)) or type(exc).__name__
+                    raise TransientError(f"queue unavailable: {reason}", system="broker") from None
+        raise AssertionError("unreachable")
+
+    def _ready_producer(self) -> Producer:
+        if self._producer is None:
+            self._connection.ensure_connection(max_retries=1, interval_start=0.2, interval_step=0.2)
+            self._topology.declare(self._connection)
+            self._producer = Producer(self._connection.default_channel, exchange=self._topology.exchange)
+        return self._producer
+
+
+def build_publisher(settings: Settings) -> KombuPublisher:
+    return KombuPublisher(open_broker(settings), QueueTopology.from_settings(settings.broker))

@@ -1,0 +1,169 @@
+"""Adapter: the embedded SQLite stand-in for Siebel, the default member store (demo, local runs, tests).
+
+It behaves as Siebel's REST API does where the worker can tell: members are documents keyed by Siebel field names,
+the write-back fields are the configured ones, and *every* write bumps the `Updated` stamp, our own status
+write-back included (Siebel's system field does the same). One connection per thread; WAL lets the intake, the
+poller and the worker's threads share the file.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from config.settings import SiebelSettings
+from siebel_adapter.member import MEMBER_NUMBER, ROW_ID, UPDATED, Member, SyncOutcome, member_from_record
+from sync_worker.errors import TransientError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS members (
+    row_id TEXT PRIMARY KEY,
+    member_number TEXT NOT NULL UNIQUE,
+    updated TEXT NOT NULL,
+    document TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS members_updated ON members (updated, row_id);
+"""
+
+
+def _stamp(moment: datetime) -> str:
+    """ISO UTC with microseconds: sorts as text in time order."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class SqliteMemberStore:
+    def __init__(self, path: Path, settings: SiebelSettings, *, page_size: int | None = None) -> None:
+        self._path = path
+        self._settings = settings
+        self._page_size = page_size or settings.page_size
+        self._local = threading.local()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connection() as db:
+            db.executescript(_SCHEMA)
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self._path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+        try:
+            yield db
+        except sqlite3.OperationalError as exc:  # locked past the timeout, disk full: Siebel "unavailable"
+            raise TransientError(f"member store unavailable: {exc}", system="siebel") from None
+
+    # -- the MemberStore port -----------------------------------------------------------------------------------
+
+    def get_member(self, member_number: str) -> Member | None:
+        with self._connection() as db:
+            row = db.execute("SELECT document FROM members WHERE member_number = ?", (member_number,)).fetchone()
+        return self._member(json.loads(row[0])) if row else None
+
+    def write_outcome(self, row_id: str, outcome: SyncOutcome) -> None:
+        changes = {
+            self._settings.status_field: str(outcome.status),
+            self._settings.error_field: outcome.error or "",
+            self._settings.sync_time_field: _stamp(outcome.at),
+        }
+        if outcome.ct_user_id is not None:
+            changes[self._settings.ct_user_id_field] = str(outcome.ct_user_id)
+        self.update_fields(row_id, changes)
+
+    def find_by_status(
+        self, statuses: Sequence[str], *, since: datetime | None = None, until: datetime | None = None
+    ) -> Iterator[Member]:
+        wanted = set(statuses)
+        for document in self._documents():
+            if document.get(self._settings.status_field) not in wanted:
+                continue
+            written = document.get(self._settings.sync_time_field) or ""
+            if since is not None and written < _stamp(since):
+                continue
+            if until is not None and written >= _stamp(until):
+                continue
+            yield self._member(document)
+
+    def changed_since(self, watermark: datetime | None) -> Iterator[list[Member]]:
+        after = (_stamp(watermark), "\uffff") if watermark else ("", "")
+        while True:
+            with self._connection() as db:
+                rows = db.execute(
+                    "SELECT updated, row_id, document FROM members WHERE (updated, row_id) > (?, ?) "
+                    "ORDER BY updated, row_id LIMIT ?",
+                    (*after, self._page_size),
+                ).fetchall()
+            if not rows:
+                return
+            page = [self._member(json.loads(document)) for _, _, document in rows]
+            yield page
+            if len(rows) < self._page_size:
+                return
+            after = (rows[-1][0], rows[-1][1])
+
+    # -- the Siebel administrator's side (demo, tests) ----------------------------------------------------------
+
+    def upsert_member(self, document: dict[str, Any], *, at: datetime | None = None) -> Member:
+        """Insert or edit a member as a Siebel user would; `Updated` is set to now (or `at`)."""
+        stamp = _stamp(at or datetime.now(UTC))
+        with self._connection() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute("SELECT document FROM members WHERE row_id = ?", (document[ROW_ID],)).fetchone()
+                merged = {**(json.loads(row[0]) if row else {}), **document, UPDATED: stamp}
+                db.execute(
+                    "INSERT INTO members (row_id, member_number, updated, document) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (row_id) DO UPDATE SET member_number = excluded.member_number, "
+                    "updated = excluded.updated, document = excluded.document",
+                    (merged[ROW_ID], merged[MEMBER_NUMBER], stamp, json.dumps(merged)),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return Member.model_validate(merged)
+
+    def update_fields(self, row_id: str, changes: dict[str, str]) -> None:
+        """PUT semantics: set these fields on the row, bump Updated; an unknown row id is ignored (idempotent)."""
+        stamp = _stamp(datetime.now(UTC))
+        with self._connection() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute("SELECT document FROM members WHERE row_id = ?", (row_id,)).fetchone()
+                if row is not None:
+                    document = {**json.loads(row[0]), **changes, UPDATED: stamp}
+                    db.execute(
+                        "UPDATE members SET updated = ?, document = ? WHERE row_id = ?",
+                        (stamp, json.dumps(document), row_id),
+                    )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def document(self, member_number: str) -> dict[str, Any] | None:
+        """The raw Siebel record, write-back fields included."""
+        with self._connection() as db:
+            row = db.execute("SELECT document FROM members WHERE member_number = ?", (member_number,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def documents(self) -> list[dict[str, Any]]:
+        return list(self._documents())
+
+    def _documents(self) -> Iterator[dict[str, Any]]:
+        with self._connection() as db:
+            rows = db.execute("SELECT document FROM members ORDER BY member_number").fetchall()
+        for (document,) in rows:
+            yield json.loads(document)
+
+    def _member(self, document: dict[str, Any]) -> Member:
+        return member_from_record(
+            document, ct_user_id_field=self._settings.ct_user_id_field, status_field=self._settings.status_field
+        )
