@@ -110,8 +110,8 @@ class SqliteMemberStore:
 
     # -- the Siebel administrator's side (demo, tests) ----------------------------------------------------------
 
-    def upsert_member(self, document: dict[str, Any], *, at: datetime | None = None) -> Member:
-        """Insert or edit a member as a Siebel user would; `Updated` is set to now (or `at`)."""
+    def upsert_member(self, document: dict[str, Any], *, at: datetime | None = None) -> str:
+        """Insert or edit a member as a Siebel user would; `Updated` is set to now (or `at`). Returns the row id."""
         stamp = _stamp(at or datetime.now(UTC))
         with self._connection() as db:
             db.execute("BEGIN IMMEDIATE")
@@ -128,7 +128,7 @@ class SqliteMemberStore:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-        return Member.model_validate(merged)
+        return str(merged[ROW_ID])
 
     def update_fields(self, row_id: str, changes: dict[str, str]) -> None:
         """PUT semantics: set these fields on the row, bump Updated; an unknown row id is ignored (idempotent)."""

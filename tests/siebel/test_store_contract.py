@@ -1,0 +1,113 @@
+"""The MemberStore contract, one suite for every adapter (the REST adapter runs against the emulator over HTTP)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from config.settings import SiebelSettings
+from siebel_adapter.member import SyncOutcome, SyncStatus
+from siebel_adapter.sqlite_store import SqliteMemberStore
+from sync_worker.errors import InvalidRecord
+from sync_worker.ports import MemberStore
+from tests.builders import siebel_member
+
+SETTINGS = SiebelSettings(status_field="CT Sync Status", error_field="CT Sync Error", ct_user_id_field="CT User Id")
+ADAPTERS = ["sqlite"]
+
+
+@dataclass
+class Stores:
+    store: MemberStore  # the adapter under test
+    admin: SqliteMemberStore  # the Siebel administrator's view of the same data
+
+
+@pytest.fixture(params=ADAPTERS)
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
+    admin = SqliteMemberStore(tmp_path / "siebel.sqlite", SETTINGS, page_size=3)
+    if request.param == "sqlite":
+        yield Stores(admin, admin)
+
+
+def test_a_member_is_found_by_member_number(stores: Stores) -> None:
+    stores.admin.upsert_member(siebel_member(**{"Member Number": "296-1", "First Name": "Ann"}))
+    member = stores.store.get_member("296-1")
+    assert member is not None
+    assert member.first_name == "Ann"
+    assert stores.store.get_member("296-404") is None
+
+
+def test_a_member_number_is_searched_literally(stores: Stores) -> None:
+    stores.admin.upsert_member(siebel_member(**{"Member Number": "296-1"}))
+    assert stores.store.get_member("296-1' OR '1'='1") is None
+    hostile = "296-2' OR [Member Number] LIKE '*"
+    stores.admin.upsert_member(siebel_member(**{"Member Number": hostile}))
+    member = stores.store.get_member(hostile)
+    assert member is not None
+    assert member.member_number == hostile
+
+
+def test_the_outcome_is_written_to_the_configured_fields(stores: Stores) -> None:
+    row = stores.admin.upsert_member(siebel_member(**{"Member Number": "296-1"}))
+    at = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+    stores.store.write_outcome(row, SyncOutcome(status=SyncStatus.SYNCED, ct_user_id=564865656, at=at))
+    document = stores.admin.document("296-1")
+    assert document is not None
+    assert document["CT Sync Status"] == "Synced"
+    assert document["CT User Id"] == "564865656"
+    assert document["CT Sync Error"] == ""
+    member = stores.store.get_member("296-1")
+    assert member is not None
+    assert (member.sync_status, member.ct_user_id) == ("Synced", 564865656)
+
+
+def test_writing_the_outcome_twice_is_harmless(stores: Stores) -> None:
+    row = stores.admin.upsert_member(siebel_member(**{"Member Number": "296-1"}))
+    outcome = SyncOutcome(status=SyncStatus.DATA_ERROR, error="Email Address is already taken", at=datetime.now(UTC))
+    stores.store.write_outcome(row, outcome)
+    stores.store.write_outcome(row, outcome)
+    assert stores.admin.document("296-1")["CT Sync Error"] == "Email Address is already taken"  # type: ignore[index]
+
+
+def test_a_write_bumps_updated_as_siebel_does(stores: Stores) -> None:
+    then = datetime(2026, 1, 1, tzinfo=UTC)
+    row = stores.admin.upsert_member(siebel_member(**{"Member Number": "296-1"}), at=then)
+    stores.store.write_outcome(row, SyncOutcome(status=SyncStatus.SYNCED, at=datetime.now(UTC)))
+    after = stores.store.get_member("296-1")
+    assert after is not None
+    assert after.updated > then
+
+
+def test_members_are_found_by_status_inside_a_window(stores: Stores) -> None:
+    rows = [stores.admin.upsert_member(siebel_member(**{"Member Number": f"296-{n}"})) for n in range(4)]
+    noon = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    stores.store.write_outcome(rows[0], SyncOutcome(status=SyncStatus.CT_FAILURE, at=noon - timedelta(hours=2)))
+    stores.store.write_outcome(rows[1], SyncOutcome(status=SyncStatus.CT_FAILURE, at=noon))
+    stores.store.write_outcome(rows[2], SyncOutcome(status=SyncStatus.DATA_ERROR, at=noon))
+    stores.store.write_outcome(rows[3], SyncOutcome(status=SyncStatus.SYNCED, at=noon))
+    found = stores.store.find_by_status(["CT Failure"], since=noon - timedelta(hours=1))
+    assert [member.member_number for member in found] == ["296-1"]
+    both = stores.store.find_by_status(["CT Failure", "Data Error"])
+    assert sorted(member.member_number for member in both) == ["296-0", "296-1", "296-2"]
+
+
+def test_changed_members_come_page_by_page_oldest_first(stores: Stores) -> None:
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    for n in range(7):
+        stores.admin.upsert_member(siebel_member(**{"Member Number": f"296-{n}"}), at=start + timedelta(minutes=n))
+    pages = list(stores.store.changed_since(None))
+    assert [len(page) for page in pages] == [3, 3, 1]
+    assert [m.member_number for page in pages for m in page] == [f"296-{n}" for n in range(7)]
+    later = list(stores.store.changed_since(start + timedelta(minutes=4)))
+    assert [m.member_number for page in later for m in page] == ["296-5", "296-6"]
+
+
+def test_a_record_that_is_no_valid_member_is_named_not_hidden(stores: Stores) -> None:
+    stores.admin.upsert_member(siebel_member(**{"Member Number": "296-1", "Date of Birth": "30.11.1979"}))
+    with pytest.raises(InvalidRecord, match="Date of Birth") as caught:
+        stores.store.get_member("296-1")
+    assert "30.11.1979" not in str(caught.value)
