@@ -1,0 +1,264 @@
+"""Adapter: the ledger. One row per attempt (SQLite by default, PostgreSQL in production), and the "last synced
+state" per member that lets an unchanged member cost no CrowdTwist call. SQLAlchemy Core; tables made on first use.
+
+Rows hold Member Numbers, outcomes and reasons, never personal data or secrets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+
+from config.redaction import redact_text
+from config.settings import Settings
+from sync_worker.errors import TransientError
+from sync_worker.ports import AttemptRecord, SyncedState
+
+SCHEMA_VERSION = 1  # bump with a migration note when a column changes
+metadata = MetaData()
+
+attempts = Table(
+    "ct_sync_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(64), nullable=False),
+    Column("member_number", String(100), nullable=False, index=True),
+    Column("event_type", String(16), nullable=False),
+    Column("outcome", String(32), nullable=False),
+    Column("error", Text),
+    Column("ct_user_id", Integer().with_variant(postgresql.BIGINT(), "postgresql")),
+    Column("ct_calls", Integer, nullable=False, default=0),
+    Column("duration_ms", Float, nullable=False, default=0.0),
+    Column("attempt", Integer, nullable=False, default=1),
+    Column("source", String(16), nullable=False, default=""),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+synced_states = Table(
+    "ct_sync_synced_state",
+    metadata,
+    Column("member_number", String(100), primary_key=True),
+    Column("payload_hash", String(64), nullable=False),
+    Column("ct_user_id", Integer().with_variant(postgresql.BIGINT(), "postgresql"), nullable=False),
+    Column("synced_at", DateTime(timezone=True), nullable=False),
+)
+
+FAILURES = ("Data Error", "CT Failure", "OIC Failure", "Dead-lettered")
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    at: datetime
+    member_number: str
+    event_type: str
+    attempt: int
+    outcome: str
+    error: str | None
+    ct_calls: int
+    duration_ms: float
+    source: str
+
+
+def normalise_url(url: str) -> str:
+    """`postgresql://` means psycopg 3 here (psycopg2 is not a dependency)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+class SqlLedger:
+    """Implements the `Ledger` and `SyncedStates` ports."""
+
+    def __init__(self, url: str, *, pool_size: int = 16) -> None:
+        url = normalise_url(url)
+        self._is_sqlite = url.startswith("sqlite")
+        if self._is_sqlite:
+            self._engine: Engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+            event.listen(self._engine, "connect", _sqlite_pragmas)
+        else:
+            self._engine = create_engine(url, pool_size=pool_size, max_overflow=4, pool_pre_ping=True)
+        with self._begin() as connection:
+            metadata.create_all(connection)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        try:
+            with self._engine.begin() as connection:
+                yield connection
+        except SQLAlchemyError as exc:
+            detail = redact_text(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
+            raise TransientError(f"ledger unavailable: {detail}", system="ledger") from None
+
+    # -- Ledger port ---------------------------------------------------------------------------------------------
+
+    def record(self, rows: Sequence[AttemptRecord]) -> None:
+        if not rows:
+            return
+        with self._begin() as connection:
+            connection.execute(
+                insert(attempts),
+                [
+                    {
+                        "event_id": row.event_id,
+                        "member_number": row.member_number,
+                        "event_type": row.event_type,
+                        "outcome": row.outcome,
+                        "error": row.error,
+                        "ct_user_id": row.ct_user_id,
+                        "ct_calls": row.ct_calls,
+                        "duration_ms": row.duration_ms,
+                        "attempt": row.attempt,
+                        "source": row.source,
+                        "at": row.at,
+                    }
+                    for row in rows
+                ],
+            )
+
+    # -- SyncedStates port ---------------------------------------------------------------------------------------
+
+    def get_synced_state(self, member_number: str) -> SyncedState | None:
+        with self._begin() as connection:
+            row = connection.execute(
+                select(synced_states).where(synced_states.c.member_number == member_number)
+            ).first()
+        if row is None:
+            return None
+        return SyncedState(row.payload_hash, int(row.ct_user_id), _aware(row.synced_at))
+
+    def put_synced_state(self, member_number: str, state: SyncedState) -> None:
+        values = {
+            "member_number": member_number,
+            "payload_hash": state.payload_hash,
+            "ct_user_id": state.ct_user_id,
+            "synced_at": state.synced_at,
+        }
+        dialect_insert = sqlite.insert if self._is_sqlite else postgresql.insert
+        statement = dialect_insert(synced_states).values(**values)
+        statement = statement.on_conflict_do_update(
+            index_elements=[synced_states.c.member_number],
+            set_={key: statement.excluded[key] for key in ("payload_hash", "ct_user_id", "synced_at")},
+        )
+        with self._begin() as connection:
+            connection.execute(statement)
+
+    def forget_synced_state(self, member_number: str) -> None:
+        with self._begin() as connection:
+            connection.execute(delete(synced_states).where(synced_states.c.member_number == member_number))
+
+    # -- queries for `ct-sync status` and `resubmit` ---------------------------------------------------------------
+
+    def member_statuses(self) -> dict[str, int]:
+        """Members per latest outcome (the newest attempt of each member that decided something)."""
+        decided = select(attempts).where(attempts.c.outcome != "Retrying").subquery()
+        newest = (
+            select(decided.c.member_number, func.max(decided.c.id).label("id"))
+            .group_by(decided.c.member_number)
+            .subquery()
+        )
+        query = (
+            select(decided.c.outcome, func.count())
+            .join(newest, newest.c.id == decided.c.id)
+            .group_by(decided.c.outcome)
+        )
+        with self._begin() as connection:
+            return {outcome: int(count) for outcome, count in connection.execute(query)}
+
+    def attempt_counts(self, *, since: datetime) -> dict[str, int]:
+        query = select(attempts.c.outcome, func.count()).where(attempts.c.at >= since).group_by(attempts.c.outcome)
+        with self._begin() as connection:
+            return {outcome: int(count) for outcome, count in connection.execute(query)}
+
+    def recent_failures(self, *, limit: int = 20) -> list[AttemptRow]:
+        query = attempts.select().where(attempts.c.outcome.in_(FAILURES)).order_by(attempts.c.id.desc()).limit(limit)
+        return self._rows(query)
+
+    def history(self, member_number: str, *, limit: int = 100) -> list[AttemptRow]:
+        query = (
+            attempts.select()
+            .where(attempts.c.member_number == member_number)
+            .order_by(attempts.c.id.desc())
+            .limit(limit)
+        )
+        return self._rows(query)
+
+    def resubmit_count(self, member_number: str) -> int:
+        query = select(func.count(func.distinct(attempts.c.event_id))).where(
+            attempts.c.member_number == member_number, attempts.c.source == "resubmit"
+        )
+        with self._begin() as connection:
+            return int(connection.execute(query).scalar_one())
+
+    def totals(self) -> dict[str, float]:
+        query = select(func.count(), func.coalesce(func.sum(attempts.c.ct_calls), 0))
+        with self._begin() as connection:
+            count, calls = connection.execute(query).one()
+        return {"attempts": int(count), "ct_calls": int(calls)}
+
+    def purge(self, *, older_than: datetime) -> int:
+        with self._begin() as connection:
+            return int(connection.execute(delete(attempts).where(attempts.c.at < older_than)).rowcount or 0)
+
+    def _rows(self, query: Any) -> list[AttemptRow]:
+        with self._begin() as connection:
+            return [
+                AttemptRow(
+                    at=_aware(row.at),
+                    member_number=row.member_number,
+                    event_type=row.event_type,
+                    attempt=row.attempt,
+                    outcome=row.outcome,
+                    error=row.error,
+                    ct_calls=row.ct_calls,
+                    duration_ms=row.duration_ms,
+                    source=row.source,
+                )
+                for row in connection.execute(query)
+            ]
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def build_ledger(settings: Settings) -> SqlLedger:
+    if settings.ledger.url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return SqlLedger(settings.ledger_url, pool_size=settings.worker.concurrency)

@@ -1,0 +1,123 @@
+"""The ledger on SQLite and on PostgreSQL: history, statuses, synced state, retention, concurrency."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from sync_worker.errors import TransientError
+from sync_worker.ledger import SqlLedger
+from sync_worker.ports import AttemptRecord, SyncedState
+
+NOON = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlLedger]:
+    if request.param == "sqlite":
+        made = SqlLedger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+        yield made
+        made.close()
+        return
+    server = request.getfixturevalue("postgres_url")
+    database = f"ctsync_{uuid.uuid4().hex[:12]}"
+    admin = "host=127.0.0.1 port=5432 user=postgres dbname=test"
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{database}"')
+    made = SqlLedger(server.rsplit("/", 1)[0].replace("+psycopg", "") + f"/{database}", pool_size=4)
+    yield made
+    made.close()
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
+
+
+def row(member: str, outcome: str, *, minutes: int = 0, **fields: object) -> AttemptRecord:
+    return AttemptRecord(
+        event_id=str(fields.pop("event_id", uuid.uuid4().hex)),
+        member_number=member,
+        event_type="update",
+        outcome=outcome,  # type: ignore[arg-type]
+        at=NOON + timedelta(minutes=minutes),
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def test_a_members_history_is_newest_first(ledger: SqlLedger) -> None:
+    ledger.record(
+        [row("296-1", "Retrying", minutes=0, error="HTTP 503"), row("296-1", "Synced", minutes=1, ct_calls=1)]
+    )
+    ledger.record([row("296-2", "Synced")])
+    history = ledger.history("296-1")
+    assert [(entry.outcome, entry.error) for entry in history] == [("Synced", None), ("Retrying", "HTTP 503")]
+    assert history[0].at == NOON + timedelta(minutes=1)
+
+
+def test_member_statuses_count_each_members_latest_decision(ledger: SqlLedger) -> None:
+    ledger.record([row("296-1", "CT Failure", minutes=0), row("296-1", "Synced", minutes=5)])
+    ledger.record([row("296-2", "Data Error"), row("296-3", "Synced"), row("296-3", "Retrying", minutes=9)])
+    assert ledger.member_statuses() == {"Synced": 2, "Data Error": 1}
+
+
+def test_attempt_counts_and_recent_failures(ledger: SqlLedger) -> None:
+    ledger.record([row("296-1", "Data Error", error="Email Address is already taken"), row("296-2", "Synced")])
+    ledger.record([row("296-3", "Synced", minutes=-600)])
+    assert ledger.attempt_counts(since=NOON - timedelta(hours=1)) == {"Data Error": 1, "Synced": 1}
+    failures = ledger.recent_failures()
+    assert [(f.member_number, f.error) for f in failures] == [("296-1", "Email Address is already taken")]
+
+
+def test_resubmissions_are_counted_per_member(ledger: SqlLedger) -> None:
+    ledger.record([row("296-1", "CT Failure", source="resubmit"), row("296-1", "Synced", source="resubmit")])
+    ledger.record([row("296-1", "Synced", source="intake")])
+    assert ledger.resubmit_count("296-1") == 2
+    assert ledger.resubmit_count("296-2") == 0
+
+
+def test_synced_state_is_upserted_and_forgotten(ledger: SqlLedger) -> None:
+    assert ledger.get_synced_state("296-1") is None
+    ledger.put_synced_state("296-1", SyncedState("a" * 64, 564865656, NOON))
+    ledger.put_synced_state("296-1", SyncedState("b" * 64, 564865656, NOON + timedelta(minutes=1)))
+    assert ledger.get_synced_state("296-1") == SyncedState("b" * 64, 564865656, NOON + timedelta(minutes=1))
+    ledger.forget_synced_state("296-1")
+    assert ledger.get_synced_state("296-1") is None
+
+
+def test_retention_purges_old_attempts(ledger: SqlLedger) -> None:
+    ledger.record([row("296-1", "Synced", minutes=-60 * 24 * 100), row("296-1", "Synced")])
+    assert ledger.purge(older_than=NOON - timedelta(days=90)) == 1
+    assert len(ledger.history("296-1")) == 1
+
+
+def test_many_threads_record_and_upsert_at_once(ledger: SqlLedger) -> None:
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def work(worker: int) -> None:
+        barrier.wait()
+        try:
+            for n in range(25):
+                ledger.record([row(f"296-{n}", "Synced", ct_calls=1)])
+                ledger.put_synced_state(f"296-{n}", SyncedState(f"{worker:064d}", n, NOON))
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(worker,)) for worker in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert ledger.totals() == {"attempts": 200, "ct_calls": 200}
+    assert all(ledger.get_synced_state(f"296-{n}") is not None for n in range(25))
+
+
+def test_an_unreachable_database_is_a_transient_error_without_the_password() -> None:
+    with pytest.raises(TransientError, match="ledger unavailable") as caught:
+        SqlLedger("postgresql://ctsync:hunter2pw@127.0.0.1:1/nowhere")
+    assert "hunter2pw" not in str(caught.value)
