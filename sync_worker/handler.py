@@ -13,6 +13,7 @@ from datetime import timedelta
 
 import structlog
 
+from crowdtwist_client.metering import count_calls
 from siebel_adapter.member import SyncStatus
 from sync_worker.decisions import Decision, decide_failure
 from sync_worker.errors import CtSyncError, TransientError
@@ -76,20 +77,23 @@ class EventHandler:
         structlog.contextvars.bind_contextvars(member_number=event.member_number, event_id=event.event_id)
         started = self._clock.monotonic()
         error: CtSyncError | None = None
-        calls = 0
         ct_user_id: int | None = None
-        try:
-            result = self._sync.sync(
-                event.member_number,
-                enroll=event.event_type == "enroll",
-                first_attempt=event.attempt == 1,
-                force=event.source == "resubmit",
-            )
-            calls, ct_user_id = result.calls, result.ct_user_id
-            decision = self._success(result)
-        except CtSyncError as exc:
-            error = exc
-            decision = self._failure(exc, event)
+        logical_calls = 0
+        with count_calls() as meter:
+            try:
+                result = self._sync.sync(
+                    event.member_number,
+                    enroll=event.event_type == "enroll",
+                    first_attempt=event.attempt == 1,
+                    force=event.source == "resubmit",
+                )
+                logical_calls, ct_user_id = result.calls, result.ct_user_id
+                decision = self._success(result)
+            except CtSyncError as exc:
+                error = exc
+                decision = self._failure(exc, event)
+        # HTTP requests (retries included) when the real client counted them; the sync's own count otherwise.
+        calls = meter.calls or logical_calls
         duration_ms = (self._clock.monotonic() - started) * 1000
         self._record(events, decision, calls=calls, ct_user_id=ct_user_id, duration_ms=duration_ms)
         log.info(
