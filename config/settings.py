@@ -142,6 +142,9 @@ class SiebelSettings(_Section):
     timeout: Duration = Field(default=timedelta(seconds=30))
     ca_bundle: Path | None = Field(default=None, description="PEM bundle of a private CA; TLS is always verified")
     sqlite_path: Path | None = Field(default=None, description="stand-in database; empty: under the data dir")
+    poll_overlap: Duration = Field(
+        default=timedelta(minutes=2), description="`poll` re-reads this far before its watermark (clock skew)"
+    )
 
     @model_validator(mode="after")
     def _rest_needs_a_url(self) -> SiebelSettings:

@@ -32,14 +32,15 @@ class FakeClock:
 
 
 class Script:
-    """A list of failures to raise, one per call, before calls succeed: `Script([err503, err503])`."""
+    """Failures to raise, one per call, before calls succeed: `Script([err503, None, err503])` (None: succeed)."""
 
-    def __init__(self, failures: Iterable[CtSyncError] = ()) -> None:
+    def __init__(self, failures: Iterable[CtSyncError | None] = ()) -> None:
         self.failures = list(failures)
 
     def next(self) -> None:
-        if self.failures:
-            raise self.failures.pop(0)
+        failure = self.failures.pop(0) if self.failures else None
+        if failure is not None:
+            raise failure
 
 
 class FakeCrowdTwist:
