@@ -6,15 +6,22 @@ Exit codes (design.md): 0 ok, 1 a member/data problem, 2 configuration or usage 
 from __future__ import annotations
 
 import enum
+import signal
 import sys
-from typing import Annotated, NoReturn
+import time
+import warnings
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from config import Settings, SettingsError, load_settings
 from config.logging import configure_logging
+from sync_worker.errors import ConfigurationError, CtSyncError
 
 
 class ExitCode(enum.IntEnum):
@@ -50,10 +57,6 @@ def settings_or_exit() -> Settings:
         fail(ExitCode.CONFIGURATION, f"ct-sync: configuration error: {exc}")
 
 
-def not_available_yet(command: str) -> NoReturn:
-    fail(ExitCode.CONFIGURATION, f"ct-sync {command}: not available yet in this version.")
-
-
 @app.callback()
 def main_callback(
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "INFO",
@@ -71,19 +74,59 @@ def main_callback(
 @app.command()
 def demo() -> None:
     """Run the whole chain on embedded defaults (no servers) and print each member's outcome."""
-    not_available_yet("demo")
+    from sync_worker.demo import run_demo
+
+    settings = settings_or_exit()
+    out_console.print(
+        "[bold]ct-sync demo[/]: sandbox CrowdTwist, SQLite Siebel stand-in, embedded queue, intake, worker"
+    )
+    report = run_demo(settings)
+    table = Table(title="Members after the sync (as a Siebel admin sees them)")
+    for column in ("Member Number", "story", "CT Sync Status", "CT Sync Error", "CT User Id"):
+        table.add_column(column, overflow="fold")
+    for row in report.rows:
+        table.add_row(row.member_number, row.story, row.status, row.error, row.ct_user_id)
+    out_console.print(table)
+    calls = ", ".join(f"{operation} {count}" for operation, count in sorted(report.ct_calls.items()))
+    out_console.print(f"CrowdTwist calls spent: {sum(report.ct_calls.values())} ({calls})")
+    for email in report.emails:
+        out_console.print(f"Failure email written to: {email}")
+    if report.resubmit:
+        out_console.print(f"After fixing the cause, try again with: {report.resubmit}")
+    out_console.print(f"Demo files are under {report.data_dir} ({report.seconds:.1f} s)")
 
 
 @app.command()
 def worker() -> None:
     """Consume member events and sync them to CrowdTwist (long-running)."""
-    not_available_yet("worker")
+    from sync_worker.bootstrap import build_worker
+
+    settings = settings_or_exit()
+    running = build_or_exit(lambda: build_worker(settings))
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda _signum, _frame: running.stop())
+    try:
+        running.run()
+    finally:
+        running.close()
 
 
 @app.command()
 def intake() -> None:
     """Serve the HTTP endpoint Siebel's workflow posts member events to (and its /openapi.json)."""
-    not_available_yet("intake")
+    from siebel_adapter.intake import create_intake_app
+    from siebel_adapter.queue import build_publisher
+    from sync_worker.bootstrap import build_member_store
+    from sync_worker.serving import serve_forever
+
+    settings = settings_or_exit()
+    store = build_or_exit(lambda: build_member_store(settings))
+    publisher = build_publisher(settings)
+    token = settings.intake.token.get_secret_value() if settings.intake.token else None
+    app_ = create_intake_app(
+        publisher=publisher, store=store, token=token, max_body_bytes=settings.intake.max_body_bytes
+    )
+    serve_forever(app_, host=settings.intake.host, port=settings.intake.port)
 
 
 @app.command()
@@ -91,7 +134,38 @@ def poll(
     every: Annotated[str | None, typer.Option(help="repeat at this interval, e.g. 5m; default: once")] = None,
 ) -> None:
     """Publish an event for every member changed in Siebel since the last watermark."""
-    not_available_yet("poll")
+    from config.durations import parse_duration
+    from siebel_adapter.poller import Poller
+    from siebel_adapter.queue import build_publisher
+    from sync_worker.bootstrap import build_member_store
+
+    settings = settings_or_exit()
+    try:
+        interval = parse_duration(every).total_seconds() if every else None
+    except ValueError as exc:
+        fail(ExitCode.CONFIGURATION, f"ct-sync poll: --every: {exc}")
+    poller = Poller(
+        build_or_exit(lambda: build_member_store(settings)),
+        build_publisher(settings),
+        watermark_path=settings.data_dir / "poll-watermark.json",
+        overlap=settings.siebel.poll_overlap,
+        program_id=settings.siebel.program_id,
+    )
+    while True:
+        with Progress(console=err_console, transient=True) as progress:
+            task = progress.add_task("publishing changed members", total=None)
+
+            def advance(done: int, task: TaskID = task, progress: Progress = progress) -> None:
+                progress.update(task, completed=done)
+
+            report = guarded(lambda: poller.run_once(advance))
+        kind = "initial load" if report.initial_load else "changes"
+        out_console.print(f"{kind}: published {report.published}, skipped {sum(report.skipped.values())}")
+        for reason, count in report.skipped.most_common():
+            out_console.print(f"  skipped {count}: {reason}")
+        if interval is None:
+            return
+        time.sleep(interval)
 
 
 @app.command()
@@ -100,7 +174,26 @@ def publish(
     event: Annotated[str, typer.Option(help="enroll or update")] = "update",
 ) -> None:
     """Publish one member event."""
-    not_available_yet("publish")
+    from siebel_adapter.queue import build_publisher
+    from sync_worker.bootstrap import build_member_store
+    from sync_worker.messages import MemberEvent
+
+    if event not in ("enroll", "update"):
+        fail(ExitCode.CONFIGURATION, f"ct-sync publish: --event must be enroll or update, not {event}")
+    settings = settings_or_exit()
+    store = build_or_exit(lambda: build_member_store(settings))
+    found = guarded(lambda: store.get_member(member))
+    if found is None:
+        fail(ExitCode.MEMBER_PROBLEM, f"ct-sync publish: no member {member} in Siebel")
+    message = MemberEvent(
+        event_type=event,
+        member_number=member,
+        row_id=found.row_id,
+        updated=found.updated,
+        source="publish",
+    )
+    guarded(lambda: build_publisher(settings).publish(message))
+    out_console.print(f"queued {event} of {member}: event {message.event_id}")
 
 
 @app.command()
@@ -114,43 +207,164 @@ def resubmit(
     force: Annotated[bool, typer.Option("--force", help="past the resubmit limit")] = False,
 ) -> None:
     """Queue members again: by Member Number, by status, by time window, or from the dead-letter queue."""
-    not_available_yet("resubmit")
+    from siebel_adapter.broker import open_broker
+    from siebel_adapter.member import SyncStatus
+    from siebel_adapter.queue import QueueTopology, build_publisher
+    from sync_worker.bootstrap import build_member_store
+    from sync_worker.ledger import build_ledger
+    from sync_worker.resubmit import plan_resubmit, publish_plan, replay_dead_letters
+
+    statuses = status or []
+    unknown = [value for value in statuses if value not in {str(s) for s in SyncStatus}]
+    if unknown:
+        fail(ExitCode.CONFIGURATION, f"ct-sync resubmit: --status {unknown[0]!r} is not a CT Sync Status")
+    if not (member or statuses or dead_letters):
+        fail(ExitCode.CONFIGURATION, "ct-sync resubmit: say what to resubmit: --member, --status or --dead-letters")
+    settings = settings_or_exit()
+    window = (_instant("--since", since), _instant("--until", until))
+    publisher = None if dry_run else build_publisher(settings)
+    if dead_letters:
+        with open_broker(settings) as connection:
+            letters = guarded(
+                lambda: replay_dead_letters(connection, QueueTopology.from_settings(settings.broker), publisher)
+            )
+        verb = "would replay" if dry_run else "replayed"
+        for letter in letters:
+            out_console.print(f"{verb} {letter.member_number or '(no member number: left in place)'}: {letter.reason}")
+        out_console.print(f"{len(letters)} dead letter(s)")
+    if not (member or statuses):
+        return
+    store = build_or_exit(lambda: build_member_store(settings))
+    ledger = build_or_exit(lambda: build_ledger(settings))
+    plan = guarded(
+        lambda: plan_resubmit(
+            store=store, ledger=ledger, members=member or [], statuses=statuses, since=window[0], until=window[1],
+            max_resubmits=settings.worker.max_resubmits, force=force,
+        )
+    )  # fmt: skip
+    for number in plan.unknown:
+        err_console.print(f"no member {number} in Siebel", markup=False)
+    for candidate, count in plan.refused:
+        err_console.print(
+            f"refused {candidate.member_number}: resubmitted {count} times already (--force to insist)", markup=False
+        )
+    if dry_run or publisher is None:
+        for candidate in plan.queue:
+            out_console.print(f"would queue {candidate.member_number} ({candidate.why})")
+    else:
+        with Progress(console=err_console, transient=True) as progress:
+            task = progress.add_task("resubmitting", total=len(plan.queue))
+            events = guarded(lambda: publish_plan(plan, publisher, progress=lambda n: progress.advance(task, n)))
+        for sent in events:
+            out_console.print(f"queued {sent.member_number}: event {sent.event_id}")
+    out_console.print(f"{len(plan.queue)} member(s) {'would be ' if dry_run else ''}queued")
+    if plan.unknown or plan.refused:
+        raise typer.Exit(int(ExitCode.MEMBER_PROBLEM))
 
 
 @app.command()
-def status(
-    member: Annotated[str | None, typer.Option("--member", help="one member's history")] = None,
-) -> None:
+def status(member: Annotated[str | None, typer.Option("--member", help="one member's history")] = None) -> None:
     """Counts by status and recent failures, or one member's history."""
-    not_available_yet("status")
+    from sync_worker.ledger import build_ledger
+    from sync_worker.status_view import attempts_table, overview
+
+    settings = settings_or_exit()
+    ledger = build_or_exit(lambda: build_ledger(settings))
+    if member is None:
+        out_console.print(guarded(lambda: overview(ledger, now=datetime.now(UTC))))
+        return
+    history = guarded(lambda: ledger.history(member))
+    if not history:
+        fail(ExitCode.MEMBER_PROBLEM, f"no attempts recorded for member {member}")
+    out_console.print(attempts_table(f"History of {member}, newest first", history))
 
 
 @app.command()
 def preview(member: Annotated[str, typer.Option("--member", help="the Member Number")]) -> None:
     """Show the CrowdTwist payload a member maps to and whether it passes CrowdTwist's rules. Calls nothing."""
-    not_available_yet("preview")
+    from siebel_adapter.member import skip_reason
+    from sync_worker.bootstrap import build_member_store
+    from sync_worker.mapping import map_member
+
+    settings = settings_or_exit()
+    store = build_or_exit(lambda: build_member_store(settings))
+    found = guarded(lambda: store.get_member(member))
+    if found is None:
+        fail(ExitCode.MEMBER_PROBLEM, f"ct-sync preview: no member {member} in Siebel")
+    reason = skip_reason(found, program_id=settings.siebel.program_id)
+    mapping = map_member(found, settings.defaults)
+    out_console.print_json(data=mapping.payload.body())
+    if reason:
+        out_console.print(f"not sent: {reason}")
+    if mapping.accepted:
+        out_console.print("passes CrowdTwist's documented rules")
+    else:
+        out_console.print(f"Data Error: {mapping.error_text}", markup=False)
+        raise typer.Exit(int(ExitCode.MEMBER_PROBLEM))
 
 
 @app.command()
 def check() -> None:
     """Validate the settings and reach every configured system; the exit code says which failed."""
+    from sync_worker.check import run_checks
+
     settings = settings_or_exit()
+    results = run_checks(settings)
     table = Table(title="ct-sync check")
     table.add_column("system")
     table.add_column("result")
-    table.add_row("settings", "ok")
-    table.add_row("data directory", str(settings.data_dir.resolve()))
+    table.add_column("detail", overflow="fold")
+    table.add_row("settings", "ok", str(settings.data_dir.resolve()))
+    for result in results:
+        table.add_row(result.system, "ok" if result.ok else "[red]unreachable[/]", result.detail)
     out_console.print(table)
+    if not all(result.ok for result in results):
+        raise typer.Exit(int(ExitCode.UNREACHABLE))
 
 
 @app.command()
-def sandbox() -> None:
-    """Serve the CrowdTwist and Siebel emulators on 127.0.0.1."""
-    not_available_yet("sandbox")
+def sandbox(
+    host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="CrowdTwist sandbox port")] = 8765,
+) -> None:
+    """Serve the CrowdTwist emulator on 127.0.0.1 (faults and counters under /_sandbox/)."""
+    from crowdtwist_client.sandbox import SandboxState, create_sandbox_app
+    from sync_worker.serving import serve_forever
+
+    out_console.print(f"CrowdTwist sandbox on http://{host}:{port} (stats: /_sandbox/stats)")
+    serve_forever(create_sandbox_app(SandboxState()), host=host, port=port)
+
+
+T = TypeVar("T")
+
+
+def build_or_exit(build: Callable[[], T]) -> T:
+    """Build a part; a configuration problem exits 2, an unreachable system 75, with one line."""
+    try:
+        return build()
+    except ConfigurationError as exc:
+        fail(ExitCode.CONFIGURATION, f"ct-sync: {exc.message}")
+    except CtSyncError as exc:
+        fail(ExitCode.UNREACHABLE, f"ct-sync: {exc.system or 'a system'} unreachable: {exc.message}")
+
+
+guarded = build_or_exit
+
+
+def _instant(option: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        fail(ExitCode.CONFIGURATION, f"ct-sync: {option} {value!r} is not an ISO time like 2026-11-22T10:00:00Z")
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def main() -> None:
     """Console-script entrypoint."""
+    # kombu's SQLAlchemy transport uses a loader option SQLAlchemy 2.1 deprecates; nothing for a user to act on.
+    warnings.filterwarnings("ignore", message="The ``noload`` loader strategy is deprecated")
     try:
         app()
     except KeyboardInterrupt:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 
@@ -34,7 +34,7 @@ class BackgroundServer:
     def url(self) -> str:
         return f"http://{self._host}:{self.port}"
 
-    def start(self) -> BackgroundServer:
+    def start(self) -> Self:
         self._thread.start()
         deadline = threading.Event()
         for _ in range(int(_START_TIMEOUT / 0.01)):
@@ -49,7 +49,7 @@ class BackgroundServer:
         self._server.should_exit = True
         self._thread.join(timeout=_START_TIMEOUT)
 
-    def __enter__(self) -> BackgroundServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

@@ -1,0 +1,43 @@
+"""Alert texts: what the Siebel and integration admins need to act. Member Numbers, statuses and reasons, counts,
+and the exact `ct-sync resubmit` command; never a member's personal data.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sync_worker.ports import Alert
+
+_LISTED = 50  # members listed by number in one email; the rest are counted
+
+
+@dataclass(frozen=True)
+class MemberFailure:
+    member_number: str
+    status: str
+    reason: str
+
+
+def resubmit_command(member_numbers: Sequence[str]) -> str:
+    return shlex.join(["ct-sync", "resubmit", *(part for number in member_numbers for part in ("--member", number))])
+
+
+def failure_digest(failures: Sequence[MemberFailure]) -> Alert:
+    counts = Counter(failure.status for failure in failures)
+    summary = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
+    lines = [f"ct-sync could not sync {len(failures)} member(s): {summary}.", ""]
+    for failure in failures[:_LISTED]:
+        lines.append(f"  {failure.member_number}  {failure.status}: {failure.reason}")
+    if len(failures) > _LISTED:
+        lines.append(f"  … and {len(failures) - _LISTED} more (ct-sync status lists them)")
+    data_errors = [f.member_number for f in failures if f.status == "Data Error"]
+    others = [f.member_number for f in failures if f.status != "Data Error"]
+    lines.append("")
+    if data_errors:
+        lines.append("Data Error: correct the member in Siebel; saving the change syncs it again.")
+    if others:
+        lines += ["To try the others again once the cause is fixed:", f"  {resubmit_command(others[:_LISTED])}"]
+    return Alert(subject=f"[ct-sync] {len(failures)} member(s) not synced: {summary}", body="\n".join(lines) + "\n")

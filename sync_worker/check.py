@@ -1,0 +1,82 @@
+"""`ct-sync check`: reach every configured system with a harmless call and say which answered."""
+
+from __future__ import annotations
+
+import smtplib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from config.redaction import redact_text
+from config.settings import Settings
+from siebel_adapter.broker import open_broker
+from sync_worker.bootstrap import build_crowdtwist, build_member_store
+from sync_worker.errors import CtSyncError, NotAuthorized
+from sync_worker.ledger import build_ledger
+
+# A Member Number no program uses: looking it up changes nothing anywhere.
+_PROBE_MEMBER = "ct-sync-check-probe"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    system: str
+    ok: bool
+    detail: str
+
+
+def run_checks(settings: Settings) -> list[CheckResult]:
+    return [
+        _check("broker", lambda: _broker(settings)),
+        _check("siebel", lambda: _siebel(settings)),
+        _check("crowdtwist", lambda: _crowdtwist(settings)),
+        _check("ledger", lambda: _ledger(settings)),
+        _check("smtp", lambda: _smtp(settings)),
+    ]
+
+
+def _check(system: str, probe: Callable[[], str]) -> CheckResult:
+    try:
+        return CheckResult(system, True, probe())
+    except CtSyncError as exc:
+        return CheckResult(system, False, exc.message)
+    except (OSError, smtplib.SMTPException) as exc:
+        return CheckResult(system, False, redact_text(f"{type(exc).__name__}: {exc}"))
+
+
+def _broker(settings: Settings) -> str:
+    connection = open_broker(settings)
+    try:
+        connection.ensure_connection(max_retries=1, interval_start=0.2)
+    except Exception as exc:  # kombu raises its own and the transport's errors here  # noqa: BLE001
+        raise CtSyncError(redact_text(f"{type(exc).__name__}: {exc}"), system="broker") from None
+    finally:
+        connection.release()
+    return redact_text(settings.broker_url)
+
+
+def _siebel(settings: Settings) -> str:
+    build_member_store(settings).get_member(_PROBE_MEMBER)
+    return settings.siebel.backend
+
+
+def _crowdtwist(settings: Settings) -> str:
+    with build_crowdtwist(settings) as client:
+        try:
+            client.get_user(_PROBE_MEMBER)
+        except NotAuthorized as exc:
+            raise CtSyncError(f"credentials refused: {exc.message}", system="crowdtwist") from None
+    return settings.crowdtwist.base_url
+
+
+def _ledger(settings: Settings) -> str:
+    build_ledger(settings).close()
+    return redact_text(settings.ledger_url)
+
+
+def _smtp(settings: Settings) -> str:
+    alerts = settings.alerts
+    if not alerts.smtp_host:
+        return f"no SMTP server: alerts go to {settings.outbox_dir}"
+    with smtplib.SMTP(alerts.smtp_host, alerts.smtp_port, timeout=10) as smtp:
+        smtp.noop()
+    return f"{alerts.smtp_host}:{alerts.smtp_port}"

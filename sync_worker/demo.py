@@ -1,0 +1,200 @@
+"""`ct-sync demo`: the whole chain on a laptop, no servers. A CrowdTwist sandbox, the SQLite Siebel stand-in seeded
+with realistic members, the embedded queue, the intake and the worker, all in one process; events go through the
+intake exactly as Siebel's workflow sends them. Files stay under `<data dir>/demo/` for a look afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from config.settings import Settings
+from crowdtwist_client.sandbox import SandboxServer
+from siebel_adapter.intake import EVENTS_PATH, create_intake_app
+from siebel_adapter.member import FAILURE_STATUSES
+from siebel_adapter.queue import build_publisher
+from siebel_adapter.sqlite_store import SqliteMemberStore
+from sync_worker.alerting import MemberFailure, failure_digest, resubmit_command
+from sync_worker.bootstrap import build_worker
+from sync_worker.mailer import OutboxMailer
+from sync_worker.serving import BackgroundServer
+
+PROGRAM = "1-DEMO"
+TAKEN_EMAIL = "j.smith@example.com"
+_WAIT_SECONDS = 25.0
+
+
+def _member(number: str, first: str, last: str, **fields: str) -> dict[str, str]:
+    document = {
+        "Id": f"1-{number.replace('-', '')}",
+        "Member Number": number,
+        "Status": "Active",
+        "Member Type": "Individual",
+        "Program Id": PROGRAM,
+        "First Name": first,
+        "Last Name": last,
+        "Email Address": f"{first.lower()}.{last.lower()}@example.com".replace("'", ""),
+        "Date of Birth": "11/30/1979",
+        "Primary Postal Code": "10001",
+        "Primary City": "New York",
+        "Primary Country Code": "US",
+        "M/F": "F",
+        "Language": "ENU",
+    }
+    document.update(fields)
+    return document
+
+
+# (member, story): what each sample member shows.
+SAMPLE_MEMBERS: list[tuple[dict[str, str], str]] = [
+    (_member("296-2185770", "Maria", "Garcia"), "enrolled"),
+    (_member("296-2185771", "Liam", "O'Brien", **{"M/F": "M"}), "enrolled (apostrophe sent as ’)"),
+    (_member("296-2185772", "Chen", "Wei", **{"Email Address": ""}), "enrolled, no email: default domain"),
+    (_member("296-2185773", "Amara", "Okafor", **{"Primary Country Code": "CA", "Primary Postal Code": "K1A 0B1"}),
+     "enrolled (Canada)"),
+    (_member("296-2185774", "Sofia", "Rossi"), "enrolled, then updated"),
+    (_member("296-2185775", "Jane", "Smith", **{"Email Address": TAKEN_EMAIL}), "email already taken in CrowdTwist"),
+    (_member("296-2185776", "Zoë", "Bright★"), "name CrowdTwist refuses"),
+    (_member("296-2185777", "Noah", "Kim", **{"Member Type": "Household"}), "Household member"),
+    (_member("296-2185778", "Ella", "Berg", **{"Program Id": "1-OTHER"}), "member of another program"),
+    (_member("296-2185779", "Omar", "Haddad", Status="Inactive"), "inactive, never in CrowdTwist"),
+]  # fmt: skip
+UPDATED_LATER = {"296-2185774": {"Last Name": "Rossi-Bianchi", "Primary Postal Code": "10002"}}
+
+
+@dataclass
+class DemoRow:
+    member_number: str
+    story: str
+    status: str
+    error: str
+    ct_user_id: str
+
+
+@dataclass
+class DemoReport:
+    rows: list[DemoRow]
+    ct_calls: dict[str, int]
+    data_dir: Path
+    emails: list[Path] = field(default_factory=list)
+    resubmit: str | None = None
+    seconds: float = 0.0
+
+
+def demo_settings(base: Settings, *, data_dir: Path, sandbox_url: str) -> Settings:
+    """Everything embedded and local, whatever the environment says."""
+    return Settings(
+        data_dir=data_dir,
+        broker={"url": None},
+        ledger={"url": None},
+        crowdtwist={"base_url": sandbox_url, "api_key": "demo-api-key-not-secret", "retry_max_time": "2s"},
+        siebel={"backend": "sqlite", "program_id": PROGRAM},
+        defaults={"email_domain": "members.example.com", "postal_code": "10001", "city_id": 1, "country_code": "US"},
+        alerts={"to": ["loyalty-admins@example.com"]},
+        worker={"concurrency": 4, "prefetch": 16, "retry_budget": "30s"},
+        intake={"host": "127.0.0.1", "port": 8080},
+    )
+
+
+def run_demo(base: Settings) -> DemoReport:
+    started = time.monotonic()
+    data_dir = base.data_dir / "demo"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    data_dir.mkdir(parents=True)
+    with SandboxServer() as sandbox:
+        # Someone else in CrowdTwist already uses this email (e.g. enrolled on the website).
+        sandbox.state.handle(
+            "POST",
+            "/v2/users",
+            {},
+            {},
+            _json_bytes(
+                {"third_party_id": "WEB-1", "first_name": "J", "last_name": "Smith", "email_address": TAKEN_EMAIL}
+            ),
+        )
+        settings = demo_settings(base, data_dir=data_dir, sandbox_url=sandbox.url)
+        store = SqliteMemberStore(settings.siebel_sqlite_path, settings.siebel)
+        for document, _story in SAMPLE_MEMBERS:
+            store.upsert_member(document)
+        worker = build_worker(settings, store=store)
+        thread = threading.Thread(target=worker.run, name="ct-sync-worker", daemon=True)
+        thread.start()
+        publisher = build_publisher(settings)
+        app = create_intake_app(publisher=publisher, store=store, token=None, max_body_bytes=1_048_576)
+        try:
+            with BackgroundServer(app) as intake, httpx.Client(base_url=intake.url, timeout=10) as siebel:
+                posted = _post_all(siebel, store, "enroll", [doc["Member Number"] for doc, _ in SAMPLE_MEMBERS])
+                _wait_for(worker.ledger, posted)
+                for number, changes in UPDATED_LATER.items():
+                    document = store.document(number) or {}
+                    store.upsert_member({**document, **changes})
+                posted += _post_all(siebel, store, "update", list(UPDATED_LATER))
+                _wait_for(worker.ledger, posted)
+        finally:
+            worker.stop()
+            thread.join(10)
+            publisher.close()
+            worker.close()
+        ct_calls = dict(sandbox.state.stats()["calls"])
+    rows = _rows(store)
+    failures = [
+        MemberFailure(row.member_number, row.status, row.error) for row in rows if row.status in FAILURE_STATUSES
+    ]
+    mailer = OutboxMailer(settings.outbox_dir, sender=settings.alerts.sender, recipients=settings.alerts.to)
+    if failures:
+        mailer.send(failure_digest(failures))
+    return DemoReport(
+        rows=rows,
+        ct_calls=ct_calls,
+        data_dir=data_dir,
+        emails=mailer.written,
+        resubmit=resubmit_command([f.member_number for f in failures]) if failures else None,
+        seconds=time.monotonic() - started,
+    )
+
+
+def _post_all(siebel: httpx.Client, store: SqliteMemberStore, event: str, numbers: list[str]) -> int:
+    for number in numbers:
+        document = store.document(number)
+        member = {key: value for key, value in (document or {}).items() if not key.startswith("CT ")}
+        response = siebel.post(EVENTS_PATH, json={"event": event, "member": member})
+        response.raise_for_status()
+    return len(numbers)
+
+
+def _wait_for(ledger: Any, events: int) -> None:
+    """Until the worker has an attempt row for every event posted (or the demo's patience runs out)."""
+    deadline = time.monotonic() + _WAIT_SECONDS
+    while time.monotonic() < deadline:
+        if ledger.totals()["attempts"] >= events:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"the worker did not handle {events} events in {_WAIT_SECONDS:.0f} s")
+
+
+def _rows(store: SqliteMemberStore) -> list[DemoRow]:
+    stories = {document["Member Number"]: story for document, story in SAMPLE_MEMBERS}
+    rows = []
+    for document in store.documents():
+        number = document["Member Number"]
+        rows.append(
+            DemoRow(
+                member_number=number,
+                story=stories.get(number, ""),
+                status=document.get("CT Sync Status") or "(not sent)",
+                error=document.get("CT Sync Error") or "",
+                ct_user_id=document.get("CT User Id") or "",
+            )
+        )
+    return rows
+
+
+def _json_bytes(document: dict[str, str]) -> bytes:
+    return json.dumps(document).encode()

@@ -1,0 +1,76 @@
+"""Adapters for the `Mailer` port: SMTP (standard library, STARTTLS and login), or `.eml` files in the outbox
+when no SMTP server is configured. SMTP failures become `TransientError`s; the password never reaches a message.
+"""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import ssl
+import uuid
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+
+from config.settings import AlertsSettings, Settings
+from sync_worker.errors import TransientError
+from sync_worker.ports import Alert, Mailer
+
+
+def compose(alert: Alert, *, sender: str, recipients: list[str]) -> EmailMessage:
+    message = EmailMessage()
+    message["Subject"] = alert.subject
+    message["From"] = sender
+    message["To"] = ", ".join(recipients) or "undisclosed-recipients:;"
+    message["Date"] = format_datetime(datetime.now(UTC))
+    message["Message-ID"] = make_msgid(domain="ct-sync")
+    message.set_content(alert.body)
+    return message
+
+
+class OutboxMailer:
+    """Writes each alert as an RFC 5322 `.eml` file; names sort by time."""
+
+    def __init__(self, outbox: Path, *, sender: str, recipients: list[str]) -> None:
+        self.outbox = outbox
+        self._sender = sender
+        self._recipients = recipients
+        self.written: list[Path] = []
+
+    def send(self, alert: Alert) -> None:
+        self.outbox.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        path = self.outbox / f"{stamp}-{uuid.uuid4().hex[:8]}.eml"
+        temporary = path.with_suffix(".tmp")
+        temporary.write_bytes(compose(alert, sender=self._sender, recipients=self._recipients).as_bytes())
+        os.replace(temporary, path)
+        self.written.append(path)
+
+
+class SmtpMailer:
+    def __init__(self, settings: AlertsSettings, *, timeout: float = 30.0) -> None:
+        self._settings = settings
+        self._timeout = timeout
+
+    def send(self, alert: Alert) -> None:
+        settings = self._settings
+        message = compose(alert, sender=settings.sender, recipients=settings.to)
+        try:
+            with smtplib.SMTP(settings.smtp_host or "", settings.smtp_port, timeout=self._timeout) as smtp:
+                if settings.starttls:
+                    smtp.starttls(context=ssl.create_default_context())
+                if settings.smtp_username and settings.smtp_password:
+                    smtp.login(settings.smtp_username, settings.smtp_password.get_secret_value())
+                smtp.send_message(message)
+        except (OSError, smtplib.SMTPException) as exc:
+            raise TransientError(
+                f"SMTP {settings.smtp_host}:{settings.smtp_port} failed: {type(exc).__name__}", system="smtp"
+            ) from None
+
+
+def build_mailer(settings: Settings) -> Mailer:
+    alerts = settings.alerts
+    if alerts.smtp_host and alerts.to:
+        return SmtpMailer(alerts)
+    return OutboxMailer(settings.outbox_dir, sender=alerts.sender, recipients=alerts.to)
