@@ -39,7 +39,7 @@ def _stamp(moment: datetime) -> str:
 
 class SqliteMemberStore:
     def __init__(self, path: Path, settings: SiebelSettings, *, page_size: int | None = None) -> None:
-        self._path = path
+        self.path = path
         self._settings = settings
         self._page_size = page_size or settings.page_size
         self._local = threading.local()
@@ -51,7 +51,7 @@ class SqliteMemberStore:
     def _connection(self) -> Iterator[sqlite3.Connection]:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self._path, timeout=30, isolation_level=None)
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             self._local.db = db

@@ -15,10 +15,11 @@ from crowdtwist_client.client import CrowdTwistClient
 from siebel_adapter.broker import open_broker, reclaim_unacked
 from siebel_adapter.member import SyncStatus
 from siebel_adapter.queue import QueueTopology
+from siebel_adapter.rest_store import SiebelRestStore
 from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.clock import SystemClock
 from sync_worker.consumer import QueueWorker
-from sync_worker.errors import ConfigurationError, CtSyncError
+from sync_worker.errors import CtSyncError
 from sync_worker.handler import EventHandler
 from sync_worker.ledger import SqlLedger, build_ledger
 from sync_worker.ports import Clock, MemberStore
@@ -28,11 +29,9 @@ log = structlog.get_logger("ct_sync.bootstrap")
 
 
 def build_member_store(settings: Settings) -> MemberStore:
-    if settings.siebel.backend == "sqlite":
-        return SqliteMemberStore(settings.siebel_sqlite_path, settings.siebel)
-    raise ConfigurationError(
-        "CTSYNC_SIEBEL__BACKEND: 'rest' is not available in this version yet; use 'sqlite'", system="siebel"
-    )
+    if settings.siebel.backend == "rest":
+        return SiebelRestStore(settings.siebel)
+    return SqliteMemberStore(settings.siebel_sqlite_path, settings.siebel)
 
 
 def build_crowdtwist(settings: Settings, *, transport: httpx.BaseTransport | None = None) -> CrowdTwistClient:

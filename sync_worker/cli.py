@@ -72,7 +72,9 @@ def main_callback(
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    with_rest: Annotated[bool, typer.Option("--with-rest", help="go through the Siebel REST emulator")] = False,
+) -> None:
     """Run the whole chain on embedded defaults (no servers) and print each member's outcome."""
     from sync_worker.demo import run_demo
 
@@ -80,7 +82,7 @@ def demo() -> None:
     out_console.print(
         "[bold]ct-sync demo[/]: sandbox CrowdTwist, SQLite Siebel stand-in, embedded queue, intake, worker"
     )
-    report = run_demo(settings)
+    report = run_demo(settings, with_rest=with_rest)
     table = Table(title="Members after the sync (as a Siebel admin sees them)")
     for column in ("Member Number", "story", "CT Sync Status", "CT Sync Error", "CT User Id"):
         table.add_column(column, overflow="fold")
@@ -324,15 +326,24 @@ def check() -> None:
 
 @app.command()
 def sandbox(
-    host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="CrowdTwist sandbox port")] = 8765,
+    siebel_port: Annotated[int, typer.Option(help="Siebel REST emulator port")] = 8766,
 ) -> None:
-    """Serve the CrowdTwist emulator on 127.0.0.1 (faults and counters under /_sandbox/)."""
+    """Serve the CrowdTwist and Siebel REST emulators on 127.0.0.1 until interrupted."""
     from crowdtwist_client.sandbox import SandboxState, create_sandbox_app
+    from siebel_adapter.emulator import SiebelEmulator, SiebelEmulatorServer
+    from siebel_adapter.sqlite_store import SqliteMemberStore
     from sync_worker.serving import serve_forever
 
-    out_console.print(f"CrowdTwist sandbox on http://{host}:{port} (stats: /_sandbox/stats)")
-    serve_forever(create_sandbox_app(SandboxState()), host=host, port=port)
+    settings = settings_or_exit()
+    username = settings.siebel.username or "CTSYNC"
+    password = settings.siebel.password.get_secret_value() if settings.siebel.password else "sandbox"
+    store = SqliteMemberStore(settings.siebel_sqlite_path, settings.siebel)
+    emulator = SiebelEmulator(store, username=username, password=password)
+    with SiebelEmulatorServer(emulator, port=siebel_port) as siebel:
+        out_console.print(f"Siebel REST emulator on {siebel.base_url} (Basic auth as {username}), data in {store.path}")
+        out_console.print(f"CrowdTwist sandbox on http://127.0.0.1:{port} (faults and counters under /_sandbox/)")
+        serve_forever(create_sandbox_app(SandboxState()), host="127.0.0.1", port=port)
 
 
 T = TypeVar("T")

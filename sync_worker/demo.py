@@ -9,14 +9,17 @@ import json
 import shutil
 import threading
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
-from config.settings import Settings
+from config.settings import Settings, SiebelSettings
 from crowdtwist_client.sandbox import SandboxServer
+from siebel_adapter.emulator import SiebelEmulator, SiebelEmulatorServer
 from siebel_adapter.intake import EVENTS_PATH, create_intake_app
 from siebel_adapter.member import FAILURE_STATUSES
 from siebel_adapter.queue import build_publisher
@@ -88,14 +91,28 @@ class DemoReport:
     seconds: float = 0.0
 
 
-def demo_settings(base: Settings, *, data_dir: Path, sandbox_url: str) -> Settings:
+DEMO_SIEBEL_USER = "CTSYNC"
+DEMO_SIEBEL_PASSWORD = "demo-password-not-secret"  # noqa: S105 - the emulator's, printed in the docs
+
+
+def demo_settings(base: Settings, *, data_dir: Path, sandbox_url: str, siebel_url: str | None = None) -> Settings:
     """Everything embedded and local, whatever the environment says."""
+    # Field names at their defaults, whatever the environment says: the demo's stand-in is made with them.
+    siebel = SiebelSettings(program_id=PROGRAM)
+    if siebel_url is not None:
+        siebel = SiebelSettings(
+            program_id=PROGRAM,
+            backend="rest",
+            base_url=siebel_url,
+            username=DEMO_SIEBEL_USER,
+            password=SecretStr(DEMO_SIEBEL_PASSWORD),
+        )
     return Settings(
         data_dir=data_dir,
         broker={"url": None},
         ledger={"url": None},
         crowdtwist={"base_url": sandbox_url, "api_key": "demo-api-key-not-secret", "retry_max_time": "2s"},
-        siebel={"backend": "sqlite", "program_id": PROGRAM},
+        siebel=siebel,
         defaults={"email_domain": "members.example.com", "postal_code": "10001", "city_id": 1, "country_code": "US"},
         alerts={"to": ["loyalty-admins@example.com"]},
         worker={"concurrency": 4, "prefetch": 16, "retry_budget": "30s"},
@@ -103,12 +120,13 @@ def demo_settings(base: Settings, *, data_dir: Path, sandbox_url: str) -> Settin
     )
 
 
-def run_demo(base: Settings) -> DemoReport:
+def run_demo(base: Settings, *, with_rest: bool = False) -> DemoReport:
+    """The story; with `with_rest`, the worker reads and writes Siebel through the REST emulator over HTTP."""
     started = time.monotonic()
     data_dir = base.data_dir / "demo"
     shutil.rmtree(data_dir, ignore_errors=True)
     data_dir.mkdir(parents=True)
-    with SandboxServer() as sandbox:
+    with SandboxServer() as sandbox, ExitStack() as stack:
         # Someone else in CrowdTwist already uses this email (e.g. enrolled on the website).
         sandbox.state.handle(
             "POST",
@@ -119,15 +137,19 @@ def run_demo(base: Settings) -> DemoReport:
                 {"third_party_id": "WEB-1", "first_name": "J", "last_name": "Smith", "email_address": TAKEN_EMAIL}
             ),
         )
-        settings = demo_settings(base, data_dir=data_dir, sandbox_url=sandbox.url)
-        store = SqliteMemberStore(settings.siebel_sqlite_path, settings.siebel)
+        store = SqliteMemberStore(data_dir / "siebel.sqlite", SiebelSettings())
         for document, _story in SAMPLE_MEMBERS:
             store.upsert_member(document)
-        worker = build_worker(settings, store=store)
+        siebel_url = None
+        if with_rest:
+            emulator = SiebelEmulator(store, username=DEMO_SIEBEL_USER, password=DEMO_SIEBEL_PASSWORD)
+            siebel_url = stack.enter_context(SiebelEmulatorServer(emulator)).base_url
+        settings = demo_settings(base, data_dir=data_dir, sandbox_url=sandbox.url, siebel_url=siebel_url)
+        worker = build_worker(settings)
         thread = threading.Thread(target=worker.run, name="ct-sync-worker", daemon=True)
         thread.start()
         publisher = build_publisher(settings)
-        app = create_intake_app(publisher=publisher, store=store, token=None, max_body_bytes=1_048_576)
+        app = create_intake_app(publisher=publisher, store=worker.store, token=None, max_body_bytes=1_048_576)
         try:
             with BackgroundServer(app) as intake, httpx.Client(base_url=intake.url, timeout=10) as siebel:
                 posted = _post_all(siebel, store, "enroll", [doc["Member Number"] for doc, _ in SAMPLE_MEMBERS])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from config import load_settings
@@ -25,8 +26,9 @@ EXPECTED = {
 }
 
 
-def test_the_demo_ends_with_every_expected_status(tmp_path: Path) -> None:
-    report = run_demo(load_settings(data_dir=tmp_path))
+@pytest.mark.parametrize("with_rest", [False, True], ids=["sqlite", "rest-emulator"])
+def test_the_demo_ends_with_every_expected_status(tmp_path: Path, with_rest: bool) -> None:
+    report = run_demo(load_settings(data_dir=tmp_path), with_rest=with_rest)
     outcomes = {row.member_number: (row.status, row.error) for row in report.rows}
     assert outcomes.keys() == EXPECTED.keys()
     for number, (status, error) in EXPECTED.items():

@@ -8,16 +8,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from config.settings import SiebelSettings
+from siebel_adapter.emulator import SiebelEmulator, SiebelEmulatorServer
 from siebel_adapter.member import SyncOutcome, SyncStatus
+from siebel_adapter.rest_store import SiebelRestStore
 from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.errors import InvalidRecord
 from sync_worker.ports import MemberStore
 from tests.builders import siebel_member
 
 SETTINGS = SiebelSettings(status_field="CT Sync Status", error_field="CT Sync Error", ct_user_id_field="CT User Id")
-ADAPTERS = ["sqlite"]
+ADAPTERS = ["sqlite", "rest"]
 
 
 @dataclass
@@ -31,6 +34,20 @@ def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
     admin = SqliteMemberStore(tmp_path / "siebel.sqlite", SETTINGS, page_size=3)
     if request.param == "sqlite":
         yield Stores(admin, admin)
+        return
+    emulator = SiebelEmulator(admin, username="CTSYNC", password="emulator-pw")
+    with SiebelEmulatorServer(emulator) as server:
+        settings = SETTINGS.model_copy(
+            update={
+                "base_url": server.base_url,
+                "username": "CTSYNC",
+                "password": SecretStr("emulator-pw"),
+                "page_size": 3,
+            }
+        )
+        store = SiebelRestStore(settings)
+        yield Stores(store, admin)
+        store.close()
 
 
 def test_a_member_is_found_by_member_number(stores: Stores) -> None:

@@ -1,0 +1,137 @@
+"""A local emulator of Siebel's REST member endpoints, over the SQLite stand-in, so the REST adapter is exercised
+over real HTTP (tests, `ct-sync demo --with-rest`, `ct-sync sandbox`).
+
+    GET /siebel/v1.0/data/{BusObj}/{BusComp}?searchspec=…&PageSize=…&StartRowNum=…&sortspec=…&uniformresponse=yes
+    GET /siebel/v1.0/data/{BusObj}/{BusComp}/{Id}
+    PUT /siebel/v1.0/data/{BusObj}/{BusComp}/{Id}       flat JSON of field names; bumps Updated, as Siebel does
+
+Basic auth; 404 "There is no data for the requested resource" for an empty result, as Siebel answers; a `down`
+switch answers 503. The searchspec is parsed (siebel_adapter.searchspec), never evaluated as text.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+from typing import Any
+from urllib.parse import unquote
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from siebel_adapter import searchspec
+from siebel_adapter.member import ROW_ID, parse_siebel_datetime
+from siebel_adapter.sqlite_store import SqliteMemberStore
+from sync_worker.serving import BackgroundServer
+
+PREFIX = "/siebel/v1.0/data"
+NO_DATA = {"ERROR": "There is no data for the requested resource"}
+_MAX_PAGE = 100
+
+
+class SiebelEmulator:
+    def __init__(
+        self,
+        store: SqliteMemberStore,
+        *,
+        username: str,
+        password: str,
+        business_object: str = "LOY Member",
+        business_component: str = "LOY Member",
+    ) -> None:
+        self.store = store
+        self.down = False
+        self.requests = 0
+        self._credentials = f"{username}:{password}".encode()
+        self._object = (business_object, business_component)
+        collection = PREFIX + "/{business_object}/{business_component}"
+        self.app = Starlette(
+            routes=[
+                Route(collection, self._query, methods=["GET"]),
+                Route(collection + "/{row_id}", self._one, methods=["GET", "PUT"]),
+            ]
+        )
+
+    async def _query(self, request: Request) -> Response:
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return refusal
+        params = request.query_params
+        try:
+            matches = searchspec.parse(params["searchspec"]) if params.get("searchspec") else (lambda record: True)
+        except searchspec.SearchspecError as exc:
+            return JSONResponse({"ERROR": f"Invalid search specification: {exc}"}, status_code=400)
+        size = min(int(params.get("PageSize", "10")), _MAX_PAGE)
+        start = int(params.get("StartRowNum", "0"))
+        records = [document for document in self.store.documents() if matches(document)]
+        sort = params.get("sortspec")
+        if sort:
+            field, _, direction = sort.partition(":")
+            records.sort(key=lambda document: _sort_key(document.get(field)), reverse=direction.upper() == "DESC")
+        page = records[start : start + size]
+        if not page:
+            return JSONResponse(NO_DATA, status_code=404)
+        return JSONResponse({"items": [_item(document, request) for document in page]})
+
+    async def _one(self, request: Request) -> Response:
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return refusal
+        row_id = unquote(request.path_params["row_id"])
+        if request.method == "PUT":
+            try:
+                changes = json.loads(await request.body())
+            except ValueError:
+                return JSONResponse({"ERROR": "body is not JSON"}, status_code=400)
+            if not isinstance(changes, dict) or not all(isinstance(v, str) for v in changes.values()):
+                return JSONResponse({"ERROR": "body must be a flat object of field values"}, status_code=400)
+            self.store.update_fields(row_id, changes)
+            return JSONResponse({"items": {ROW_ID: row_id}})
+        record = next((d for d in self.store.documents() if d.get(ROW_ID) == row_id), None)
+        return JSONResponse({"items": [_item(record, request)]}) if record else JSONResponse(NO_DATA, status_code=404)
+
+    def _refusal(self, request: Request) -> Response | None:
+        self.requests += 1
+        if self.down:
+            return JSONResponse({"ERROR": "Service Unavailable"}, status_code=503)
+        if not self._authorized(request.headers.get("authorization", "")):
+            return JSONResponse({"ERROR": "Unauthorized"}, status_code=401)
+        names = (request.path_params["business_object"], request.path_params["business_component"])
+        if names != self._object:
+            return JSONResponse({"ERROR": f"Business object {names[0]!r} is not available"}, status_code=404)
+        return None
+
+    def _authorized(self, header: str) -> bool:
+        scheme, _, encoded = header.partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            given = base64.b64decode(encoded, validate=True)
+        except ValueError:
+            return False
+        return hmac.compare_digest(given, self._credentials)
+
+
+def _item(document: dict[str, Any], request: Request) -> dict[str, Any]:
+    link = {"rel": "self", "href": f"{request.url.path}/{document.get(ROW_ID)}", "name": "LOY Member"}
+    return {**document, "Link": [link]}
+
+
+def _sort_key(value: Any) -> Any:
+    moment = parse_siebel_datetime(value)
+    return (0, moment.timestamp()) if hasattr(moment, "timestamp") else (1, str(value or ""))
+
+
+class SiebelEmulatorServer(BackgroundServer):
+    """The emulator over real HTTP on 127.0.0.1; `.url` ends with /siebel/v1.0 like the base-URL setting."""
+
+    def __init__(self, emulator: SiebelEmulator, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.emulator = emulator
+        super().__init__(emulator.app, host=host, port=port)
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/siebel/v1.0"

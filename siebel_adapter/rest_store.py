@@ -1,0 +1,139 @@
+"""Adapter: Siebel CRM REST (`/siebel/v1.0/data/{BusObj}/{BusComp}`), the production member store.
+
+Reads with `searchspec` (every value quoted by `searchspec.quote`, never pasted), `uniformresponse=yes`, and
+`PageSize`/`StartRowNum` paging until a short page (Siebel gives no total). Writes the outcome with a PUT by row id,
+which Siebel treats as an idempotent upsert. Outages are `TransientError`s; a refused login or an unknown business
+object/component is a `ConfigurationError`, because retrying cannot fix either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote as quote_path
+
+import httpx
+
+from config.redaction import redact_text
+from config.settings import SiebelSettings
+from siebel_adapter import searchspec
+from siebel_adapter.member import MEMBER_NUMBER, UPDATED, Member, SyncOutcome, member_from_record
+from sync_worker.errors import ConfigurationError, TransientError
+
+SYSTEM = "siebel"
+# Siebel answers 404 both for "no record matched" and for a wrong object name; only the text tells them apart.
+_NO_DATA = "no data"
+
+
+class SiebelRestStore:
+    def __init__(self, settings: SiebelSettings, *, transport: httpx.BaseTransport | None = None) -> None:
+        if settings.base_url is None:
+            raise ConfigurationError("CTSYNC_SIEBEL__BASE_URL is required for the rest backend", system=SYSTEM)
+        self._settings = settings
+        auth: httpx.Auth | None = None
+        headers = {"Accept": "application/json"}
+        if settings.bearer_token is not None:
+            headers["Authorization"] = f"Bearer {settings.bearer_token.get_secret_value()}"
+        elif settings.username and settings.password:
+            auth = httpx.BasicAuth(settings.username, settings.password.get_secret_value())
+        self._collection = (
+            f"{settings.base_url}/data/{quote_path(settings.business_object, safe='')}"
+            f"/{quote_path(settings.business_component, safe='')}"
+        )
+        self._http = httpx.Client(
+            auth=auth,
+            headers=headers,
+            timeout=settings.timeout.total_seconds(),
+            transport=transport,
+            verify=str(settings.ca_bundle) if settings.ca_bundle else True,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- the MemberStore port -----------------------------------------------------------------------------------
+
+    def get_member(self, member_number: str) -> Member | None:
+        items = self._query(searchspec.field_is(MEMBER_NUMBER, member_number), start=0, size=2)
+        return self._member(items[0]) if items else None
+
+    def write_outcome(self, row_id: str, outcome: SyncOutcome) -> None:
+        fields = {
+            self._settings.status_field: str(outcome.status),
+            self._settings.error_field: outcome.error or "",
+            self._settings.sync_time_field: outcome.at.astimezone(UTC).strftime(searchspec.SIEBEL_DATETIME),
+        }
+        if outcome.ct_user_id is not None:
+            fields[self._settings.ct_user_id_field] = str(outcome.ct_user_id)
+        self._request("PUT", f"{self._collection}/{quote_path(row_id, safe='')}", json=fields)
+
+    def find_by_status(
+        self, statuses: Sequence[str], *, since: datetime | None = None, until: datetime | None = None
+    ) -> Iterator[Member]:
+        time_field = self._settings.sync_time_field
+        spec = searchspec.all_of(
+            searchspec.any_of(self._settings.status_field, statuses),
+            searchspec.compare(time_field, ">=", since) if since else "",
+            searchspec.compare(time_field, "<", until) if until else "",
+        )
+        for page in self._pages(spec):
+            yield from page
+
+    def changed_since(self, watermark: datetime | None) -> Iterator[list[Member]]:
+        spec = searchspec.compare(UPDATED, ">", watermark) if watermark else ""
+        yield from self._pages(spec, sort=f"{UPDATED}:ASC")
+
+    # -- HTTP --------------------------------------------------------------------------------------------------------
+
+    def _pages(self, spec: str, *, sort: str | None = None) -> Iterator[list[Member]]:
+        size = self._settings.page_size
+        start = 0
+        while True:
+            items = self._query(spec, start=start, size=size, sort=sort)
+            if items:
+                yield [self._member(item) for item in items]
+            if len(items) < size:
+                return
+            start += size
+
+    def _query(self, spec: str, *, start: int, size: int, sort: str | None = None) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"uniformresponse": "yes", "PageSize": size, "StartRowNum": start}
+        if spec:
+            params["searchspec"] = spec
+        if sort:
+            params["sortspec"] = sort
+        document = self._request("GET", self._collection, params=params)
+        items = document.get("items", []) if isinstance(document, dict) else []
+        return [item for item in items if isinstance(item, dict)]
+
+    def _request(self, method: str, url: str, **options: Any) -> Any:
+        failure: TransientError | None = None
+        try:
+            response = self._http.request(method, url, **options)
+        except httpx.TransportError as exc:
+            failure = TransientError(f"Siebel unreachable: {type(exc).__name__}", system=SYSTEM)
+        if failure is not None:
+            raise failure  # outside the except block: the httpx error (and its URL) is not chained
+        status = response.status_code
+        if status == 404 and _NO_DATA in response.text.lower():
+            return {"items": []}
+        if status in (401, 403):
+            raise ConfigurationError(f"Siebel refused the credentials (HTTP {status})", system=SYSTEM)
+        if status == 404:
+            raise ConfigurationError(
+                f"Siebel does not know {self._settings.business_object}/{self._settings.business_component} "
+                "(check CTSYNC_SIEBEL__BUSINESS_OBJECT and __BUSINESS_COMPONENT)",
+                system=SYSTEM,
+            )
+        if status >= 500 or status == 429:
+            raise TransientError(f"Siebel unavailable: HTTP {status}", system=SYSTEM, status_code=status)
+        if status >= 400:
+            detail = redact_text(response.text[:200])
+            raise ConfigurationError(f"Siebel refused the request (HTTP {status}): {detail}", system=SYSTEM)
+        return response.json() if response.content else {}
+
+    def _member(self, item: dict[str, Any]) -> Member:
+        return member_from_record(
+            item, ct_user_id_field=self._settings.ct_user_id_field, status_field=self._settings.status_field
+        )

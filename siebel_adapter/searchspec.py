@@ -1,0 +1,150 @@
+"""Siebel `searchspec`: building it safely (values always quoted, quotes doubled) and, for the emulator, parsing
+and evaluating the subset ct-sync sends. Anything outside that subset is refused, so nothing is ever pasted raw.
+
+    spec   := or
+    or     := and ("OR" and)*
+    and    := term ("AND" term)*
+    term   := "(" or ")" | "[" field "]" op value
+    op     := = | <> | > | >= | < | <=
+    value  := '...' with '' for a quote inside
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from siebel_adapter.member import parse_siebel_datetime
+
+SIEBEL_DATETIME = "%m/%d/%Y %H:%M:%S"
+_TOKEN = re.compile(r"\s*(?:(\()|(\))|\[([^\]]+)\]|(<>|>=|<=|=|>|<)|'((?:[^']|'')*)'|(AND|OR)\b)", re.IGNORECASE)
+
+Predicate = Callable[[Mapping[str, Any]], bool]
+
+
+class SearchspecError(ValueError):
+    """The searchspec is not in the supported subset."""
+
+
+# -- building ------------------------------------------------------------------------------------------------------
+
+
+def quote(value: str) -> str:
+    """A searchspec string literal: single quotes, inner quotes doubled."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def field_is(field: str, value: str) -> str:
+    return f"[{field}] = {quote(value)}"
+
+
+def any_of(field: str, values: Sequence[str]) -> str:
+    return "(" + " OR ".join(field_is(field, value) for value in values) + ")"
+
+
+def compare(field: str, op: str, moment: datetime) -> str:
+    return f"[{field}] {op} {quote(moment.astimezone(UTC).strftime(SIEBEL_DATETIME))}"
+
+
+def all_of(*parts: str) -> str:
+    return " AND ".join(part for part in parts if part)
+
+
+# -- parsing (the emulator) ------------------------------------------------------------------------------------------
+
+
+def parse(spec: str) -> Predicate:
+    tokens = _tokenize(spec)
+    predicate, position = _or(tokens, 0)
+    if position != len(tokens):
+        raise SearchspecError(f"unexpected {tokens[position][1]!r}")
+    return predicate
+
+
+def _tokenize(spec: str) -> list[tuple[str, str]]:
+    tokens: list[tuple[str, str]] = []
+    position = 0
+    spec = spec.rstrip()
+    while position < len(spec):
+        match = _TOKEN.match(spec, position)
+        if match is None:
+            raise SearchspecError(f"cannot read the searchspec at character {position}")
+        position = match.end()
+        opening, closing, field, op, value, word = match.groups()
+        if opening:
+            tokens.append(("(", "("))
+        elif closing:
+            tokens.append((")", ")"))
+        elif field is not None:
+            tokens.append(("field", field))
+        elif op:
+            tokens.append(("op", op))
+        elif value is not None:
+            tokens.append(("value", value.replace("''", "'")))
+        else:
+            tokens.append(("word", word.upper()))
+    return tokens
+
+
+def _or(tokens: list[tuple[str, str]], position: int) -> tuple[Predicate, int]:
+    left, position = _and(tokens, position)
+    while position < len(tokens) and tokens[position] == ("word", "OR"):
+        right, position = _and(tokens, position + 1)
+        left = (lambda a, b: lambda record: a(record) or b(record))(left, right)
+    return left, position
+
+
+def _and(tokens: list[tuple[str, str]], position: int) -> tuple[Predicate, int]:
+    left, position = _term(tokens, position)
+    while position < len(tokens) and tokens[position] == ("word", "AND"):
+        right, position = _term(tokens, position + 1)
+        left = (lambda a, b: lambda record: a(record) and b(record))(left, right)
+    return left, position
+
+
+def _term(tokens: list[tuple[str, str]], position: int) -> tuple[Predicate, int]:
+    if position >= len(tokens):
+        raise SearchspecError("the searchspec ends too early")
+    kind, text = tokens[position]
+    if kind == "(":
+        inner, position = _or(tokens, position + 1)
+        if position >= len(tokens) or tokens[position][0] != ")":
+            raise SearchspecError("a parenthesis is not closed")
+        return inner, position + 1
+    if kind != "field" or position + 2 >= len(tokens):
+        raise SearchspecError(f"expected [Field] op 'value', found {text!r}")
+    (op_kind, op), (value_kind, value) = tokens[position + 1], tokens[position + 2]
+    if op_kind != "op" or value_kind != "value":
+        raise SearchspecError("expected [Field] op 'value' (values must be quoted)")
+    return _comparison(text, op, value), position + 3
+
+
+def _comparison(field: str, op: str, value: str) -> Predicate:
+    def holds(record: Mapping[str, Any]) -> bool:
+        actual = record.get(field)
+        if actual is None or actual == "":
+            return op == "=" and value == ""
+        left: Any = str(actual)
+        right: Any = value
+        moment = _as_datetime(value)
+        if moment is not None and (stored := _as_datetime(str(actual))) is not None:
+            left, right = stored, moment
+        return bool(
+            {
+                "=": left == right,
+                "<>": left != right,
+                ">": left > right,
+                ">=": left >= right,
+                "<": left < right,
+                "<=": left <= right,
+            }[op]
+        )
+
+    return holds
+
+
+def _as_datetime(text: str) -> datetime | None:
+    parsed = parse_siebel_datetime(text)
+    return parsed if isinstance(parsed, datetime) else None

@@ -1,0 +1,101 @@
+"""The Siebel REST adapter's requests and error mapping (respx), and the searchspec it builds and the emulator reads."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+import respx
+from pydantic import SecretStr
+
+from config.settings import SiebelSettings
+from siebel_adapter import searchspec
+from siebel_adapter.rest_store import SiebelRestStore
+from sync_worker.errors import ConfigurationError, TransientError
+from tests.builders import siebel_member
+
+BASE = "https://siebel.example.com/siebel/v1.0"
+COLLECTION = "/data/LOY%20Member/LOY%20Member"
+SETTINGS = SiebelSettings(backend="rest", base_url=BASE, username="CTSYNC", password=SecretStr("s1ebel-pw"))
+
+
+@pytest.fixture
+def mock() -> Iterator[respx.MockRouter]:
+    with respx.mock(base_url=BASE) as router:
+        yield router
+
+
+def test_a_lookup_sends_a_quoted_searchspec_with_basic_auth(mock: respx.MockRouter) -> None:
+    route = mock.get(COLLECTION).respond(200, json={"items": [siebel_member(**{"Member Number": "296-1"})]})
+    member = SiebelRestStore(SETTINGS).get_member("296-1' OR '1'='1")
+    assert member is not None
+    request = route.calls.last.request
+    assert request.url.params["searchspec"] == "[Member Number] = '296-1'' OR ''1''=''1'"
+    assert request.url.params["uniformresponse"] == "yes"
+    assert request.headers["authorization"].startswith("Basic ")
+
+
+def test_no_data_is_no_member(mock: respx.MockRouter) -> None:
+    mock.get(COLLECTION).respond(404, json={"ERROR": "There is no data for the requested resource"})
+    assert SiebelRestStore(SETTINGS).get_member("296-9") is None
+
+
+@pytest.mark.parametrize(
+    ("answer", "error", "text"),
+    [
+        (httpx.Response(503, text="Service Unavailable"), TransientError, "Siebel unavailable: HTTP 503"),
+        (httpx.ConnectError("refused"), TransientError, "Siebel unreachable: ConnectError"),
+        (httpx.ReadTimeout("slow"), TransientError, "Siebel unreachable: ReadTimeout"),
+        (httpx.Response(401, text="Unauthorized"), ConfigurationError, "Siebel refused the credentials (HTTP 401)"),
+        (httpx.Response(404, json={"ERROR": "Business object not found"}), ConfigurationError, "does not know"),
+    ],
+)
+def test_failures_map_to_the_error_tree(mock: respx.MockRouter, answer: object, error: type, text: str) -> None:
+    mock.get(COLLECTION).mock(side_effect=[answer])
+    with pytest.raises(error, match=re.escape(text)) as caught:
+        SiebelRestStore(SETTINGS).get_member("296-1")
+    assert "s1ebel-pw" not in str(caught.value)
+
+
+def test_the_outcome_is_a_put_by_row_id(mock: respx.MockRouter) -> None:
+    from siebel_adapter.member import SyncOutcome, SyncStatus
+
+    route = mock.put(f"{COLLECTION}/1-ABC").respond(200, json={"items": {"Id": "1-ABC"}})
+    outcome = SyncOutcome(status=SyncStatus.SYNCED, ct_user_id=42, at=datetime(2026, 11, 22, 10, 0, tzinfo=UTC))
+    SiebelRestStore(SETTINGS).write_outcome("1-ABC", outcome)
+    assert route.calls.last.request.content == (
+        b'{"CT Sync Status":"Synced","CT Sync Error":"","CT Sync Time":"11/22/2026 10:00:00","CT User Id":"42"}'
+    )
+
+
+def test_a_bearer_token_replaces_basic_auth(mock: respx.MockRouter) -> None:
+    route = mock.get(COLLECTION).respond(200, json={"items": []})
+    settings = SETTINGS.model_copy(update={"bearer_token": SecretStr("oauth-token-123456")})
+    SiebelRestStore(settings).get_member("296-1")
+    assert route.calls.last.request.headers["authorization"] == "Bearer oauth-token-123456"
+
+
+@pytest.mark.parametrize(
+    ("spec", "record", "matches"),
+    [
+        ("[Member Number] = '296-1'", {"Member Number": "296-1"}, True),
+        ("[Member Number] = '296-1'' OR ''1''=''1'", {"Member Number": "296-1"}, False),
+        ("[Member Number] = '296-1'' OR ''1''=''1'", {"Member Number": "296-1' OR '1'='1"}, True),
+        ("([S] = 'A' OR [S] = 'B') AND [T] >= '11/22/2026 10:00:00'", {"S": "B", "T": "2026-11-22T11:00:00Z"}, True),
+        ("([S] = 'A' OR [S] = 'B') AND [T] >= '11/22/2026 10:00:00'", {"S": "B", "T": "11/21/2026 11:00:00"}, False),
+        ("[Updated] > '11/22/2026 10:00:00'", {"Updated": "2026-11-22T10:00:01.5Z"}, True),
+    ],
+)
+def test_the_emulator_reads_the_searchspec_subset(spec: str, record: dict[str, str], matches: bool) -> None:
+    assert searchspec.parse(spec)(record) is matches
+
+
+@pytest.mark.parametrize(
+    "spec", ["[Member Number] = 296-1", "[Member Number] = '1' OR 1=1", "[A] = 'x' AND", "([A] = 'x'", "DROP"]
+)
+def test_anything_outside_the_subset_is_refused(spec: str) -> None:
+    with pytest.raises(searchspec.SearchspecError):
+        searchspec.parse(spec)
