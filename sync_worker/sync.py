@@ -25,6 +25,8 @@ from sync_worker.ports import Clock, CrowdTwistUsers, MemberStore, SyncedState, 
 
 log = structlog.get_logger(__name__)
 
+# Passes of send-then-check before the member is left to its next event (a member edited non-stop).
+_MAX_PASSES = 3
 ResultKind = Literal["synced", "unchanged", "skipped", "rejected"]
 
 
@@ -60,44 +62,71 @@ class MemberSync:
         self._clock = clock
 
     def sync(self, member_number: str, *, enroll: bool, first_attempt: bool = True, force: bool = False) -> SyncResult:
-        """Sync one member. Raises TransientError / NotAuthorized for the caller's retry decision."""
+        """Sync one member. Raises TransientError / NotAuthorized for the caller's retry decision.
+
+        After sending, the member is read again: if Siebel now holds other data (it changed meanwhile, or another
+        worker process sent an older state after ours), it is sent again, unconditionally. The last write to
+        CrowdTwist is therefore always followed by a check by its writer, which is what makes concurrent workers
+        converge on the newest Siebel state.
+        """
+        calls = _Calls()
+        result = SyncResult("skipped")
+        for _pass in range(_MAX_PASSES):
+            result, sent = self._sync_once(
+                member_number, enroll=enroll, first_attempt=first_attempt, force=force, calls=calls
+            )
+            if sent is None or not self._changed_since(member_number, sent):
+                return result
+            force, enroll = True, False
+        return result
+
+    def _changed_since(self, member_number: str, fingerprint: str) -> bool:
+        try:
+            member = self._store.get_member(member_number)
+        except InvalidRecord:
+            return False  # the next event for it writes the Data Error
+        return member is not None and map_member(member, self._defaults).fingerprint() != fingerprint
+
+    def _sync_once(
+        self, member_number: str, *, enroll: bool, first_attempt: bool, force: bool, calls: _Calls
+    ) -> tuple[SyncResult, str | None]:
+        """One pass; also the fingerprint of what was sent to CrowdTwist, if anything was."""
         try:
             member = self._store.get_member(member_number)
         except InvalidRecord as invalid:
             self._store.write_outcome(
                 invalid.row_id, SyncOutcome(status=SyncStatus.DATA_ERROR, error=invalid.message, at=self._clock.now())
             )
-            return SyncResult("rejected", reason=invalid.message)
+            return SyncResult("rejected", reason=invalid.message), None
         if member is None:
-            return SyncResult("skipped", reason="no such member in Siebel")
+            return SyncResult("skipped", reason="no such member in Siebel"), None
         reason = skip_reason(member, program_id=self._program_id)
         if reason is not None:
-            return SyncResult("skipped", reason=reason)
+            return SyncResult("skipped", reason=reason), None
 
         mapping = map_member(member, self._defaults)
         if not mapping.accepted:
             self._write(member, SyncStatus.DATA_ERROR, error=mapping.error_text)
-            return SyncResult("rejected", reason=mapping.error_text)
+            return SyncResult("rejected", reason=mapping.error_text), None
 
         fingerprint = mapping.fingerprint()
         state = self._known_state(member_number)
         if not force and state is not None and state.payload_hash == fingerprint:
-            return self._unchanged(member, state)
+            return self._unchanged(member, state), None
 
-        calls = _Calls()
         try:
             user = self._send(
                 member, mapping, calls, known=state is not None, enroll=enroll, first_attempt=first_attempt
             )
         except DataRejected as rejected:
             self._write(member, SyncStatus.DATA_ERROR, error=rejected.message)
-            return SyncResult("rejected", reason=rejected.message, calls=calls.count)
+            return SyncResult("rejected", reason=rejected.message, calls=calls.count), None
         if user is None:
-            return SyncResult("skipped", reason="inactive and never in CrowdTwist", calls=calls.count)
+            return SyncResult("skipped", reason="inactive and never in CrowdTwist", calls=calls.count), None
 
         self._remember(member_number, SyncedState(fingerprint, user.id, self._clock.now()))
         self._write(member, SyncStatus.SYNCED, ct_user_id=user.id)
-        return SyncResult("synced", ct_user_id=user.id, calls=calls.count)
+        return SyncResult("synced", ct_user_id=user.id, calls=calls.count), fingerprint
 
     def write_failure(self, member_number: str, *, row_id: str | None, status: SyncStatus, error: str) -> None:
         """Write a failure status (CT Failure, OIC Failure) found outside `sync`; needs only the row id."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 from crowdtwist_client.models import CtUser, UserPayload
@@ -52,6 +52,7 @@ class FakeCrowdTwist:
         self.creates: dict[str, int] = defaultdict(int)
         self.script = Script()
         self.reject_emails: set[str] = set()
+        self.before_update: Callable[[], None] | None = None  # runs once, inside the next update (races)
         self._ids = itertools.count(1000)
         self._lock = threading.Lock()
 
@@ -74,6 +75,9 @@ class FakeCrowdTwist:
 
     def update_user(self, third_party_id: str, payload: UserPayload) -> CtUser | None:
         self._count("update_user")
+        if self.before_update is not None:
+            hook, self.before_update = self.before_update, None
+            hook()
         with self._lock:
             current = self.users.get(third_party_id)
             if current is None:

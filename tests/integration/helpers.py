@@ -19,9 +19,11 @@ class ScriptedHandler:
         self.lock = threading.Lock()
         self.gate = threading.Event()
         self.gate.set()
+        self.entered = threading.Event()  # set once a sync has begun
         self.decide = decide or (lambda events: Decision("ack", "Synced"))
 
     def handle(self, events: Sequence[MemberEvent]) -> Handled:
+        self.entered.set()
         self.gate.wait(10)
         with self.lock:
             self.batches.append(list(events))

@@ -146,7 +146,8 @@ def test_events_for_a_member_whose_sync_is_running_are_coalesced(  # type: ignor
     handler.gate.clear()  # the first sync hangs until released
     run_worker(handler)
     publish(rabbitmq_url, topology, [encode_event(event("296-busy")) for _ in range(10)])
-    time.sleep(0.5)
+    assert handler.entered.wait(10), "the sync never started"
+    time.sleep(0.5)  # the other nine arrive while the first sync hangs
     handler.gate.set()
     eventually(lambda: len(handler.handled_events) == 10)
     assert len(handler.batches) <= 2, f"10 events took {len(handler.batches)} syncs"
@@ -158,7 +159,7 @@ def test_stop_finishes_the_sync_in_flight_and_acks_it(rabbitmq_url: str, topolog
     handler.gate.clear()
     worker = run_worker(handler)
     publish(rabbitmq_url, topology, [encode_event(event("296-inflight"))])
-    time.sleep(0.3)
+    assert handler.entered.wait(10), "the sync never started"
     worker.stop()
     handler.gate.set()
     eventually(lambda: len(handler.handled_events) == 1)

@@ -22,11 +22,11 @@ DEFAULTS = DefaultsSettings(email_domain="members.example.com")
 NAMES = st.sampled_from(["Lee", "Li", "Leigh", "O'Lee", "Lee-Smith", ""])  # "" is a Data Error
 
 
-def _handler(store: FakeStore, crowdtwist: FakeCrowdTwist, clock: FakeClock) -> EventHandler:
+def _handler(store: FakeStore, crowdtwist: FakeCrowdTwist, clock: FakeClock, states: FakeSyncedStates) -> EventHandler:
     sync = MemberSync(
         store=store,
         crowdtwist=crowdtwist,
-        synced_states=FakeSyncedStates(),  # each worker process has its own view: the worst case
+        synced_states=states,  # the ledger's table, shared by every worker process as in production
         defaults=DEFAULTS,
         program_id=PROGRAM,
         clock=clock,
@@ -51,7 +51,8 @@ def test_any_interleaving_converges_to_the_newest_state_with_one_member(
 ) -> None:
     clock = FakeClock()
     store, crowdtwist = FakeStore(), FakeCrowdTwist()
-    handlers = [_handler(store, crowdtwist, clock), _handler(store, crowdtwist, clock)]  # two workers
+    states = FakeSyncedStates()
+    handlers = [_handler(store, crowdtwist, clock, states), _handler(store, crowdtwist, clock, states)]  # two workers
     ann = member()
     store.put(ann)
     queue: list[MemberEvent] = [MemberEvent(event_type="enroll", member_number=ann.member_number)]
@@ -105,7 +106,8 @@ def test_two_workers_racing_on_the_same_members_create_each_once() -> None:
         for subject in members:
             handler.handle([MemberEvent(event_type="enroll", member_number=subject.member_number)])
 
-    threads = [threading.Thread(target=work, args=(_handler(store, crowdtwist, clock),)) for _ in range(4)]
+    states = FakeSyncedStates()
+    threads = [threading.Thread(target=work, args=(_handler(store, crowdtwist, clock, states),)) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -254,3 +254,21 @@ def test_a_ledger_outage_does_not_cost_the_sync(world: World) -> None:
 
 def world_payload(subject: Member) -> UserPayload:
     return map_member(subject, DEFAULTS).payload.for_create()
+
+
+def test_a_stale_write_by_another_worker_is_corrected_by_the_check_after_sending(world: World) -> None:
+    ann = member(**{"Last Name": "Lee"})
+    world.store.put(ann)
+    world.send(ann, "enroll")
+    world.store.put(changed(world.store.members[ann.member_number], last_name="Li"))
+    other_worker = World(store=world.store, crowdtwist=world.crowdtwist, states=world.states, clock=world.clock)
+
+    def meanwhile() -> None:
+        # While this worker's PUT of "Li" is on its way, Siebel changes again and another worker syncs it first.
+        world.store.put(changed(world.store.members[ann.member_number], seconds=120, last_name="Leigh"))
+        other_worker.send(ann, "update")
+
+    world.crowdtwist.before_update = meanwhile
+    world.send(ann, "update")
+    assert world.crowdtwist.users[ann.member_number].last_name == "Leigh"
+    assert world.status_of(ann) == "Synced"
