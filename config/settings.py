@@ -98,11 +98,15 @@ class BrokerSettings(_Section):
 
 
 class LedgerSettings(_Section):
+    """The history of every attempt."""
+
     url: DatabaseUrl | None = Field(default=None, description="SQLAlchemy URL; empty: SQLite under the data dir")
     retention: Duration = Field(default=timedelta(days=90), description="how long attempt rows are kept")
 
 
 class CrowdTwistSettings(_Section):
+    """CrowdTwist REST v2. The default base URL is the local sandbox (`ct-sync sandbox`)."""
+
     base_url: HttpUrl = Field(
         default=SANDBOX_CROWDTWIST_URL, description="host root, no version (https://sb-api306.crowdtwist.com)"
     )
@@ -126,20 +130,22 @@ class CrowdTwistSettings(_Section):
 
 
 class SiebelSettings(_Section):
+    """Where members are read and the outcome written: the SQLite stand-in or Siebel CRM REST."""
+
     backend: Literal["sqlite", "rest"] = Field(default="sqlite", description="`sqlite` stand-in or Siebel `rest`")
     base_url: HttpUrl | None = Field(default=None, description="up to and including /siebel/v1.0")
     username: str | None = Field(default=None, description="Basic auth user")
     password: SecretStr | None = Field(default=None, description="Basic auth password")
     bearer_token: SecretStr | None = Field(default=None, description="OAuth bearer token, instead of Basic auth")
-    business_object: str = Field(default="LOY Member", min_length=1)
-    business_component: str = Field(default="LOY Member", min_length=1)
-    status_field: str = Field(default="CT Sync Status", min_length=1)
-    error_field: str = Field(default="CT Sync Error", min_length=1)
-    ct_user_id_field: str = Field(default="CT User Id", min_length=1)
-    sync_time_field: str = Field(default="CT Sync Time", min_length=1)
+    business_object: str = Field(default="LOY Member", min_length=1, description="Siebel business object")
+    business_component: str = Field(default="LOY Member", min_length=1, description="Siebel business component")
+    status_field: str = Field(default="CT Sync Status", min_length=1, description="field for the sync status")
+    error_field: str = Field(default="CT Sync Error", min_length=1, description="field for the error text")
+    ct_user_id_field: str = Field(default="CT User Id", min_length=1, description="field for the CrowdTwist id")
+    sync_time_field: str = Field(default="CT Sync Time", min_length=1, description="field for the sync time")
     program_id: str | None = Field(default=None, description="the program marked for CrowdTwist")
     page_size: int = Field(default=100, ge=1, le=100, description="Siebel PageSize (max 100)")
-    timeout: Duration = Field(default=timedelta(seconds=30))
+    timeout: Duration = Field(default=timedelta(seconds=30), description="timeout of one Siebel call")
     ca_bundle: Path | None = Field(default=None, description="PEM bundle of a private CA; TLS is always verified")
     sqlite_path: Path | None = Field(default=None, description="stand-in database; empty: under the data dir")
     poll_overlap: Duration = Field(
@@ -164,14 +170,16 @@ class DefaultsSettings(_Section):
 
 
 class AlertsSettings(_Section):
+    """Failure emails."""
+
     to: EmailList = Field(default=[], description="recipients, comma-separated; none: .eml files in the outbox")
     sender: str = Field(default="ct-sync@localhost", description="From address")
-    smtp_host: str | None = None
-    smtp_port: Port = 25
-    smtp_username: str | None = None
-    smtp_password: SecretStr | None = None
-    starttls: bool = False
-    notify: Literal["failures", "all", "none"] = "failures"
+    smtp_host: str | None = Field(default=None, description="SMTP server; empty: alerts go to the outbox")
+    smtp_port: Port = Field(default=25, description="SMTP port (587 with STARTTLS)")
+    smtp_username: str | None = Field(default=None, description="SMTP login")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password")
+    starttls: bool = Field(default=False, description="upgrade the SMTP connection with STARTTLS")
+    notify: Literal["failures", "all", "none"] = Field(default="failures", description="`failures`, `all` or `none`")
     digest_interval: Duration = Field(default=timedelta(minutes=15), description="at most one digest this often")
 
     @field_validator("to", mode="before")
@@ -191,10 +199,12 @@ class AlertsSettings(_Section):
 
 
 class IntakeSettings(_Section):
-    host: str = "127.0.0.1"
-    port: Port = 8080
+    """The HTTP endpoint Siebel's workflow posts member events to."""
+
+    host: str = Field(default="127.0.0.1", description="interface the intake binds")
+    port: Port = Field(default=8080, description="intake port")
     token: SecretStr | None = Field(default=None, description="bearer token; required beyond loopback")
-    max_body_bytes: int = Field(default=1_048_576, gt=0)
+    max_body_bytes: int = Field(default=1_048_576, gt=0, description="largest request body accepted")
 
     @model_validator(mode="after")
     def _token_required_beyond_loopback(self) -> IntakeSettings:
@@ -204,6 +214,8 @@ class IntakeSettings(_Section):
 
 
 class WorkerSettings(_Section):
+    """The queue consumer."""
+
     concurrency: int = Field(default=16, ge=1, le=512, description="syncs in flight at once")
     prefetch: int = Field(default=64, ge=1, le=65535, description="messages the broker hands over unacked")
     retry_budget: Duration = Field(
@@ -213,8 +225,10 @@ class WorkerSettings(_Section):
 
 
 class MetricsSettings(_Section):
+    """Prometheus metrics and health endpoints."""
+
     port: Port | None = Field(default=None, description="Prometheus /metrics port; empty: off")
-    host: str = "127.0.0.1"
+    host: str = Field(default="127.0.0.1", description="interface the metrics server binds")
 
 
 class Settings(BaseSettings):
