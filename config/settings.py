@@ -222,6 +222,15 @@ class WorkerSettings(_Section):
         default=timedelta(minutes=10), description="past this a transient failure becomes CT Failure"
     )
     max_resubmits: int = Field(default=5, ge=1, description="resubmits of one member before --force is needed")
+    breaker_threshold: int = Field(
+        default=5, ge=1, description="consecutive CrowdTwist outages that pause syncing (the outage breaker)"
+    )
+    breaker_max_backoff: Duration = Field(
+        default=timedelta(minutes=5), description="longest wait between probes while CrowdTwist is down"
+    )
+    auto_resubmit: bool = Field(
+        default=True, description="after an outage, resubmit members that ended CT Failure during it"
+    )
 
 
 class MetricsSettings(_Section):

@@ -58,6 +58,7 @@ class CrowdTwistClient:
         ca_bundle: Path | None = None,
         transport: httpx.BaseTransport | None = None,
         observer: Observer | None = None,
+        pacing_observer: Callable[[float], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._api_key = api_key
@@ -67,6 +68,7 @@ class CrowdTwistClient:
         self._retry_max_time = retry_max_time
         self._deletion_status_path = deletion_status_path
         self._observer = observer
+        self._pacing_observer = pacing_observer
         self._sleep = sleep
         self._base_url = base_url.rstrip("/")
         self._pos_base_url = (pos_base_url or "").rstrip("/")
@@ -86,6 +88,7 @@ class CrowdTwistClient:
         max_connections: int,
         transport: httpx.BaseTransport | None = None,
         observer: Observer | None = None,
+        pacing_observer: Callable[[float], None] | None = None,
     ) -> CrowdTwistClient:
         return cls(
             base_url=settings.base_url,
@@ -102,6 +105,7 @@ class CrowdTwistClient:
             ca_bundle=settings.ca_bundle,
             transport=transport,
             observer=observer,
+            pacing_observer=pacing_observer,
         )
 
     def __repr__(self) -> str:
@@ -240,7 +244,9 @@ class CrowdTwistClient:
             else:
                 query["api_key"] = self._api_key
         if self._pacer is not None:
-            self._pacer.acquire()
+            waited = self._pacer.acquire()
+            if waited and self._pacing_observer is not None:
+                self._pacing_observer(waited)
         record_call()
         started = time.monotonic()
         failure: TransientError | None = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 
 import httpx
 import structlog
@@ -14,15 +15,22 @@ from config.settings import Settings
 from crowdtwist_client.client import CrowdTwistClient
 from siebel_adapter.broker import open_broker, reclaim_unacked
 from siebel_adapter.member import SyncStatus
-from siebel_adapter.queue import QueueTopology
+from siebel_adapter.queue import QueueTopology, build_publisher
 from siebel_adapter.rest_store import SiebelRestStore
 from siebel_adapter.sqlite_store import SqliteMemberStore
+from sync_worker.alert_policy import AlertPolicy
+from sync_worker.breaker import Breaker, BreakerState
 from sync_worker.clock import SystemClock
 from sync_worker.consumer import QueueWorker
+from sync_worker.dispatcher import AlertDispatcher
 from sync_worker.errors import CtSyncError
 from sync_worker.handler import EventHandler
 from sync_worker.ledger import SqlLedger, build_ledger
-from sync_worker.ports import Clock, MemberStore
+from sync_worker.mailer import build_mailer
+from sync_worker.messages import MemberEvent
+from sync_worker.metrics import HealthServer, Metrics
+from sync_worker.ports import Clock, Mailer, MemberStore
+from sync_worker.supervisor import Supervisor
 from sync_worker.sync import MemberSync
 
 log = structlog.get_logger("ct_sync.bootstrap")
@@ -34,31 +42,56 @@ def build_member_store(settings: Settings) -> MemberStore:
     return SqliteMemberStore(settings.siebel_sqlite_path, settings.siebel)
 
 
-def build_crowdtwist(settings: Settings, *, transport: httpx.BaseTransport | None = None) -> CrowdTwistClient:
+def build_crowdtwist(
+    settings: Settings, *, transport: httpx.BaseTransport | None = None, metrics: Metrics | None = None
+) -> CrowdTwistClient:
     # One connection per sync thread, a few spare for retries overlapping a slow answer.
     return CrowdTwistClient.from_settings(
-        settings.crowdtwist, max_connections=settings.worker.concurrency + 4, transport=transport
+        settings.crowdtwist,
+        max_connections=settings.worker.concurrency + 4,
+        transport=transport,
+        observer=metrics.observe_call if metrics else None,
+        pacing_observer=metrics.pacing_wait.inc if metrics else None,
     )
 
 
 @dataclass
 class Worker:
-    """A wired worker: `run()` blocks until `stop()`; `close()` releases clients and pools."""
+    """A wired worker: `run()` blocks until `stop()`; `close()` flushes alerts and releases clients and pools."""
 
     queue_worker: QueueWorker
     store: MemberStore
     crowdtwist: CrowdTwistClient
     ledger: SqlLedger
+    supervisor: Supervisor
+    dispatcher: AlertDispatcher
+    metrics: Metrics
+    health: HealthServer | None = None
 
     def run(self) -> None:
+        if self.health is not None:
+            self.health.start()
         self.queue_worker.run()
 
     def stop(self) -> None:
         self.queue_worker.stop()
 
     def close(self) -> None:
+        self.supervisor.flush()
+        self.dispatcher.close()
+        if self.health is not None:
+            self.health.stop()
         self.crowdtwist.close()
         self.ledger.close()
+        close_store = getattr(self.store, "close", None)  # the REST store holds an HTTP pool
+        if close_store is not None:
+            close_store()
+
+    def readiness(self) -> dict[str, bool]:
+        return {
+            "broker": self.queue_worker.connected.is_set(),
+            "crowdtwist": self.supervisor.breaker.state is BreakerState.CLOSED,
+        }
 
 
 def build_worker(
@@ -67,11 +100,13 @@ def build_worker(
     store: MemberStore | None = None,
     crowdtwist: CrowdTwistClient | None = None,
     ledger: SqlLedger | None = None,
+    mailer: Mailer | None = None,
     clock: Clock | None = None,
 ) -> Worker:
     clock = clock or SystemClock()
+    metrics = Metrics()
     store = store or build_member_store(settings)
-    crowdtwist = crowdtwist or build_crowdtwist(settings)
+    crowdtwist = crowdtwist or build_crowdtwist(settings, metrics=metrics)
     ledger = ledger or build_ledger(settings)
     sync = MemberSync(
         store=store,
@@ -82,6 +117,31 @@ def build_worker(
         clock=clock,
     )
     handler = EventHandler(sync=sync, ledger=ledger, clock=clock, retry_budget=settings.worker.retry_budget)
+    dispatcher = AlertDispatcher(mailer or build_mailer(settings))
+    supervisor = Supervisor(
+        breaker=Breaker(
+            clock=clock.now,
+            threshold=settings.worker.breaker_threshold,
+            max_backoff=settings.worker.breaker_max_backoff,
+        ),
+        policy=AlertPolicy(
+            notify=settings.alerts.notify, digest_interval=settings.alerts.digest_interval, clock=clock.now
+        ),
+        dispatcher=dispatcher,
+        metrics=metrics,
+        clock=clock.now,
+        monotonic=clock.monotonic,
+        resubmit_failed_since=(lambda since: _resubmit_ct_failures(settings, store, since))
+        if settings.worker.auto_resubmit
+        else None,
+    )
+
+    def dead_lettered(body: bytes | str, reason: str) -> None:
+        reference = _member_reference(body)
+        supervisor.dead_lettered(reference[0] if reference else None, reason)
+        if reference is not None:
+            _write_oic_failure(sync, reference, reason)
+
     connection = open_broker(settings)
     reclaim_unacked(connection)  # the embedded queue: take back what a killed worker held
     queue_worker = QueueWorker(
@@ -90,23 +150,51 @@ def build_worker(
         handler=handler,
         concurrency=settings.worker.concurrency,
         prefetch=settings.worker.prefetch,
-        on_dead_letter=lambda body, reason: _write_oic_failure(sync, body, reason),
+        may_start=supervisor.may_start,
+        on_handled=supervisor.handled,
+        on_tick=supervisor.tick,
+        on_dead_letter=dead_lettered,
+        on_depths=metrics.set_depths,
     )
-    return Worker(queue_worker=queue_worker, store=store, crowdtwist=crowdtwist, ledger=ledger)
+    worker = Worker(queue_worker, store, crowdtwist, ledger, supervisor, dispatcher, metrics)
+    if settings.metrics.port is not None:
+        worker.health = HealthServer(
+            metrics=metrics, readiness=worker.readiness, host=settings.metrics.host, port=settings.metrics.port
+        )
+    return worker
 
 
-def _write_oic_failure(sync: MemberSync, body: bytes | str, reason: str) -> None:
-    """A dead-lettered message that still names a member: tell the Siebel admin on the member (OIC Failure)."""
+def _resubmit_ct_failures(settings: Settings, store: MemberStore, since: datetime) -> int:
+    """After an outage: queue again every member written CT Failure since it began."""
+    publisher = build_publisher(settings)
+    try:
+        return publisher.publish_many(
+            MemberEvent(event_type="update", member_number=member.member_number, row_id=member.row_id,
+                        source="resubmit")
+            for member in store.find_by_status([SyncStatus.CT_FAILURE], since=since)
+        )  # fmt: skip
+    finally:
+        publisher.close()
+
+
+def _member_reference(body: bytes | str) -> tuple[str, str | None] | None:
+    """The Member Number (and row id) a dead-lettered message still names, if it names one."""
     try:
         document = json.loads(body)
     except ValueError:
-        return
+        return None
     if not isinstance(document, dict) or not isinstance(document.get("member_number"), str):
-        return
-    row_id = document.get("row_id") if isinstance(document.get("row_id"), str) else None
+        return None
+    row_id = document.get("row_id")
+    return document["member_number"], row_id if isinstance(row_id, str) else None
+
+
+def _write_oic_failure(sync: MemberSync, reference: tuple[str, str | None], reason: str) -> None:
+    """A dead-lettered message that still names a member: tell the Siebel admin on the member (OIC Failure)."""
+    member_number, row_id = reference
     try:
         sync.write_failure(
-            document["member_number"],
+            member_number,
             row_id=row_id,
             status=SyncStatus.OIC_FAILURE,
             error=f"event could not be processed: {reason}"[:500],

@@ -55,7 +55,13 @@ def _broker(settings: Settings) -> str:
 
 
 def _siebel(settings: Settings) -> str:
-    build_member_store(settings).get_member(_PROBE_MEMBER)
+    store = build_member_store(settings)
+    try:
+        store.get_member(_PROBE_MEMBER)
+    finally:
+        close = getattr(store, "close", None)
+        if close is not None:
+            close()
     return settings.siebel.backend
 
 

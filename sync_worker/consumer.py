@@ -54,6 +54,7 @@ _DRAIN_TIMEOUT = 0.02
 _DELAY_PREFETCH = 1000
 _RECONNECT_DELAYS = (1.0, 2.0, 4.0, 8.0)
 _SHUTDOWN_GRACE = 120.0
+_DEPTHS_EVERY = 15.0  # seconds between queue-depth readings (a passive declare each)
 
 
 class Topology(Protocol):
@@ -70,6 +71,8 @@ class Topology(Protocol):
 
     @property
     def dead_queue(self) -> Queue: ...
+
+    def depths(self, connection: Connection) -> dict[str, int]: ...
 
 
 class Handler(Protocol):
@@ -99,6 +102,7 @@ class QueueWorker:
         on_handled: Callable[[Handled], None] = lambda handled: None,
         on_dead_letter: Callable[[bytes, str], None] = lambda body, reason: None,
         on_tick: Callable[[], None] = lambda: None,
+        on_depths: Callable[[dict[str, int]], None] | None = None,
     ) -> None:
         self._connection = connection
         self._topology = topology
@@ -109,6 +113,8 @@ class QueueWorker:
         self._on_handled = on_handled
         self._on_dead_letter = on_dead_letter
         self._on_tick = on_tick  # called on the connection thread every loop: keep it cheap
+        self._on_depths = on_depths
+        self._depths_at = 0.0
         self._stopping = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="ct-sync")
         self._done: queue.SimpleQueue[tuple[_Batch, Handled]] = queue.SimpleQueue()
@@ -168,9 +174,16 @@ class QueueWorker:
         while not self._stopping.is_set():
             self._pump()
             self._drain(connection)
+            self._report_depths(connection)
         for consumer in consumers:
             consumer.cancel()  # take no more; what was prefetched and not started goes back on close
         self._finish_in_flight(connection)
+
+    def _report_depths(self, connection: Connection) -> None:
+        if self._on_depths is None or time.monotonic() - self._depths_at < _DEPTHS_EVERY:
+            return
+        self._depths_at = time.monotonic()
+        self._on_depths(self._topology.depths(connection))
 
     def _drain(self, connection: Connection) -> None:
         with contextlib.suppress(TimeoutError):

@@ -24,9 +24,8 @@ from siebel_adapter.intake import EVENTS_PATH, create_intake_app
 from siebel_adapter.member import FAILURE_STATUSES
 from siebel_adapter.queue import build_publisher
 from siebel_adapter.sqlite_store import SqliteMemberStore
-from sync_worker.alerting import MemberFailure, failure_digest, resubmit_command
+from sync_worker.alerting import resubmit_command
 from sync_worker.bootstrap import build_worker
-from sync_worker.mailer import OutboxMailer
 from sync_worker.serving import BackgroundServer
 
 PROGRAM = "1-DEMO"
@@ -166,18 +165,13 @@ def run_demo(base: Settings, *, with_rest: bool = False) -> DemoReport:
             worker.close()
         ct_calls = dict(sandbox.state.stats()["calls"])
     rows = _rows(store)
-    failures = [
-        MemberFailure(row.member_number, row.status, row.error) for row in rows if row.status in FAILURE_STATUSES
-    ]
-    mailer = OutboxMailer(settings.outbox_dir, sender=settings.alerts.sender, recipients=settings.alerts.to)
-    if failures:
-        mailer.send(failure_digest(failures))
+    failures = [row.member_number for row in rows if row.status in FAILURE_STATUSES]
     return DemoReport(
         rows=rows,
         ct_calls=ct_calls,
         data_dir=data_dir,
-        emails=mailer.written,
-        resubmit=resubmit_command([f.member_number for f in failures]) if failures else None,
+        emails=sorted(settings.outbox_dir.glob("*.eml")),  # the worker's own alerts
+        resubmit=resubmit_command(failures) if failures else None,
         seconds=time.monotonic() - started,
     )
 

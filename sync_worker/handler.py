@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -39,6 +39,8 @@ class Handled:
     member_number: str
     calls: int
     error: CtSyncError | None = None
+    emitted_at: datetime | None = None  # of the oldest event covered: end-to-end latency runs from there
+    events: int = 1
 
 
 def merge(events: Sequence[MemberEvent]) -> MemberEvent:
@@ -107,13 +109,14 @@ class EventHandler:
             duration_ms=round(duration_ms, 1),
         )
         structlog.contextvars.unbind_contextvars("member_number", "event_id")
-        return Handled(decision, event.member_number, calls, error)
+        emitted = min(item.emitted_at for item in events)
+        return Handled(decision, event.member_number, calls, error, emitted_at=emitted, events=len(events))
 
     def crashed(self, events: Sequence[MemberEvent], exc: Exception) -> Handled:
         """A bug, not an outage: retry later like a transient failure, so the budget still bounds it."""
         event = merge(events)
         error = TransientError(f"internal error: {type(exc).__name__}", system="ct-sync")
-        return Handled(self._failure(error, event), event.member_number, 0, error)
+        return Handled(self._failure(error, event), event.member_number, 0, error, events=len(events))
 
     def _success(self, result: SyncResult) -> Decision:
         outcome = _RESULT_OUTCOMES[result.kind]

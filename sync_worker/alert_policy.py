@@ -1,0 +1,120 @@
+"""When to email, and what: one email per state change of the integration, one when it clears, and member-level
+failures in a digest at most every `digest_interval`. Pure (clock injected); `due()` hands out what to send now.
+
+    CrowdTwist unreachable / credentials refused   at once, once per outage; "reachable again" when it clears
+    first member failures after a quiet spell      at once ("Data Errors appeared", …): the state change
+    further member failures                        batched into a digest, at most one per interval
+    notify=all                                     also a digest of successes counts
+    notify=none                                    nothing
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from config.durations import format_duration
+from sync_worker.alerting import MemberFailure, failure_digest
+from sync_worker.breaker import Transition
+from sync_worker.ports import Alert
+
+FAILURES = frozenset({"Data Error", "CT Failure", "OIC Failure", "Dead-lettered"})
+
+
+class AlertPolicy:
+    def __init__(self, *, notify: str, digest_interval: timedelta, clock: Callable[[], datetime]) -> None:
+        self._notify = notify
+        self._interval = digest_interval
+        self._clock = clock
+        self._lock = threading.Lock()  # fed from the consumer thread, read by the dispatcher's tick
+        self._pending: list[MemberFailure] = []
+        self._successes: Counter[str] = Counter()
+        self._last_digest: datetime | None = None
+        self._quiet = True  # no member failures in the last interval
+        self._outbox: list[Alert] = []
+
+    def member_outcome(self, member_number: str, status: str, reason: str | None) -> None:
+        if self._notify == "none":
+            return
+        with self._lock:
+            if status in FAILURES:
+                self._pending.append(MemberFailure(member_number, status, reason or ""))
+            else:
+                self._successes[status] += 1
+
+    def breaker(self, transition: Transition) -> None:
+        if self._notify == "none":
+            return
+        with self._lock:
+            self._outbox.append(_outage_alert(transition) if transition.kind == "opened" else _recovery(transition))
+
+    def recovery_resubmitted(self, count: int) -> None:
+        """After an outage, the members that ended CT Failure during it were queued again."""
+        if self._notify != "none" and count:
+            with self._lock:
+                self._outbox.append(
+                    Alert(
+                        subject=f"[ct-sync] {count} member(s) resubmitted after the CrowdTwist outage",
+                        body=f"{count} member(s) that ended 'CT Failure' during the outage were queued again.\n",
+                    )
+                )
+
+    def due(self, *, flush: bool = False) -> list[Alert]:
+        """The alerts to send now; with `flush` (shutdown), the pending digest too, whatever the interval."""
+        now = self._clock()
+        with self._lock:
+            alerts, self._outbox = self._outbox, []
+            interval_over = self._last_digest is None or now - self._last_digest >= self._interval
+            if self._pending and (self._quiet or interval_over or flush):
+                # The first failures after a quiet spell are a state change: tell at once.
+                alerts.append(_with_state(failure_digest(self._pending), first=self._quiet))
+                self._pending, self._quiet, self._last_digest = [], False, now
+            elif interval_over and not self._pending:
+                if self._notify == "all" and self._successes:
+                    alerts.append(_successes(self._successes, self._interval))
+                    self._successes = Counter()
+                    self._last_digest = now
+                if self._last_digest is not None and now - self._last_digest >= self._interval:
+                    self._quiet = True
+            return alerts
+
+
+def _with_state(digest: Alert, *, first: bool) -> Alert:
+    if not first:
+        return digest
+    return Alert(subject=digest.subject.replace("[ct-sync]", "[ct-sync] failures appeared:", 1), body=digest.body)
+
+
+def _outage_alert(transition: Transition) -> Alert:
+    if transition.credentials:
+        subject = "[ct-sync] CrowdTwist refused our credentials: syncing paused"
+        action = "Check CTSYNC_CROWDTWIST__API_KEY (revoked or rotated?). ct-sync probes and resumes by itself."
+    else:
+        subject = "[ct-sync] CrowdTwist unreachable: syncing paused"
+        action = "ct-sync probes CrowdTwist with backoff and resumes by itself; nothing is lost meanwhile."
+    body = (
+        f"Since {transition.outage_started:%Y-%m-%d %H:%M:%S} UTC: {transition.cause}\n\n"
+        f"No new member syncs are started; queued members wait.\n{action}\n"
+    )
+    return Alert(subject=subject, body=body)
+
+
+def _recovery(transition: Transition) -> Alert:
+    return Alert(
+        subject="[ct-sync] CrowdTwist reachable again: syncing resumed",
+        body=(
+            f"The outage that began {transition.outage_started:%Y-%m-%d %H:%M:%S} UTC is over.\n"
+            "Members that ended 'CT Failure' during it are resubmitted automatically; to do it by hand:\n"
+            f"  ct-sync resubmit --status 'CT Failure' --since {transition.outage_started:%Y-%m-%dT%H:%M:%SZ}\n"
+        ),
+    )
+
+
+def _successes(counts: Counter[str], interval: timedelta) -> Alert:
+    lines = [f"  {status}: {count}" for status, count in sorted(counts.items())]
+    return Alert(
+        subject=f"[ct-sync] {sum(counts.values())} member event(s) handled in the last {format_duration(interval)}",
+        body="\n".join(lines) + "\n",
+    )

@@ -1,0 +1,80 @@
+"""Sending alerts without ever slowing a sync: a background thread with a bounded queue, retrying while the SMTP
+server is down, logging each failure and the eventual delivery."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+import structlog
+
+from sync_worker.errors import CtSyncError
+from sync_worker.ports import Alert, Mailer
+
+log = structlog.get_logger("ct_sync.alerts")
+_FIRST_RETRY = 5.0
+_MAX_RETRY = 300.0
+
+
+class AlertDispatcher:
+    def __init__(
+        self,
+        mailer: Mailer,
+        *,
+        capacity: int = 100,
+        wait: Callable[[threading.Event, float], bool] = lambda event, seconds: event.wait(seconds),
+    ) -> None:
+        self._mailer = mailer
+        self._queue: queue.Queue[Alert] = queue.Queue(maxsize=capacity)
+        self._wait = wait  # tests shorten the retry waits
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ct-sync-alerts", daemon=True)
+        self._thread.start()
+
+    def submit(self, alert: Alert) -> None:
+        """Queue an alert; never blocks. When the queue is full the oldest alert gives way."""
+        while True:
+            try:
+                self._queue.put_nowait(alert)
+                return
+            except queue.Full:
+                try:
+                    dropped = self._queue.get_nowait()
+                    log.error("alert_dropped", subject=dropped.subject)
+                except queue.Empty:
+                    pass
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Deliver what is queued (within `timeout`), then stop."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self._stopping.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                alert = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            self._deliver(alert)
+            self._queue.task_done()
+
+    def _deliver(self, alert: Alert) -> None:
+        delay = _FIRST_RETRY
+        attempt = 1
+        while True:
+            try:
+                self._mailer.send(alert)
+            except CtSyncError as exc:
+                log.warning("alert_send_failed", subject=alert.subject, attempt=attempt, error=exc.message)
+                if self._wait(self._stopping, delay):
+                    log.error("alert_undelivered_at_shutdown", subject=alert.subject)
+                    return
+                delay, attempt = min(delay * 2, _MAX_RETRY), attempt + 1
+                continue
+            log.info("alert_sent", subject=alert.subject, attempts=attempt)
+            return
