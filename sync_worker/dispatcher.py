@@ -42,6 +42,7 @@ class AlertDispatcher:
             except queue.Full:
                 try:
                     dropped = self._queue.get_nowait()
+                    self._queue.task_done()
                     log.error("alert_dropped", subject=dropped.subject)
                 except queue.Empty:
                     pass

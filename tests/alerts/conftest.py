@@ -1,0 +1,70 @@
+"""A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps what it receives."""
+
+from __future__ import annotations
+
+import email
+import socket
+import ssl
+from collections.abc import Iterator
+from email.message import Message
+from typing import Any
+
+import pytest
+import trustme
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 OK"
+
+    @property
+    def subjects(self) -> list[str]:
+        return [str(message["Subject"]) for message in self.messages]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class SmtpServer:
+    def __init__(self, port: int, *, tls: ssl.SSLContext | None = None, password: str | None = None) -> None:
+        self.port = port
+        self.inbox = Inbox()
+        options: dict[str, Any] = {}
+        if tls is not None:
+            options.update(tls_context=tls, require_starttls=True)
+        if password is not None:
+            options.update(
+                authenticator=lambda server, session, envelope, mechanism, data: AuthResult(
+                    success=isinstance(data, LoginPassword) and data.password == password.encode()
+                ),
+                auth_require_tls=tls is not None,
+            )
+        self._controller = Controller(self.inbox, hostname="127.0.0.1", port=port, **options)
+
+    def start(self) -> SmtpServer:
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer(free_port()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def certificate_authority() -> trustme.CA:
+    return trustme.CA()
