@@ -1,0 +1,107 @@
+"""The worker's alerts, breaker and metrics end to end: CrowdTwist (the sandbox) goes down and comes back."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from config import Settings
+from crowdtwist_client.sandbox import SandboxServer
+from siebel_adapter.queue import build_publisher
+from siebel_adapter.sqlite_store import SqliteMemberStore
+from sync_worker.bootstrap import Worker, build_worker
+from sync_worker.messages import MemberEvent
+from tests.alerts.conftest import SmtpServer, free_port
+from tests.builders import PROGRAM, siebel_member
+from tests.integration.helpers import eventually
+
+pytestmark = pytest.mark.slow
+
+
+def _settings(tmp_path: Path, sandbox: SandboxServer, smtp_port: int) -> Settings:
+    return Settings(
+        data_dir=tmp_path,
+        crowdtwist={"base_url": sandbox.url, "retry_attempts": 1},
+        siebel={"program_id": PROGRAM},
+        alerts={"to": ["admins@example.com"], "smtp_host": "127.0.0.1", "smtp_port": smtp_port},
+        worker={"concurrency": 4, "breaker_threshold": 3, "retry_budget": "5m"},
+        metrics={"port": free_port()},
+    )
+
+
+def _enroll(settings: Settings, count: int) -> list[str]:
+    store = SqliteMemberStore(settings.siebel_sqlite_path, settings.siebel)
+    numbers = [f"296-{n}" for n in range(count)]
+    for number in numbers:
+        store.upsert_member(siebel_member(**{"Member Number": number, "Email Address": f"{number}@example.com"}))
+    publisher = build_publisher(settings)
+    publisher.publish_many(MemberEvent(event_type="enroll", member_number=number) for number in numbers)
+    publisher.close()
+    return numbers
+
+
+def _synced(settings: Settings) -> int:
+    store = SqliteMemberStore(settings.siebel_sqlite_path, settings.siebel)
+    return sum(1 for document in store.documents() if document.get("CT Sync Status") == "Synced")
+
+
+@pytest.fixture
+def running() -> Iterator[list[tuple[Worker, threading.Thread]]]:
+    started: list[tuple[Worker, threading.Thread]] = []
+    yield started
+    for worker, thread in started:
+        worker.stop()
+        thread.join(30)
+        worker.close()
+
+
+def _start(settings: Settings, running: list[tuple[Worker, threading.Thread]]) -> Worker:
+    worker = build_worker(settings)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    running.append((worker, thread))
+    return worker
+
+
+def test_an_outage_pauses_syncing_with_one_alert_and_one_recovery_then_everyone_syncs(
+    tmp_path: Path, smtp: SmtpServer, running: list[tuple[Worker, threading.Thread]]
+) -> None:
+    with SandboxServer() as sandbox:
+        sandbox.state.set_faults(down=True)
+        settings = _settings(tmp_path, sandbox, smtp.port)
+        numbers = _enroll(settings, 20)
+        worker = _start(settings, running)
+        eventually(lambda: any("unreachable" in subject for subject in smtp.inbox.subjects), timeout=30)
+        calls_while_down = sandbox.state.stats()["total_calls"]
+        sandbox.state.set_faults(down=False)
+        eventually(lambda: _synced(settings) == len(numbers), timeout=60)
+        eventually(lambda: any("reachable again" in subject for subject in smtp.inbox.subjects), timeout=10)
+        metrics = httpx.get(f"http://127.0.0.1:{settings.metrics.port}/metrics").text
+        worker.stop()
+    unreachable = [s for s in smtp.inbox.subjects if "unreachable" in s]
+    recovered = [s for s in smtp.inbox.subjects if "reachable again" in s]
+    print(f"calls while down: {calls_while_down}; emails: {smtp.inbox.subjects}")
+    assert (len(unreachable), len(recovered)) == (1, 1)
+    assert calls_while_down < 20, "the breaker did not pause syncing: every member was tried against the outage"
+    assert 'ct_sync_outcomes_total{outcome="Synced"} 20.0' in metrics
+    assert "ct_sync_breaker_state 0.0" in metrics
+
+
+def test_a_dead_smtp_server_does_not_stop_syncing(
+    tmp_path: Path, running: list[tuple[Worker, threading.Thread]]
+) -> None:
+    with SandboxServer() as sandbox:
+        settings = _settings(tmp_path, sandbox, free_port())  # nothing listens there
+        store = SqliteMemberStore(settings.siebel_sqlite_path, settings.siebel)
+        store.upsert_member(siebel_member(**{"Member Number": "296-bad", "Last Name": ""}))
+        numbers = _enroll(settings, 10)
+        publisher = build_publisher(settings)
+        publisher.publish(MemberEvent(event_type="enroll", member_number="296-bad"))
+        publisher.close()
+        _start(settings, running)
+        eventually(lambda: _synced(settings) == len(numbers), timeout=30)
+        eventually(lambda: store.document("296-bad")["CT Sync Status"] == "Data Error", timeout=30)  # type: ignore[index]
