@@ -130,6 +130,20 @@ class SqliteMemberStore:
                 raise
         return str(merged[ROW_ID])
 
+    def load_members(self, documents: list[dict[str, Any]], *, at: datetime | None = None) -> None:
+        """Bulk insert (initial loads, benchmarks): one transaction; existing rows are replaced whole."""
+        stamp = _stamp(at or datetime.now(UTC))
+        rows = [
+            (document[ROW_ID], document[MEMBER_NUMBER], stamp, json.dumps({**document, UPDATED: stamp}))
+            for document in documents
+        ]
+        with self._connection() as db:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany(
+                "INSERT OR REPLACE INTO members (row_id, member_number, updated, document) VALUES (?, ?, ?, ?)", rows
+            )
+            db.execute("COMMIT")
+
     def update_fields(self, row_id: str, changes: dict[str, str]) -> None:
         """PUT semantics: set these fields on the row, bump Updated; an unknown row id is ignored (idempotent)."""
         stamp = _stamp(datetime.now(UTC))

@@ -18,6 +18,7 @@ from sync_worker.errors import InvalidEvent
 
 SCHEMA_VERSION = 1
 CONTENT_TYPE = "application/json"
+MAX_MESSAGE_BYTES = 64 * 1024  # an event is a few hundred bytes; anything near this is not one
 EventType = Literal["enroll", "update"]
 EventSource = Literal["intake", "poll", "publish", "resubmit"]
 
@@ -61,6 +62,8 @@ def decode_event(body: bytes | str, *, content_type: str | None = CONTENT_TYPE) 
     """Bytes → event, or `InvalidEvent` with a reason fit for the dead-letter queue."""
     if content_type not in (None, CONTENT_TYPE):
         raise InvalidEvent(f"content type {content_type!r} is refused: queue messages are {CONTENT_TYPE} only")
+    if len(body) > MAX_MESSAGE_BYTES:
+        raise InvalidEvent(f"body of {len(body)} bytes is over the {MAX_MESSAGE_BYTES}-byte limit of an event")
     try:
         document: Any = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:

@@ -342,6 +342,10 @@ class SandboxState:
         if path == "/_sandbox/reset" and method == "POST":
             self.reset()
             return _json(200, {"reset": True})
+        if path == "/_sandbox/reset-counters" and method == "POST":
+            with self._lock:
+                self.counters = Counters()
+            return _json(200, {"reset": "counters"})
         if path == "/_sandbox/faults" and method == "POST":
             switches, problem = _decode(body, allowed=None)
             if problem:

@@ -141,3 +141,23 @@ def test_check_reports_an_unreachable_system_with_75(store: SqliteMemberStore, m
     result = runner.invoke(app, ["check"])
     assert result.exit_code == 75, result.output
     assert "crowdtwist" in result.output
+
+
+def test_resubmit_dead_letters_requeues_what_names_a_member_and_keeps_the_rest(store: SqliteMemberStore) -> None:
+    settings = load_settings()
+    topology = QueueTopology.from_settings(settings.broker)
+    with open_broker(settings) as connection:
+        topology.declare(connection)
+        producer = connection.Producer(exchange=topology.exchange)
+        for body in (b'{"schema_version": 1, "member_number": "296-5", "event_type": "bogus"}', b"{not json"):
+            producer.publish(body, routing_key=topology.dead_queue.routing_key, content_type="application/json",
+                             content_encoding="utf-8", headers={"x-ct-sync-reason": "test"})  # fmt: skip
+    dry = runner.invoke(app, ["resubmit", "--dead-letters", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "would replay 296-5" in dry.output
+    assert queued() == []
+    result = runner.invoke(app, ["resubmit", "--dead-letters"])
+    assert result.exit_code == 0, result.output
+    assert queued() == ["296-5"]
+    with open_broker(settings) as connection:
+        assert topology.depths(connection)[topology.dead_queue.name] == 1  # the unreadable one stays

@@ -1,0 +1,210 @@
+"""ct-sync benchmarks, one command: `python -m bench.run [--size smoke|full] [--runs 3]`.
+
+Scenarios (issue #8): ceiling (vs. the naive baseline in the same run), calls per event, budget, latency.
+Results: JSON in bench/results/, and a Markdown summary on stdout for docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.harness import (
+    CT_SYNC,
+    RABBITMQ_URL,
+    Stage,
+    dump,
+    member_document,
+    run_worker,
+    sandbox_control,
+    sandbox_process,
+    sandbox_stats,
+    summarise,
+)
+from siebel_adapter.queue import KombuPublisher, QueueTopology
+from sync_worker.messages import MemberEvent
+
+SIZES = {
+    "smoke": {"ceiling": 200, "naive": 50, "calls": 50, "budget_seconds": 3, "latency_seconds": 3},
+    "full": {"ceiling": 20_000, "naive": 2_000, "calls": 1_000, "budget_seconds": 30, "latency_seconds": 20},
+}
+WORKER = [CT_SYNC, "worker"]
+NAIVE = [sys.executable, "-m", "bench.naive_worker"]
+
+
+def enroll_events(numbers: list[str]) -> list[MemberEvent]:
+    return [MemberEvent(event_type="enroll", member_number=number, source="poll") for number in numbers]
+
+
+def ceiling(root: Path, sandbox: str, *, members: int, broker: str | None, command: list[str]) -> dict[str, float]:
+    """Zero-latency sandbox, no limit: how fast one worker process drains a backlog of enrolls."""
+    sandbox_control(sandbox)
+    stage = Stage.fresh(root, broker_url=broker)
+    try:
+        stage.publish(enroll_events(stage.seed(members)))
+        env = stage.env(sandbox, CTSYNC_WORKER__RETRY_BUDGET="10m", CTSYNC_CROWDTWIST__REQUESTS_PER_MINUTE="10000000")
+        return run_worker(command, env, stage=stage, members=members, sandbox_url=sandbox, timeout=1800).as_dict()
+    finally:
+        stage.cleanup()
+
+
+def calls_per_event(root: Path, sandbox: str, *, members: int) -> dict[str, float]:
+    """Members already in CrowdTwist; each is edited, then 10 update events arrive in a burst."""
+    sandbox_control(sandbox)
+    stage = Stage.fresh(root, broker_url=RABBITMQ_URL)
+    env = stage.env(sandbox, CTSYNC_CROWDTWIST__REQUESTS_PER_MINUTE="10000000")
+    try:
+        numbers = stage.seed(members)
+        stage.publish(enroll_events(numbers))
+        enrolls = run_worker(WORKER, env, stage=stage, members=members, sandbox_url=sandbox, timeout=600)
+        store = stage.store
+        store.load_members([{**member_document(n), "Last Name": f"Edited{n}"} for n in range(members)])
+        httpx.post(f"{sandbox}/_sandbox/reset-counters").raise_for_status()
+        burst = [MemberEvent(event_type="update", member_number=number) for _ in range(10) for number in numbers]
+        stage.publish(burst)
+        _clear_statuses(stage)
+        updates = run_worker(WORKER, env, stage=stage, members=members, sandbox_url=sandbox, timeout=600)
+        return {
+            "enroll_calls_per_member": round(enrolls.ct_calls / members, 3),
+            "burst_events": len(burst),
+            "burst_ct_calls": updates.ct_calls,
+            "burst_calls_per_member": round(updates.ct_calls / members, 3),
+        }
+    finally:
+        stage.cleanup()
+
+
+def budget(root: Path, sandbox: str, *, seconds: float) -> dict[str, float]:
+    """CrowdTwist at 100 ms and 6,000/min, our share 0.75: how close to 4,500/min we run, and 429s received."""
+    limit, share = 6000, 0.75
+    ours = limit * share / 60  # calls per second
+    members = int(ours * seconds * 1.5)  # more than the window can take: the budget, not the backlog, limits
+    sandbox_control(sandbox, latency=0.1, rate_limit_per_minute=limit)
+    stage = Stage.fresh(root, broker_url=RABBITMQ_URL)
+    env = stage.env(sandbox, CTSYNC_CROWDTWIST__REQUESTS_PER_MINUTE=str(limit),
+                    CTSYNC_CROWDTWIST__BUDGET_SHARE=str(share), CTSYNC_WORKER__CONCURRENCY="32")  # fmt: skip
+    try:
+        stage.publish(enroll_events(stage.seed(members)))
+        process = subprocess.Popen(WORKER, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            while sandbox_stats(sandbox)["total_calls"] == 0:
+                time.sleep(0.05)
+            start_calls, started = sandbox_stats(sandbox)["total_calls"], time.monotonic()
+            time.sleep(seconds)
+            stats = sandbox_stats(sandbox)
+            elapsed = time.monotonic() - started
+        finally:
+            process.terminate()
+            process.wait(60)
+        achieved = (stats["total_calls"] - start_calls) / elapsed
+        return {"budget_calls_per_s": ours, "achieved_calls_per_s": round(achieved, 2),
+                "share_of_budget": round(achieved / ours, 3), "rate_limited": stats["rate_limited"]}  # fmt: skip
+    finally:
+        sandbox_control(sandbox)
+        stage.cleanup()
+
+
+def latency(root: Path, sandbox: str, *, seconds: float) -> dict[str, float]:
+    """Events at half the budget, CrowdTwist at 100 ms: event emitted → outcome written, p50 and p99."""
+    rate = 10_000 * 0.75 / 60 / 2  # events per second: half of our default budget
+    members = int(rate * seconds)
+    sandbox_control(sandbox, latency=0.1)
+    stage = Stage.fresh(root, broker_url=RABBITMQ_URL)
+    env = stage.env(sandbox)
+    try:
+        numbers = stage.seed(members)
+        process = subprocess.Popen(WORKER, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        emitted: dict[str, datetime] = {}
+        try:
+            time.sleep(2)  # connected and idle, as in production
+            publisher = KombuPublisher(stage.connection(), QueueTopology.named(stage.queue))
+            started = time.monotonic()
+            for index, number in enumerate(numbers):
+                wait = started + index / rate - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                event = MemberEvent(event_type="enroll", member_number=number)
+                emitted[number] = event.emitted_at
+                publisher.publish(event)
+            publisher.close()
+            deadline = time.monotonic() + 60
+            while stage.synced() < members and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            process.terminate()
+            process.wait(60)
+        with sqlite3.connect(stage.data_dir / "siebel.sqlite") as db:
+            written = dict(db.execute(
+                "SELECT member_number, json_extract(document, '$.\"CT Sync Time\"') FROM members"
+            ).fetchall())  # fmt: skip
+        latencies = sorted(
+            (datetime.fromisoformat(written[n].replace("Z", "+00:00")) - emitted[n]).total_seconds()
+            for n in numbers if written.get(n)
+        )  # fmt: skip
+        return {"events": members, "events_per_s": round(rate, 1),
+                "p50_ms": round(latencies[len(latencies) // 2] * 1000, 1),
+                "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1)}  # fmt: skip
+    finally:
+        sandbox_control(sandbox)
+        stage.cleanup()
+
+
+def _clear_statuses(stage: Stage) -> None:
+    """So 'every member written back' means written back by the run being measured."""
+    with sqlite3.connect(stage.data_dir / "siebel.sqlite") as db:
+        db.execute("UPDATE members SET document = json_set(document, '$.\"CT Sync Status\"', '')")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size", choices=sorted(SIZES), default="full")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--only", help="comma-separated scenarios: ceiling,calls,budget,latency")
+    arguments = parser.parse_args()
+    size = SIZES[arguments.size]
+    wanted = set((arguments.only or "ceiling,calls,budget,latency").split(","))
+    results: dict[str, Any] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "command": " ".join(sys.argv),
+        "size": arguments.size,
+    }
+    with tempfile.TemporaryDirectory(prefix="ct-sync-bench-") as tmp, sandbox_process() as sandbox:
+        root = Path(tmp)
+        if "ceiling" in wanted:
+            runs = arguments.runs
+            results["ceiling_rabbitmq"] = summarise(
+                [ceiling(root, sandbox, members=size["ceiling"], broker=RABBITMQ_URL, command=WORKER)
+                 for _ in range(runs)])  # fmt: skip
+            results["ceiling_embedded"] = ceiling(root, sandbox, members=size["ceiling"], broker=None, command=WORKER)
+            results["naive_rabbitmq"] = summarise(
+                [ceiling(root, sandbox, members=size["naive"], broker=RABBITMQ_URL, command=NAIVE)
+                 for _ in range(runs)])  # fmt: skip
+            ours = results["ceiling_rabbitmq"]["members_per_s"]["median"]
+            naive = results["naive_rabbitmq"]["members_per_s"]["median"]
+            results["ratio_to_naive"] = round(ours / naive, 1) if naive else None
+        if "calls" in wanted:
+            results["calls_per_event"] = calls_per_event(root, sandbox, members=size["calls"])
+        if "budget" in wanted:
+            results["budget"] = budget(root, sandbox, seconds=size["budget_seconds"])
+        if "latency" in wanted:
+            results["latency"] = latency(root, sandbox, seconds=size["latency_seconds"])
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    dump(Path("bench/results") / f"{stamp}-{arguments.size}.json", results)
+    print(json.dumps(results, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
