@@ -5,6 +5,7 @@
                              cannot take the event (and "OIC Failure" written onto the member where Siebel answers)
     GET  /openapi.json       an OpenAPI 3.0 document Siebel imports as an Outbound REST Service
     GET  /healthz            alive
+    GET  /readyz             200 when the queue and the member store answer, 503 (with the checks) when not
 
 Only structure is checked here: member data CrowdTwist would refuse (an empty last name, a bad email) is accepted
 and becomes a "Data Error" on the member, where the Siebel administrator sees it.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hmac
 import json
 import unicodedata
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -73,7 +75,12 @@ class Problem(Exception):
 
 
 def create_intake_app(
-    *, publisher: EventPublisher, store: MemberStore, token: str | None, max_body_bytes: int
+    *,
+    publisher: EventPublisher,
+    store: MemberStore,
+    token: str | None,
+    max_body_bytes: int,
+    readiness: Callable[[], dict[str, bool]] = dict,
 ) -> Starlette:
     async def member_events(request: Request) -> Response:
         try:
@@ -98,11 +105,16 @@ def create_intake_app(
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    async def readyz(_request: Request) -> Response:
+        checks = await run_in_threadpool(readiness)
+        return JSONResponse(checks, status_code=200 if all(checks.values()) else 503)
+
     return Starlette(
         routes=[
             Route(EVENTS_PATH, member_events, methods=["POST"]),
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
         ]
     )
 

@@ -12,7 +12,7 @@ and evaluating the subset ct-sync sends. Anything outside that subset is refused
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -89,19 +89,29 @@ def _tokenize(spec: str) -> list[tuple[str, str]]:
 
 
 def _or(tokens: list[tuple[str, str]], position: int) -> tuple[Predicate, int]:
-    left, position = _and(tokens, position)
-    while position < len(tokens) and tokens[position] == ("word", "OR"):
-        right, position = _and(tokens, position + 1)
-        left = (lambda a, b: lambda record: a(record) or b(record))(left, right)
-    return left, position
+    return _chain(tokens, position, "OR", _and, any)
 
 
 def _and(tokens: list[tuple[str, str]], position: int) -> tuple[Predicate, int]:
-    left, position = _term(tokens, position)
-    while position < len(tokens) and tokens[position] == ("word", "AND"):
-        right, position = _term(tokens, position + 1)
-        left = (lambda a, b: lambda record: a(record) and b(record))(left, right)
-    return left, position
+    return _chain(tokens, position, "AND", _term, all)
+
+
+def _chain(
+    tokens: list[tuple[str, str]],
+    position: int,
+    word: str,
+    operand: Callable[[list[tuple[str, str]], int], tuple[Predicate, int]],
+    combine: Callable[[Iterable[bool]], bool],
+) -> tuple[Predicate, int]:
+    """operand (word operand)*, folded with any/all."""
+    part, position = operand(tokens, position)
+    parts = [part]
+    while position < len(tokens) and tokens[position] == ("word", word):
+        part, position = operand(tokens, position + 1)
+        parts.append(part)
+    if len(parts) == 1:
+        return parts[0], position
+    return (lambda record: combine(each(record) for each in parts)), position
 
 
 def _term(tokens: list[tuple[str, str]], position: int) -> tuple[Predicate, int]:

@@ -30,6 +30,7 @@ from sync_worker.mailer import build_mailer
 from sync_worker.messages import MemberEvent
 from sync_worker.metrics import HealthServer, Metrics
 from sync_worker.ports import Clock, Mailer, MemberStore
+from sync_worker.readiness import ReadinessProbe
 from sync_worker.supervisor import Supervisor
 from sync_worker.sync import MemberSync
 
@@ -87,7 +88,7 @@ class Worker:
         if close_store is not None:
             close_store()
 
-    def readiness(self) -> dict[str, bool]:
+    def worker_checks(self) -> dict[str, bool]:
         return {
             "broker": self.queue_worker.connected.is_set(),
             "crowdtwist": self.supervisor.breaker.state is BreakerState.CLOSED,
@@ -158,8 +159,9 @@ def build_worker(
     )
     worker = Worker(queue_worker, store, crowdtwist, ledger, supervisor, dispatcher, metrics)
     if settings.metrics.port is not None:
+        readiness = ReadinessProbe(store=store, extra=worker.worker_checks)
         worker.health = HealthServer(
-            metrics=metrics, readiness=worker.readiness, host=settings.metrics.host, port=settings.metrics.port
+            metrics=metrics, readiness=readiness, host=settings.metrics.host, port=settings.metrics.port
         )
     return worker
 

@@ -12,9 +12,7 @@ from siebel_adapter.broker import open_broker
 from sync_worker.bootstrap import build_crowdtwist, build_member_store
 from sync_worker.errors import CtSyncError, NotAuthorized
 from sync_worker.ledger import build_ledger
-
-# A Member Number no program uses: looking it up changes nothing anywhere.
-_PROBE_MEMBER = "ct-sync-check-probe"
+from sync_worker.readiness import PROBE_MEMBER
 
 
 @dataclass(frozen=True)
@@ -26,7 +24,7 @@ class CheckResult:
 
 def run_checks(settings: Settings) -> list[CheckResult]:
     return [
-        _check("broker", lambda: _broker(settings)),
+        _check("broker", lambda: probe_broker(settings)),
         _check("siebel", lambda: _siebel(settings)),
         _check("crowdtwist", lambda: _crowdtwist(settings)),
         _check("ledger", lambda: _ledger(settings)),
@@ -43,7 +41,7 @@ def _check(system: str, probe: Callable[[], str]) -> CheckResult:
         return CheckResult(system, False, redact_text(f"{type(exc).__name__}: {exc}"))
 
 
-def _broker(settings: Settings) -> str:
+def probe_broker(settings: Settings) -> str:
     connection = open_broker(settings)
     try:
         connection.ensure_connection(max_retries=1, interval_start=0.2)
@@ -57,7 +55,7 @@ def _broker(settings: Settings) -> str:
 def _siebel(settings: Settings) -> str:
     store = build_member_store(settings)
     try:
-        store.get_member(_PROBE_MEMBER)
+        store.get_member(PROBE_MEMBER)
     finally:
         close = getattr(store, "close", None)
         if close is not None:
@@ -68,7 +66,7 @@ def _siebel(settings: Settings) -> str:
 def _crowdtwist(settings: Settings) -> str:
     with build_crowdtwist(settings) as client:
         try:
-            client.get_user(_PROBE_MEMBER)
+            client.get_user(PROBE_MEMBER)
         except NotAuthorized as exc:
             raise CtSyncError(f"credentials refused: {exc.message}", system="crowdtwist") from None
     return settings.crowdtwist.base_url

@@ -104,7 +104,7 @@ def worker() -> None:
     from sync_worker.bootstrap import build_worker
 
     settings = settings_or_exit()
-    running = build_or_exit(lambda: build_worker(settings))
+    running = or_exit(lambda: build_worker(settings))
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda _signum, _frame: running.stop())
     try:
@@ -119,14 +119,20 @@ def intake() -> None:
     from siebel_adapter.intake import create_intake_app
     from siebel_adapter.queue import build_publisher
     from sync_worker.bootstrap import build_member_store
+    from sync_worker.check import probe_broker
+    from sync_worker.readiness import ReadinessProbe
     from sync_worker.serving import serve_forever
 
     settings = settings_or_exit()
-    store = build_or_exit(lambda: build_member_store(settings))
+    store = or_exit(lambda: build_member_store(settings))
     publisher = build_publisher(settings)
     token = settings.intake.token.get_secret_value() if settings.intake.token else None
     app_ = create_intake_app(
-        publisher=publisher, store=store, token=token, max_body_bytes=settings.intake.max_body_bytes
+        publisher=publisher,
+        store=store,
+        token=token,
+        max_body_bytes=settings.intake.max_body_bytes,
+        readiness=ReadinessProbe(store=store, broker=lambda: probe_broker(settings)),
     )
     serve_forever(app_, host=settings.intake.host, port=settings.intake.port)
 
@@ -147,7 +153,7 @@ def poll(
     except ValueError as exc:
         fail(ExitCode.CONFIGURATION, f"ct-sync poll: --every: {exc}")
     poller = Poller(
-        build_or_exit(lambda: build_member_store(settings)),
+        or_exit(lambda: build_member_store(settings)),
         build_publisher(settings),
         watermark_path=settings.data_dir / "poll-watermark.json",
         overlap=settings.siebel.poll_overlap,
@@ -160,7 +166,7 @@ def poll(
             def advance(done: int, task: TaskID = task, progress: Progress = progress) -> None:
                 progress.update(task, completed=done)
 
-            report = guarded(lambda: poller.run_once(advance))
+            report = or_exit(lambda: poller.run_once(advance))
         kind = "initial load" if report.initial_load else "changes"
         out_console.print(f"{kind}: published {report.published}, skipped {sum(report.skipped.values())}")
         for reason, count in report.skipped.most_common():
@@ -183,8 +189,8 @@ def publish(
     if event not in ("enroll", "update"):
         fail(ExitCode.CONFIGURATION, f"ct-sync publish: --event must be enroll or update, not {event}")
     settings = settings_or_exit()
-    store = build_or_exit(lambda: build_member_store(settings))
-    found = guarded(lambda: store.get_member(member))
+    store = or_exit(lambda: build_member_store(settings))
+    found = or_exit(lambda: store.get_member(member))
     if found is None:
         fail(ExitCode.MEMBER_PROBLEM, f"ct-sync publish: no member {member} in Siebel")
     message = MemberEvent(
@@ -194,7 +200,7 @@ def publish(
         updated=found.updated,
         source="publish",
     )
-    guarded(lambda: build_publisher(settings).publish(message))
+    or_exit(lambda: build_publisher(settings).publish(message))
     out_console.print(f"queued {event} of {member}: event {message.event_id}")
 
 
@@ -227,7 +233,7 @@ def resubmit(
     publisher = None if dry_run else build_publisher(settings)
     if dead_letters:
         with open_broker(settings) as connection:
-            letters = guarded(
+            letters = or_exit(
                 lambda: replay_dead_letters(connection, QueueTopology.from_settings(settings.broker), publisher)
             )
         verb = "would replay" if dry_run else "replayed"
@@ -236,9 +242,9 @@ def resubmit(
         out_console.print(f"{len(letters)} dead letter(s)")
     if not (member or statuses):
         return
-    store = build_or_exit(lambda: build_member_store(settings))
-    ledger = build_or_exit(lambda: build_ledger(settings))
-    plan = guarded(
+    store = or_exit(lambda: build_member_store(settings))
+    ledger = or_exit(lambda: build_ledger(settings))
+    plan = or_exit(
         lambda: plan_resubmit(
             store=store, ledger=ledger, members=member or [], statuses=statuses, since=window[0], until=window[1],
             max_resubmits=settings.worker.max_resubmits, force=force,
@@ -256,7 +262,7 @@ def resubmit(
     else:
         with Progress(console=err_console, transient=True) as progress:
             task = progress.add_task("resubmitting", total=len(plan.queue))
-            events = guarded(lambda: publish_plan(plan, publisher, progress=lambda n: progress.advance(task, n)))
+            events = or_exit(lambda: publish_plan(plan, publisher, progress=lambda n: progress.advance(task, n)))
         for sent in events:
             out_console.print(f"queued {sent.member_number}: event {sent.event_id}")
     out_console.print(f"{len(plan.queue)} member(s) {'would be ' if dry_run else ''}queued")
@@ -271,11 +277,11 @@ def status(member: Annotated[str | None, typer.Option("--member", help="one memb
     from sync_worker.status_view import attempts_table, overview
 
     settings = settings_or_exit()
-    ledger = build_or_exit(lambda: build_ledger(settings))
+    ledger = or_exit(lambda: build_ledger(settings))
     if member is None:
-        out_console.print(guarded(lambda: overview(ledger, now=datetime.now(UTC))))
+        out_console.print(or_exit(lambda: overview(ledger, now=datetime.now(UTC))))
         return
-    history = guarded(lambda: ledger.history(member))
+    history = or_exit(lambda: ledger.history(member))
     if not history:
         fail(ExitCode.MEMBER_PROBLEM, f"no attempts recorded for member {member}")
     out_console.print(attempts_table(f"History of {member}, newest first", history))
@@ -289,8 +295,8 @@ def preview(member: Annotated[str, typer.Option("--member", help="the Member Num
     from sync_worker.mapping import map_member
 
     settings = settings_or_exit()
-    store = build_or_exit(lambda: build_member_store(settings))
-    found = guarded(lambda: store.get_member(member))
+    store = or_exit(lambda: build_member_store(settings))
+    found = or_exit(lambda: store.get_member(member))
     if found is None:
         fail(ExitCode.MEMBER_PROBLEM, f"ct-sync preview: no member {member} in Siebel")
     reason = skip_reason(found, program_id=settings.siebel.program_id)
@@ -349,17 +355,14 @@ def sandbox(
 T = TypeVar("T")
 
 
-def build_or_exit(build: Callable[[], T]) -> T:
-    """Build a part; a configuration problem exits 2, an unreachable system 75, with one line."""
+def or_exit(call: Callable[[], T]) -> T:
+    """Run `call`; a configuration problem exits 2, an unreachable system 75, each with one line."""
     try:
-        return build()
+        return call()
     except ConfigurationError as exc:
         fail(ExitCode.CONFIGURATION, f"ct-sync: {exc.message}")
     except CtSyncError as exc:
         fail(ExitCode.UNREACHABLE, f"ct-sync: {exc.system or 'a system'} unreachable: {exc.message}")
-
-
-guarded = build_or_exit
 
 
 def _instant(option: str, value: str | None) -> datetime | None:

@@ -179,3 +179,31 @@ def test_an_unreachable_rabbitmq_answers_503(tmp_path: Path, unique_name: str) -
     with TestClient(app) as client:
         assert post(client, {"event": "update", "member": member}).status_code == 503
     assert store.document("296-8")["CT Sync Status"] == "OIC Failure"  # type: ignore[index]
+
+
+def test_readyz_says_which_system_is_not_answering(publisher: FakePublisher) -> None:
+    from sync_worker.readiness import ReadinessProbe
+
+    def broker_down() -> None:
+        raise TransientError("queue unavailable", system="broker")
+
+    ready = create_intake_app(
+        publisher=publisher,
+        store=FakeStore(),
+        token=None,
+        max_body_bytes=1024,
+        readiness=ReadinessProbe(store=FakeStore(), broker=lambda: None),
+    )
+    down = create_intake_app(
+        publisher=publisher,
+        store=FakeStore(),
+        token=None,
+        max_body_bytes=1024,
+        readiness=ReadinessProbe(store=FakeStore(), broker=broker_down),
+    )
+    with TestClient(ready) as client:
+        assert client.get("/readyz").json() == {"store": True, "broker": True}
+    with TestClient(down) as client:
+        answer = client.get("/readyz")
+    assert answer.status_code == 503
+    assert answer.json() == {"store": True, "broker": False}
