@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import httpx
 import structlog
@@ -135,6 +135,7 @@ def build_worker(
         resubmit_failed_since=(lambda since: _resubmit_ct_failures(settings, store, since))
         if settings.worker.auto_resubmit
         else None,
+        housekeeping=lambda: _purge_history(ledger, clock, settings.ledger.retention),
     )
 
     def dead_lettered(body: bytes | str, reason: str) -> None:
@@ -177,6 +178,16 @@ def _resubmit_ct_failures(settings: Settings, store: MemberStore, since: datetim
         )  # fmt: skip
     finally:
         publisher.close()
+
+
+def _purge_history(ledger: SqlLedger, clock: Clock, retention: timedelta) -> None:
+    try:
+        purged = ledger.purge(older_than=clock.now() - retention)
+    except CtSyncError as exc:
+        log.warning("ledger_purge_failed", error=exc.message)
+        return
+    if purged:
+        log.info("ledger_purged", rows=purged)
 
 
 def _member_reference(body: bytes | str) -> tuple[str, str | None] | None:

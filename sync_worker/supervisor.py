@@ -22,6 +22,7 @@ from sync_worker.metrics import Metrics
 log = structlog.get_logger("ct_sync.supervisor")
 _FINAL = frozenset({"Synced", "Data Error", "CT Failure", "OIC Failure"})
 _TICK_EVERY = 1.0
+_HOUSEKEEPING_EVERY = 3600.0  # ledger retention, hourly
 
 
 class Supervisor:
@@ -35,6 +36,7 @@ class Supervisor:
         clock: Callable[[], datetime],
         monotonic: Callable[[], float],
         resubmit_failed_since: Callable[[datetime], int] | None,
+        housekeeping: Callable[[], None] = lambda: None,
     ) -> None:
         self.breaker = breaker
         self._policy = policy
@@ -44,6 +46,8 @@ class Supervisor:
         self._monotonic = monotonic
         self._resubmit_failed_since = resubmit_failed_since
         self._ticked = float("-inf")
+        self._housekeeping = housekeeping
+        self._housekept = float("-inf")
 
     def may_start(self) -> bool:
         allowed = self.breaker.allow()
@@ -76,6 +80,9 @@ class Supervisor:
         self._ticked = now
         for alert in self._policy.due():
             self._dispatcher.submit(alert)
+        if now - self._housekept >= _HOUSEKEEPING_EVERY:
+            self._housekept = now
+            threading.Thread(target=self._housekeeping, name="ct-sync-housekeeping", daemon=True).start()
 
     def flush(self) -> None:
         """At shutdown: every alert still held, digests included, goes to the dispatcher now."""

@@ -15,7 +15,7 @@ from siebel_adapter.emulator import SiebelEmulator, SiebelEmulatorServer
 from siebel_adapter.member import SyncOutcome, SyncStatus
 from siebel_adapter.rest_store import SiebelRestStore
 from siebel_adapter.sqlite_store import SqliteMemberStore
-from sync_worker.errors import InvalidRecord
+from sync_worker.errors import ConfigurationError, InvalidRecord, TransientError
 from sync_worker.ports import MemberStore
 from tests.builders import siebel_member
 
@@ -128,3 +128,23 @@ def test_a_record_that_is_no_valid_member_is_named_not_hidden(stores: Stores) ->
     with pytest.raises(InvalidRecord, match="Date of Birth") as caught:
         stores.store.get_member("296-1")
     assert "30.11.1979" not in str(caught.value)
+
+
+def test_the_emulator_down_switch_is_a_transient_error_for_the_rest_adapter(tmp_path: Path) -> None:
+    admin = SqliteMemberStore(tmp_path / "siebel.sqlite", SETTINGS)
+    emulator = SiebelEmulator(admin, username="CTSYNC", password="emulator-pw")
+    with SiebelEmulatorServer(emulator) as server:
+        settings = SETTINGS.model_copy(
+            update={"base_url": server.base_url, "username": "CTSYNC", "password": SecretStr("emulator-pw")}
+        )
+        store = SiebelRestStore(settings)
+        emulator.down = True
+        with pytest.raises(TransientError, match="Siebel unavailable: HTTP 503"):
+            store.get_member("296-1")
+        emulator.down = False
+        assert store.get_member("296-1") is None
+        wrong = SiebelRestStore(settings.model_copy(update={"password": SecretStr("not-the-pw")}))
+        with pytest.raises(ConfigurationError, match="refused the credentials"):
+            wrong.get_member("296-1")
+        store.close()
+        wrong.close()
