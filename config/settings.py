@@ -221,6 +221,10 @@ class WorkerSettings(_Section):
     retry_budget: Duration = Field(
         default=timedelta(minutes=10), description="past this a transient failure becomes CT Failure"
     )
+    retry_first_delay: Duration = Field(
+        default=timedelta(seconds=15), description="first redelivery delay after a transient failure; doubles"
+    )
+    retry_max_delay: Duration = Field(default=timedelta(minutes=5), description="longest redelivery delay")
     max_resubmits: int = Field(default=5, ge=1, description="resubmits of one member before --force is needed")
     breaker_threshold: int = Field(
         default=5, ge=1, description="consecutive CrowdTwist outages that pause syncing (the outage breaker)"

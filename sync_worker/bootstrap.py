@@ -22,6 +22,7 @@ from sync_worker.alert_policy import AlertPolicy
 from sync_worker.breaker import Breaker, BreakerState
 from sync_worker.clock import SystemClock
 from sync_worker.consumer import QueueWorker
+from sync_worker.decisions import RetryPolicy
 from sync_worker.dispatcher import AlertDispatcher
 from sync_worker.errors import CtSyncError
 from sync_worker.handler import EventHandler
@@ -117,7 +118,12 @@ def build_worker(
         program_id=settings.siebel.program_id,
         clock=clock,
     )
-    handler = EventHandler(sync=sync, ledger=ledger, clock=clock, retry_budget=settings.worker.retry_budget)
+    retry = RetryPolicy(
+        budget=settings.worker.retry_budget,
+        first_delay=settings.worker.retry_first_delay,
+        max_delay=settings.worker.retry_max_delay,
+    )
+    handler = EventHandler(sync=sync, ledger=ledger, clock=clock, retry=retry)
     dispatcher = AlertDispatcher(mailer or build_mailer(settings))
     supervisor = Supervisor(
         breaker=Breaker(

@@ -23,10 +23,20 @@ from sync_worker.errors import CtSyncError, InvalidEvent, NotAuthorized
 from sync_worker.messages import MemberEvent
 from sync_worker.ports import AttemptOutcome
 
-FIRST_RETRY_DELAY = timedelta(seconds=15)
-MAX_RETRY_DELAY = timedelta(minutes=5)
-# Redelivery of a member whose Siebel record cannot be read or written: steady, no budget.
-SIEBEL_RETRY_DELAY = timedelta(seconds=30)
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long a member may keep failing, and how far apart its redeliveries are (settings: CTSYNC_WORKER__RETRY_*)."""
+
+    budget: timedelta = timedelta(minutes=10)
+    first_delay: timedelta = timedelta(seconds=15)
+    max_delay: timedelta = timedelta(minutes=5)
+
+    @property
+    def siebel_delay(self) -> timedelta:
+        """Redelivery while Siebel cannot be read or written: steady, and no budget is spent."""
+        return self.first_delay * 2
+
 
 Action = Literal["ack", "retry_later", "dead_letter"]
 
@@ -41,15 +51,15 @@ class Decision:
     delay: timedelta | None = None
 
 
-def retry_delay(attempt: int, *, jitter: float) -> timedelta:
-    """Delay before delivery `attempt + 1`: 15 s doubling to 5 min, with jitter in [0.5, 1.0) of that."""
+def retry_delay(attempt: int, *, policy: RetryPolicy, jitter: float) -> timedelta:
+    """Delay before delivery `attempt + 1`: the first delay doubling up to the cap, with jitter in [0.5, 1.0) of it."""
     doublings = min(max(attempt - 1, 0), 16)  # bounded: the cap is reached long before
-    base = min(FIRST_RETRY_DELAY * (1 << doublings), MAX_RETRY_DELAY)
+    base = min(policy.first_delay * (1 << doublings), policy.max_delay)
     return base * (0.5 + max(0.0, min(jitter, 1.0)) / 2)
 
 
 def decide_failure(
-    error: CtSyncError, *, event: MemberEvent, now: datetime, budget: timedelta, jitter: float
+    error: CtSyncError, *, event: MemberEvent, now: datetime, policy: RetryPolicy, jitter: float
 ) -> Decision:
     """The decision after an attempt that failed with `error` (success paths are plain acks)."""
     if isinstance(error, InvalidEvent):
@@ -60,18 +70,18 @@ def decide_failure(
             "Retrying",
             reason=f"Siebel unavailable: {error.message}",
             retry_event=event.next_attempt(failed_at=now),
-            delay=SIEBEL_RETRY_DELAY,
+            delay=policy.siebel_delay,
         )
     first_failure = event.first_failure_at or now
     elapsed = now - first_failure
-    remaining = budget - elapsed
+    remaining = policy.budget - elapsed
     cause = _cause(error)
     if remaining <= timedelta(0):
         what = "refused our credentials" if isinstance(error, NotAuthorized) else "unreachable"
         summary = f"CrowdTwist {what} after {event.attempt} attempts over {format_duration(elapsed)}: {cause}"
         return Decision("ack", "CT Failure", write_status=SyncStatus.CT_FAILURE, reason=summary)
     # The last redelivery lands at the end of the budget, not past it.
-    delay = min(retry_delay(event.attempt, jitter=jitter), remaining)
+    delay = min(retry_delay(event.attempt, policy=policy, jitter=jitter), remaining)
     return Decision(
         "retry_later",
         "Retrying",

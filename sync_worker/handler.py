@@ -9,13 +9,13 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import structlog
 
 from crowdtwist_client.metering import count_calls
 from siebel_adapter.member import SyncStatus
-from sync_worker.decisions import Decision, decide_failure
+from sync_worker.decisions import Decision, RetryPolicy, decide_failure
 from sync_worker.errors import CtSyncError, TransientError
 from sync_worker.messages import MemberEvent
 from sync_worker.ports import AttemptOutcome, AttemptRecord, Clock, Ledger
@@ -64,13 +64,13 @@ class EventHandler:
         sync: MemberSync,
         ledger: Ledger,
         clock: Clock,
-        retry_budget: timedelta,
+        retry: RetryPolicy,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self._sync = sync
         self._ledger = ledger
         self._clock = clock
-        self._retry_budget = retry_budget
+        self._retry = retry
         self._jitter = jitter
 
     def handle(self, events: Sequence[MemberEvent]) -> Handled:
@@ -124,9 +124,7 @@ class EventHandler:
         return Decision("ack", outcome, write_status=status, reason=result.reason)
 
     def _failure(self, error: CtSyncError, event: MemberEvent) -> Decision:
-        decision = decide_failure(
-            error, event=event, now=self._clock.now(), budget=self._retry_budget, jitter=self._jitter()
-        )
+        decision = decide_failure(error, event=event, now=self._clock.now(), policy=self._retry, jitter=self._jitter())
         if decision.write_status is None:
             return decision
         try:
@@ -136,7 +134,7 @@ class EventHandler:
         except TransientError as write_error:
             # The outcome could not be written: keep the message, so the outcome is not lost.
             return decide_failure(
-                write_error, event=event, now=self._clock.now(), budget=self._retry_budget, jitter=self._jitter()
+                write_error, event=event, now=self._clock.now(), policy=self._retry, jitter=self._jitter()
             )
         return decision
 

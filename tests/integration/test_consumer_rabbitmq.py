@@ -92,6 +92,7 @@ def test_every_message_is_handled_once_and_acked(rabbitmq_url: str, topology: To
         (b"\x80\x04\x95\x00", "application/x-python-serialize", "content type 'application/x-python-serialize'"),
         (json.dumps({"schema_version": 9}).encode(), "application/json", "schema_version 9 is not supported"),
         (json.dumps({"schema_version": 1, "event_type": "update"}).encode(), "application/json", "member_number"),
+        (b'{"padding": "' + b"x" * 10_000_000 + b'"}', "application/json", "over the 65536-byte limit"),
     ],
 )
 def test_a_poison_message_goes_to_the_dead_letter_queue_with_its_reason(  # type: ignore[no-untyped-def]

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from config.settings import DefaultsSettings
+from sync_worker.decisions import RetryPolicy
 from sync_worker.errors import TransientError
 from sync_worker.handler import EventHandler
 from sync_worker.mapping import map_member
@@ -31,7 +32,7 @@ def _handler(store: FakeStore, crowdtwist: FakeCrowdTwist, clock: FakeClock, sta
         program_id=PROGRAM,
         clock=clock,
     )
-    return EventHandler(sync=sync, ledger=FakeLedger(), clock=clock, retry_budget=timedelta(hours=1))
+    return EventHandler(sync=sync, ledger=FakeLedger(), clock=clock, retry=RetryPolicy(budget=timedelta(hours=1)))
 
 
 steps = st.lists(

@@ -6,13 +6,13 @@ from datetime import timedelta
 
 import pytest
 
-from sync_worker.decisions import SIEBEL_RETRY_DELAY, decide_failure, retry_delay
+from sync_worker.decisions import RetryPolicy, decide_failure, retry_delay
 from sync_worker.errors import CtSyncError, InvalidEvent, NotAuthorized, RateLimited, TransientError
 from sync_worker.messages import MemberEvent
 from tests.builders import at
 
 NOW = at("2026-11-22T10:00:00")
-BUDGET = timedelta(minutes=10)
+POLICY = RetryPolicy(budget=timedelta(minutes=10))
 UNAVAILABLE = TransientError("HTTP 503", system="crowdtwist", status_code=503)
 
 
@@ -41,30 +41,30 @@ def _event(attempt: int = 1, failed_minutes_ago: float | None = None) -> MemberE
     ],
 )
 def test_decision_table(error: CtSyncError, event: MemberEvent, action: str, outcome: str, status: str | None) -> None:
-    decision = decide_failure(error, event=event, now=NOW, budget=BUDGET, jitter=0.5)
+    decision = decide_failure(error, event=event, now=NOW, policy=POLICY, jitter=0.5)
     assert (decision.action, decision.ledger_outcome, decision.write_status) == (action, outcome, status)
 
 
 def test_a_retry_carries_the_next_attempt_and_the_first_failure_time() -> None:
-    decision = decide_failure(UNAVAILABLE, event=_event(1), now=NOW, budget=BUDGET, jitter=0.0)
+    decision = decide_failure(UNAVAILABLE, event=_event(1), now=NOW, policy=POLICY, jitter=0.0)
     assert decision.retry_event is not None
     assert decision.retry_event.attempt == 2
     assert decision.retry_event.first_failure_at == NOW
 
 
 def test_the_budget_end_is_written_as_a_short_human_cause() -> None:
-    decision = decide_failure(UNAVAILABLE, event=_event(6, failed_minutes_ago=10), now=NOW, budget=BUDGET, jitter=0)
+    decision = decide_failure(UNAVAILABLE, event=_event(6, failed_minutes_ago=10), now=NOW, policy=POLICY, jitter=0)
     assert decision.reason == "CrowdTwist unreachable after 6 attempts over 10m: HTTP 503"
 
 
 def test_refused_credentials_say_so_at_the_budget_end() -> None:
     error = NotAuthorized("API key refused", system="crowdtwist", status_code=401)
-    decision = decide_failure(error, event=_event(3, failed_minutes_ago=12), now=NOW, budget=BUDGET, jitter=0)
+    decision = decide_failure(error, event=_event(3, failed_minutes_ago=12), now=NOW, policy=POLICY, jitter=0)
     assert decision.reason == "CrowdTwist refused our credentials after 3 attempts over 12m: HTTP 401: API key refused"
 
 
 def test_the_last_retry_lands_at_the_end_of_the_budget_not_past_it() -> None:
-    decision = decide_failure(UNAVAILABLE, event=_event(8, failed_minutes_ago=9.5), now=NOW, budget=BUDGET, jitter=1)
+    decision = decide_failure(UNAVAILABLE, event=_event(8, failed_minutes_ago=9.5), now=NOW, policy=POLICY, jitter=1)
     assert decision.delay == timedelta(seconds=30)
 
 
@@ -73,15 +73,15 @@ def test_siebel_outages_retry_steadily_without_spending_the_budget() -> None:
         TransientError("down", system="siebel"),
         event=_event(3, failed_minutes_ago=60),
         now=NOW,
-        budget=BUDGET,
+        policy=POLICY,
         jitter=0,
     )
-    assert decision.delay == SIEBEL_RETRY_DELAY
+    assert decision.delay == timedelta(seconds=30)
 
 
 @pytest.mark.parametrize(
     ("attempt", "low", "high"), [(1, 7.5, 15), (2, 15, 30), (3, 30, 60), (5, 120, 240), (6, 150, 300), (40, 150, 300)]
 )
 def test_retry_delays_grow_and_are_capped(attempt: int, low: float, high: float) -> None:
-    assert retry_delay(attempt, jitter=0).total_seconds() == low
-    assert retry_delay(attempt, jitter=1).total_seconds() == high
+    assert retry_delay(attempt, policy=POLICY, jitter=0).total_seconds() == low
+    assert retry_delay(attempt, policy=POLICY, jitter=1).total_seconds() == high

@@ -10,6 +10,7 @@ import pytest
 from config.settings import DefaultsSettings
 from crowdtwist_client.models import UserPayload
 from siebel_adapter.member import Member, SyncStatus
+from sync_worker.decisions import RetryPolicy
 from sync_worker.errors import NotAuthorized, TransientError
 from sync_worker.handler import EventHandler, Handled
 from sync_worker.mapping import map_member
@@ -39,7 +40,11 @@ class World:
             clock=self.clock,
         )
         self.handler = EventHandler(
-            sync=sync, ledger=self.ledger, clock=self.clock, retry_budget=timedelta(minutes=10), jitter=lambda: 0.5
+            sync=sync,
+            ledger=self.ledger,
+            clock=self.clock,
+            retry=RetryPolicy(budget=timedelta(minutes=10)),
+            jitter=lambda: 0.5,
         )
 
     def send(self, subject: Member, event_type: str = "update", **fields: object) -> Handled:
