@@ -11,6 +11,7 @@ up at once and the worker's next attempt updates first.
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -76,7 +77,9 @@ class CrowdTwistClient:
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             transport=transport,
-            verify=str(ca_bundle) if ca_bundle else True,  # TLS is always verified; a private CA may be named
+            verify=ssl.create_default_context(cafile=ca_bundle)
+            if ca_bundle
+            else True,  # TLS is always verified; a private CA may be named
             headers={"Accept": "application/json", "User-Agent": "ct-sync"},
         )
 

@@ -8,6 +8,7 @@ object/component is a `ConfigurationError`, because retrying cannot fix either.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -46,7 +47,7 @@ class SiebelRestStore:
             headers=headers,
             timeout=settings.timeout.total_seconds(),
             transport=transport,
-            verify=str(settings.ca_bundle) if settings.ca_bundle else True,
+            verify=ssl.create_default_context(cafile=settings.ca_bundle) if settings.ca_bundle else True,
         )
 
     def close(self) -> None:

@@ -17,8 +17,10 @@ _START_TIMEOUT = 10.0
 class BackgroundServer:
     """`with BackgroundServer(app) as server: httpx.get(server.url + "/healthz")`."""
 
-    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off")
+    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0, **uvicorn_options: Any) -> None:
+        config = uvicorn.Config(
+            app, host=host, port=port, log_config=None, access_log=False, lifespan="off", **uvicorn_options
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name="uvicorn", daemon=True)
         self._host = host
@@ -32,7 +34,8 @@ class BackgroundServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self._host}:{self.port}"
+        scheme = "https" if self._server.config.ssl_certfile else "http"
+        return f"{scheme}://{self._host}:{self.port}"
 
     def start(self) -> Self:
         self._thread.start()
