@@ -64,7 +64,12 @@ def test_the_worker_reconnects_after_a_broker_restart(run: Run) -> None:
     subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True, timeout=60)
     time.sleep(1)
     subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True, timeout=60)
+    back = time.time()
+    eventually(lambda: run.log.read_text().count("worker_consuming") >= 2, timeout=30)
+    reconnected = time.time() - back
     eventually(lambda: run.synced() == len(numbers), timeout=120)
     assert stop(worker) == 0
+    print(f"reconnected {reconnected:.1f} s after the broker was back; synced {run.synced()} of {len(numbers)}")
+    assert reconnected < 10
     assert run.sandbox.state.stats()["max_creates_per_third_party_id"] == 1
     assert "broker_connection_lost" in run.log.read_text()
