@@ -66,3 +66,17 @@ def test_siebel_down_during_write_back_delays_the_outcome_and_loses_none(run: Ru
     print(f"synced {run.synced()}/{len(numbers)} ({synced_while_down} before the outage); creates {stats['creates']}")
     assert stats["max_creates_per_third_party_id"] == 1
     assert run.queue_depth() == 0
+
+
+def test_sixty_second_crowdtwist_answers_lose_no_connection_and_duplicate_nothing(run: Run) -> None:
+    run.sandbox.state.set_faults(latency=60.0)
+    numbers = run.enroll(2)
+    worker = run.start_worker(CTSYNC_CROWDTWIST__TIMEOUT="90s", CTSYNC_BROKER__HEARTBEAT="10")
+    eventually(lambda: run.synced() == len(numbers), timeout=120)
+    assert stop(worker) == 0
+    log = run.log.read_text()
+    print(
+        f"synced {run.synced()} of {len(numbers)} through 60 s answers; connection lost: {'broker_connection_lost' in log}"
+    )
+    assert "broker_connection_lost" not in log
+    assert run.sandbox.state.stats()["max_creates_per_third_party_id"] == 1
