@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -105,3 +106,26 @@ def test_a_dead_smtp_server_does_not_stop_syncing(
         _start(settings, running)
         eventually(lambda: _synced(settings) == len(numbers), timeout=30)
         eventually(lambda: store.document("296-bad")["CT Sync Status"] == "Data Error", timeout=30)  # type: ignore[index]
+
+
+def test_members_failed_by_an_outage_are_resubmitted_by_themselves_when_it_ends(
+    tmp_path: Path, smtp: SmtpServer, running: list[tuple[Worker, threading.Thread]]
+) -> None:
+    with SandboxServer() as sandbox:
+        sandbox.state.set_faults(down=True)
+        base = _settings(tmp_path, sandbox, smtp.port)
+        # A short budget, so the outage writes CT Failure onto members before CrowdTwist is back.
+        settings = base.model_copy(
+            update={"worker": base.worker.model_copy(update={"retry_budget": timedelta(seconds=2),
+                                                              "retry_first_delay": timedelta(milliseconds=500)})}
+        )  # fmt: skip
+        # As many members as sync threads: all fail at once, then wait; the first probe finds one past its budget.
+        numbers = _enroll(settings, 4)
+        _start(settings, running)
+        store = SqliteMemberStore(settings.siebel_sqlite_path, settings.siebel)
+        eventually(lambda: any(d.get("CT Sync Status") == "CT Failure" for d in store.documents()), timeout=60)
+        failed = sorted(d["Member Number"] for d in store.documents() if d.get("CT Sync Status") == "CT Failure")
+        sandbox.state.set_faults(down=False)
+        eventually(lambda: _synced(settings) == len(numbers), timeout=90)
+    print(f"{len(failed)} member(s) ended CT Failure during the outage; all {len(numbers)} Synced after it")
+    assert failed
