@@ -43,6 +43,8 @@ class SqliteMemberStore:
         self._settings = settings
         self._page_size = page_size or settings.page_size
         self._local = threading.local()
+        # One writer at a time by our own lock: SQLite's busy handler would make the others sleep in growing steps.
+        self._write_lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._connection() as db:
             db.executescript(_SCHEMA)
@@ -113,7 +115,7 @@ class SqliteMemberStore:
     def upsert_member(self, document: dict[str, Any], *, at: datetime | None = None) -> str:
         """Insert or edit a member as a Siebel user would; `Updated` is set to now (or `at`). Returns the row id."""
         stamp = _stamp(at or datetime.now(UTC))
-        with self._connection() as db:
+        with self._write_lock, self._connection() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
                 row = db.execute("SELECT document FROM members WHERE row_id = ?", (document[ROW_ID],)).fetchone()
@@ -137,7 +139,7 @@ class SqliteMemberStore:
             (document[ROW_ID], document[MEMBER_NUMBER], stamp, json.dumps({**document, UPDATED: stamp}))
             for document in documents
         ]
-        with self._connection() as db:
+        with self._write_lock, self._connection() as db:
             db.execute("BEGIN IMMEDIATE")
             db.executemany(
                 "INSERT OR REPLACE INTO members (row_id, member_number, updated, document) VALUES (?, ?, ?, ?)", rows
@@ -147,7 +149,7 @@ class SqliteMemberStore:
     def update_fields(self, row_id: str, changes: dict[str, str]) -> None:
         """PUT semantics: set these fields on the row, bump Updated; an unknown row id is ignored (idempotent)."""
         stamp = _stamp(datetime.now(UTC))
-        with self._connection() as db:
+        with self._write_lock, self._connection() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
                 row = db.execute("SELECT document FROM members WHERE row_id = ?", (row_id,)).fetchone()

@@ -6,8 +6,9 @@ Rows hold Member Numbers, outcomes and reasons, never personal data or secrets.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -105,21 +106,25 @@ class SqlLedger:
     def __init__(self, url: str, *, pool_size: int = 16) -> None:
         url = normalise_url(url)
         self._is_sqlite = url.startswith("sqlite")
+        self._write_lock = threading.Lock() if self._is_sqlite else None
         if self._is_sqlite:
             self._engine: Engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
             event.listen(self._engine, "connect", _sqlite_pragmas)
         else:
             self._engine = create_engine(url, pool_size=pool_size, max_overflow=4, pool_pre_ping=True)
-        with self._begin() as connection:
+        with self._begin(write=True) as connection:
             metadata.create_all(connection)
 
     def close(self) -> None:
         self._engine.dispose()
 
     @contextmanager
-    def _begin(self) -> Iterator[Connection]:
+    def _begin(self, *, write: bool = False) -> Iterator[Connection]:
+        # SQLite takes one writer at a time and makes the others sleep in growing steps (its busy handler);
+        # queueing our own writers on a lock hands the file over at once instead.
+        lock = self._write_lock if write and self._write_lock is not None else nullcontext()
         try:
-            with self._engine.begin() as connection:
+            with lock, self._engine.begin() as connection:
                 yield connection
         except SQLAlchemyError as exc:
             detail = redact_text(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
@@ -130,7 +135,7 @@ class SqlLedger:
     def record(self, rows: Sequence[AttemptRecord]) -> None:
         if not rows:
             return
-        with self._begin() as connection:
+        with self._begin(write=True) as connection:
             connection.execute(
                 insert(attempts),
                 [
@@ -175,11 +180,11 @@ class SqlLedger:
             index_elements=[synced_states.c.member_number],
             set_={key: statement.excluded[key] for key in ("payload_hash", "ct_user_id", "synced_at")},
         )
-        with self._begin() as connection:
+        with self._begin(write=True) as connection:
             connection.execute(statement)
 
     def forget_synced_state(self, member_number: str) -> None:
-        with self._begin() as connection:
+        with self._begin(write=True) as connection:
             connection.execute(delete(synced_states).where(synced_states.c.member_number == member_number))
 
     # -- queries for `ct-sync status` and `resubmit` ---------------------------------------------------------------
@@ -232,7 +237,7 @@ class SqlLedger:
         return {"attempts": int(count), "ct_calls": int(calls)}
 
     def purge(self, *, older_than: datetime) -> int:
-        with self._begin() as connection:
+        with self._begin(write=True) as connection:
             return int(connection.execute(delete(attempts).where(attempts.c.at < older_than)).rowcount or 0)
 
     def _rows(self, query: Any) -> list[AttemptRow]:
