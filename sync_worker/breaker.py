@@ -12,6 +12,7 @@ Only CrowdTwist's own failures count: a Siebel outage or a member's bad data say
 from __future__ import annotations
 
 import enum
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -47,6 +48,7 @@ class Breaker:
         self._threshold = threshold
         self._first_backoff = first_backoff
         self._max_backoff = max_backoff
+        self._lock = threading.Lock()  # allow() is asked from pool threads, record() told on the connection thread
         self.state = BreakerState.CLOSED
         self._failures = 0
         self._backoff = first_backoff
@@ -56,6 +58,10 @@ class Breaker:
 
     def allow(self) -> bool:
         """May a sync start now? While open, exactly one probe is let through when its time comes."""
+        with self._lock:
+            return self._allow()
+
+    def _allow(self) -> bool:
         if self.state is BreakerState.CLOSED:
             return True
         if self.state is BreakerState.OPEN and self._next_probe is not None and self._clock() >= self._next_probe:
@@ -65,6 +71,10 @@ class Breaker:
 
     def record(self, error: CtSyncError | None, *, calls: int) -> Transition | None:
         """Feed one sync's result; returns a transition when the state changed in a way worth an alert."""
+        with self._lock:
+            return self._record(error, calls=calls)
+
+    def _record(self, error: CtSyncError | None, *, calls: int) -> Transition | None:
         if isinstance(error, NotAuthorized) and error.system == "crowdtwist":
             return self._fail(error, credentials=True)
         if isinstance(error, TransientError) and error.system == "crowdtwist":
@@ -101,6 +111,7 @@ class Breaker:
         if self.state is BreakerState.CLOSED:
             return None
         started = self._outage_started or self._clock()
+        self._lock = threading.Lock()  # allow() is asked from pool threads, record() told on the connection thread
         self.state = BreakerState.CLOSED
         self._next_probe = None
         self._outage_started = None

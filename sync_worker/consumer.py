@@ -121,7 +121,9 @@ class QueueWorker:
         self._generation = 0
         self._waiting: dict[str, _Batch] = {}  # member → messages not yet started
         self._ready: deque[str] = deque()  # members with waiting messages, in arrival order
-        self._running: set[str] = set()
+        self._running: set[str] = set()  # members with a sync whose result is not yet carried out
+        self._active = 0  # pool threads busy with a sync
+        self._lock = threading.Lock()  # guards _waiting, _ready, _running, _active: pool threads take work too
         self._delayed: list[tuple[float, int, Message]] = []
         self._sequence = itertools.count()
         self._producer: Producer | None = None
@@ -203,8 +205,13 @@ class QueueWorker:
             _, _, message = heapq.heappop(self._delayed)
             self._publish(message.body, routing_key=self._topology.work_queue.routing_key, headers={})
             message.ack()
-        while self._ready and len(self._running) < self._concurrency and self._may_start():
-            self._start(self._ready.popleft())
+        with self._lock:
+            while self._active < self._concurrency:
+                ready = self._next_batch()
+                if ready is None:
+                    break
+                self._active += 1
+                self._pool.submit(self._run_batches, ready)
         self._on_tick()
 
     def _on_work(self, message: Message) -> None:
@@ -213,27 +220,40 @@ class QueueWorker:
         except InvalidEvent as invalid:
             self._dead_letter(message, invalid.message)
             return
-        batch = self._waiting.get(event.member_number)
-        if batch is None:
-            batch = self._waiting[event.member_number] = _Batch(event.member_number, self._generation)
-            if event.member_number not in self._running:
-                self._ready.append(event.member_number)
-        batch.messages.append(message)
-        batch.events.append(event)
+        with self._lock:
+            batch = self._waiting.get(event.member_number)
+            if batch is None:
+                batch = self._waiting[event.member_number] = _Batch(event.member_number, self._generation)
+                if event.member_number not in self._running:
+                    self._ready.append(event.member_number)
+            batch.messages.append(message)
+            batch.events.append(event)
 
     def _on_delayed(self, message: Message) -> None:
         not_before = float(message.headers.get(HEADER_NOT_BEFORE, 0))
         heapq.heappush(self._delayed, (not_before, next(self._sequence), message))
 
-    def _start(self, member_number: str) -> None:
-        batch = self._waiting.pop(member_number)
-        self._running.add(member_number)
-        self._pool.submit(self._run_batch, batch)
+    def _next_batch(self) -> _Batch | None:
+        """The next waiting member's events, or None (nothing ready, stopping, or the breaker says wait).
+
+        Called with the lock held, by the connection thread and by pool threads that just finished a sync."""
+        while self._ready and not self._stopping.is_set():
+            member_number = self._ready[0]
+            if member_number in self._running or member_number not in self._waiting:
+                self._ready.popleft()  # re-queued by _finish when its running sync is carried out
+                continue
+            if not self._may_start():
+                return None
+            self._ready.popleft()
+            self._running.add(member_number)
+            return self._waiting.pop(member_number)
+        return None
 
     def _finish(self, batch: _Batch, handled: Handled) -> None:
-        self._running.discard(batch.member_number)
-        if batch.member_number in self._waiting:  # more events arrived meanwhile: one more sync covers them all
-            self._ready.append(batch.member_number)
+        with self._lock:
+            self._running.discard(batch.member_number)
+            if batch.member_number in self._waiting:  # events arrived meanwhile: one more sync covers them all
+                self._ready.append(batch.member_number)
         if batch.generation != self._generation:
             return  # its channel is gone; the broker redelivers those messages
         decision = handled.decision
@@ -284,14 +304,16 @@ class QueueWorker:
 
     def _forget_unacked(self) -> None:
         """After a lost connection: everything not acked will be redelivered; running syncs finish unacked."""
-        self._waiting.clear()
-        self._ready.clear()
+        with self._lock:
+            self._waiting.clear()
+            self._ready.clear()
         self._delayed.clear()
 
     def _finish_in_flight(self, connection: Connection) -> None:
         deadline = time.monotonic() + _SHUTDOWN_GRACE
-        self._waiting.clear()
-        self._ready.clear()
+        with self._lock:
+            self._waiting.clear()
+            self._ready.clear()
         while self._running and time.monotonic() < deadline:
             self._pump()
             self._drain(connection)
@@ -300,10 +322,17 @@ class QueueWorker:
 
     # -- pool threads ------------------------------------------------------------------------------------------
 
-    def _run_batch(self, batch: _Batch) -> None:
-        try:
-            handled = self._handler.handle(batch.events)
-        except Exception as exc:  # the consumer's top loop: a bug must not kill the thread or lose the message
-            log.exception("sync_crashed", member_number=batch.member_number)
-            handled = self._handler.crashed(batch.events, exc)
-        self._done.put((batch, handled))
+    def _run_batches(self, batch: _Batch | None) -> None:
+        """Sync, hand the result to the connection thread, and go straight on with the next waiting member: a
+        pool thread never idles waiting for the connection thread to notice it is free."""
+        while batch is not None:
+            try:
+                handled = self._handler.handle(batch.events)
+            except Exception as exc:  # the consumer's top loop: a bug must not kill the thread or lose the message
+                log.exception("sync_crashed", member_number=batch.member_number)
+                handled = self._handler.crashed(batch.events, exc)
+            self._done.put((batch, handled))
+            with self._lock:
+                batch = self._next_batch()
+                if batch is None:
+                    self._active -= 1
