@@ -37,8 +37,15 @@ from siebel_adapter.queue import KombuPublisher, QueueTopology
 from sync_worker.messages import MemberEvent
 
 SIZES = {
-    "smoke": {"ceiling": 200, "naive": 50, "calls": 50, "budget_seconds": 3, "latency_seconds": 3},
-    "full": {"ceiling": 20_000, "naive": 2_000, "calls": 1_000, "budget_seconds": 30, "latency_seconds": 20},
+    "smoke": {"ceiling": 200, "naive": 50, "calls": 50, "budget_seconds": 3, "latency_seconds": 3, "memory": 500},
+    "full": {
+        "ceiling": 20_000,
+        "naive": 2_000,
+        "calls": 1_000,
+        "budget_seconds": 30,
+        "latency_seconds": 20,
+        "memory": 200_000,
+    },
 }
 WORKER = [CT_SYNC, "worker"]
 NAIVE = [sys.executable, "-m", "bench.naive_worker"]
@@ -171,7 +178,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--only", help="comma-separated scenarios: ceiling,calls,budget,latency")
+    parser.add_argument("--only", help="comma-separated scenarios: ceiling,calls,budget,latency,memory")
     arguments = parser.parse_args()
     size = SIZES[arguments.size]
     wanted = set((arguments.only or "ceiling,calls,budget,latency").split(","))
@@ -201,6 +208,9 @@ def main() -> None:
             results["budget"] = budget(root, sandbox, seconds=size["budget_seconds"])
         if "latency" in wanted:
             results["latency"] = latency(root, sandbox, seconds=size["latency_seconds"])
+        if "memory" in wanted:
+            # A backlog ten times the ceiling's: peak RSS must stay where the ceiling's was (prefetch bounds it).
+            results["memory"] = ceiling(root, sandbox, members=size["memory"], broker=RABBITMQ_URL, command=WORKER)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     dump(Path("bench/results") / f"{stamp}-{arguments.size}.json", results)
     print(json.dumps(results, indent=2, default=str))

@@ -2,7 +2,8 @@
 
 Threads: the connection belongs to the thread that calls `run()`. It drains deliveries, keeps heartbeats going,
 and is the only thread that acks or publishes. Syncs run on a pool of `concurrency` threads; each hands back a
-`Handled` through a queue, and the connection thread carries the decision out:
+`Handled` through a queue and goes straight on with the next waiting member, and the connection thread carries
+the decisions out:
 
     ack           → ack every message the sync covered
     retry_later   → publish the next attempt to the delay queue (header: not before), then ack
