@@ -1,11 +1,15 @@
 """Adapter: the ledger. One row per attempt (SQLite by default, PostgreSQL in production), and the "last synced
 state" per member that lets an unchanged member cost no CrowdTwist call. SQLAlchemy Core; tables made on first use.
 
+The per-member statements are built once (building and cache-keying a statement costs more than running it), and
+the writes of concurrent syncs share transactions (`group_commit`): one commit per batch instead of per member.
+
 Rows hold Member Numbers, outcomes and reasons, never personal data or secrets.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -23,6 +27,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -33,10 +38,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.sql import Executable
 
 from config.redaction import redact_text
 from config.settings import Settings
 from sync_worker.errors import TransientError
+from sync_worker.group_commit import GroupCommit
 from sync_worker.ports import AttemptRecord, SyncedState
 
 SCHEMA_VERSION = 1  # bump with a migration note when a column changes
@@ -69,6 +76,11 @@ synced_states = Table(
 )
 
 FAILURES = ("Data Error", "CT Failure", "OIC Failure", "Dead-lettered")
+
+_INSERT_ATTEMPT = insert(attempts)
+_SELECT_STATE = select(synced_states).where(synced_states.c.member_number == bindparam("member_number"))
+_DELETE_STATE = delete(synced_states).where(synced_states.c.member_number == bindparam("member_number"))
+_Write = tuple[Executable, list[dict[str, Any]]]  # a prebuilt statement and its rows of parameters
 
 
 @dataclass(frozen=True)
@@ -112,6 +124,8 @@ class SqlLedger:
             event.listen(self._engine, "connect", _sqlite_pragmas)
         else:
             self._engine = create_engine(url, pool_size=pool_size, max_overflow=4, pool_pre_ping=True)
+        self._upsert_state = _upsert_statement(sqlite.insert if self._is_sqlite else postgresql.insert)
+        self._writes: GroupCommit[_Write] = GroupCommit(self._commit, failed=_failed)
         with self._begin(write=True) as connection:
             metadata.create_all(connection)
 
@@ -130,14 +144,20 @@ class SqlLedger:
             detail = redact_text(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
             raise TransientError(f"ledger unavailable: {detail}", system="ledger") from None
 
+    def _commit(self, writes: list[_Write]) -> None:
+        """One transaction for a batch of writes; runs of one statement go as one executemany, in order."""
+        with self._begin(write=True) as connection:
+            for statement, run in itertools.groupby(writes, key=lambda write: write[0]):
+                connection.execute(statement, [parameters for _, rows in run for parameters in rows])
+
     # -- Ledger port ---------------------------------------------------------------------------------------------
 
     def record(self, rows: Sequence[AttemptRecord]) -> None:
         if not rows:
             return
-        with self._begin(write=True) as connection:
-            connection.execute(
-                insert(attempts),
+        self._writes.submit(
+            (
+                _INSERT_ATTEMPT,
                 [
                     {
                         "event_id": row.event_id,
@@ -155,14 +175,13 @@ class SqlLedger:
                     for row in rows
                 ],
             )
+        )
 
     # -- SyncedStates port ---------------------------------------------------------------------------------------
 
     def get_synced_state(self, member_number: str) -> SyncedState | None:
         with self._begin() as connection:
-            row = connection.execute(
-                select(synced_states).where(synced_states.c.member_number == member_number)
-            ).first()
+            row = connection.execute(_SELECT_STATE, {"member_number": member_number}).first()
         if row is None:
             return None
         return SyncedState(row.payload_hash, int(row.ct_user_id), _aware(row.synced_at))
@@ -174,18 +193,10 @@ class SqlLedger:
             "ct_user_id": state.ct_user_id,
             "synced_at": state.synced_at,
         }
-        dialect_insert = sqlite.insert if self._is_sqlite else postgresql.insert
-        statement = dialect_insert(synced_states).values(**values)
-        statement = statement.on_conflict_do_update(
-            index_elements=[synced_states.c.member_number],
-            set_={key: statement.excluded[key] for key in ("payload_hash", "ct_user_id", "synced_at")},
-        )
-        with self._begin(write=True) as connection:
-            connection.execute(statement)
+        self._writes.submit((self._upsert_state, [values]))
 
     def forget_synced_state(self, member_number: str) -> None:
-        with self._begin(write=True) as connection:
-            connection.execute(delete(synced_states).where(synced_states.c.member_number == member_number))
+        self._writes.submit((_DELETE_STATE, [{"member_number": member_number}]))
 
     # -- queries for `ct-sync status` and `resubmit` ---------------------------------------------------------------
 
@@ -256,6 +267,19 @@ class SqlLedger:
                 )
                 for row in connection.execute(query)
             ]
+
+
+def _upsert_statement(dialect_insert: Any) -> Executable:
+    statement = dialect_insert(synced_states)
+    return statement.on_conflict_do_update(  # type: ignore[no-any-return]
+        index_elements=[synced_states.c.member_number],
+        set_={key: statement.excluded[key] for key in ("payload_hash", "ct_user_id", "synced_at")},
+    )
+
+
+def _failed(error: Exception) -> TransientError:
+    message = error.message if isinstance(error, TransientError) else f"ledger write failed: {type(error).__name__}"
+    return TransientError(message, system="ledger")
 
 
 def _aware(moment: datetime) -> datetime:
