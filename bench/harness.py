@@ -31,6 +31,7 @@ from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.messages import MemberEvent
 
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
+POSTGRES_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 PROGRAM = "1-BENCH"
 CT_SYNC = str(Path(sys.executable).with_name("ct-sync"))
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -84,6 +85,21 @@ def member_document(number: int) -> dict[str, str]:
         "Primary Country Code": "US",
         "Updated": "2026-11-22T10:00:00Z",
     }
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for one run's ledger (synced states left by another run would skip calls)."""
+    import psycopg  # a development dependency, like the benchmarks
+
+    name = f"ct_sync_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @dataclass
@@ -147,10 +163,7 @@ class Stage:
         if not self.broker_url:
             return
         with Connection(self.broker_url) as connection:
-            topology = QueueTopology.named(self.queue)
-            for queue in topology.queues:
-                queue.bind(connection.default_channel).delete()
-            topology.exchange.bind(connection.default_channel).delete()
+            QueueTopology.named(self.queue).delete(connection)
 
 
 @dataclass
@@ -182,31 +195,48 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
-def _peak_rss_mb(pid: int) -> float:
+def _rss_mb(pid: int, field: str) -> float:
+    """VmRSS (resident now) or VmHWM (peak resident) of a process, in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
 
 def run_worker(
-    command: list[str], env: dict[str, str], *, stage: Stage, members: int, sandbox_url: str, timeout: float
+    command: list[str],
+    env: dict[str, str],
+    *,
+    stage: Stage,
+    members: int,
+    sandbox_url: str,
+    timeout: float,
+    processes: int = 1,
+    rss_trace: list[tuple[int, float]] | None = None,
 ) -> Measurement:
-    """Start the worker, wait until every member is written back, stop it; return what was measured."""
+    """Start the worker (`processes` of them on one queue), wait until every member is written back, stop them;
+    return what was measured (CPU summed over the processes, the largest peak RSS). With `rss_trace`, the
+    resident size of the first process is appended to it once a second, as (members written back, MB)."""
     log = (stage.data_dir / "worker.log").open("ab")
     started = time.monotonic()
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    running = [subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT) for _ in range(processes)]
     try:
-        deadline = started + timeout
-        while stage.synced() < members:
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(f"only {stage.synced()} of {members} synced; see {stage.data_dir / 'worker.log'}")
+        deadline, traced = started + timeout, started
+        while (synced := stage.synced()) < members:
+            if time.monotonic() > deadline or any(process.poll() is not None for process in running):
+                raise RuntimeError(f"only {synced} of {members} synced; see {stage.data_dir / 'worker.log'}")
+            if rss_trace is not None and time.monotonic() - traced >= 1.0:
+                traced = time.monotonic()
+                rss_trace.append((synced, _rss_mb(running[0].pid, "VmRSS")))
             time.sleep(0.05)
         seconds = time.monotonic() - started
-        cpu, rss = _cpu_seconds(process.pid), _peak_rss_mb(process.pid)
+        cpu = sum(_cpu_seconds(process.pid) for process in running)
+        rss = max(_rss_mb(process.pid, "VmHWM") for process in running)
     finally:
-        process.terminate()
-        process.wait(60)
+        for process in running:
+            process.terminate()
+        for process in running:
+            process.wait(60)
         log.close()
     stats = sandbox_stats(sandbox_url)
     return Measurement(seconds, cpu, rss, members, int(stats["total_calls"]), int(stats["rate_limited"]))

@@ -7,25 +7,42 @@ from pathlib import Path
 
 import pytest
 
+from bench import floors
 from bench import run as bench
 from bench.harness import RABBITMQ_URL, sandbox_process
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
 
-def test_every_scenario_runs_at_smoke_size(rabbitmq_url: str, tmp_path: Path) -> None:
+def test_every_scenario_runs_at_smoke_size(rabbitmq_url: str, postgres_url: str, tmp_path: Path) -> None:
     assert rabbitmq_url == RABBITMQ_URL
     with sandbox_process() as sandbox:
         ceiling = bench.ceiling(tmp_path, sandbox, members=30, broker=RABBITMQ_URL, command=bench.WORKER)
         embedded = bench.ceiling(tmp_path, sandbox, members=30, broker=None, command=bench.WORKER)
+        two_workers = bench.two_workers(tmp_path, sandbox, members=30)
         naive = bench.ceiling(tmp_path, sandbox, members=10, broker=RABBITMQ_URL, command=bench.NAIVE)
+        production = bench.production(tmp_path, sandbox, members=20, command=bench.WORKER)
+        naive_production = bench.production(tmp_path, sandbox, members=4, command=bench.NAIVE)
         calls = bench.calls_per_event(tmp_path, sandbox, members=10)
         budget = bench.budget(tmp_path, sandbox, seconds=1)
         latency = bench.latency(tmp_path, sandbox, seconds=1)
-    print(ceiling, embedded, naive, calls, budget, latency)
+        memory = bench.memory(tmp_path, sandbox, members=30)
+    print(ceiling, embedded, two_workers, naive, production, naive_production, calls, budget, latency, memory)
     # Shape, not speed: each scenario produced its figures.
     assert ceiling["ct_calls_per_member"] == 1.0  # one create per enroll
+    assert two_workers["ct_calls_per_member"] == 1.0  # two processes on one queue: still no member twice
     assert naive["ct_calls_per_member"] == 2.0  # look-up, then create
+    assert production["ct_calls_per_member"] == 1.0
+    assert naive_production["ct_calls_per_member"] == 2.0
+    assert {"rss_mb_at_10pct", "rss_mb_at_90pct", "peak_rss_mb"} <= memory.keys()
     assert calls["burst_events"] == 100
+    assert "steady_calls_per_update" in calls
     assert {"share_of_budget", "rate_limited"} <= budget.keys()
     assert {"p50_ms", "p99_ms"} <= latency.keys()
+
+
+def test_the_cpu_floors_are_measured_for_every_step_of_a_sync() -> None:
+    costs = floors.measure(operations=20, repeats=1)
+    print(costs)
+    assert set(floors.ONE_SYNC) <= set(costs)
+    assert all(cost > 0 for _, cost in costs.values())
