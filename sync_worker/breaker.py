@@ -97,7 +97,7 @@ class Breaker:
         if credentials or self._failures >= self._threshold:
             self._outage_started = now
             self._credentials = credentials
-            self._backoff = self._first_backoff
+            self._backoff = min(self._first_backoff, self._max_backoff)
             self._open(now)
             return Transition("opened", error.message, now, credentials=credentials)
         return None
@@ -111,7 +111,6 @@ class Breaker:
         if self.state is BreakerState.CLOSED:
             return None
         started = self._outage_started or self._clock()
-        self._lock = threading.Lock()  # allow() is asked from pool threads, record() told on the connection thread
         self.state = BreakerState.CLOSED
         self._next_probe = None
         self._outage_started = None

@@ -55,6 +55,14 @@ def test_a_failed_probe_doubles_the_backoff_up_to_the_cap() -> None:
     assert waits == [5, 10, 20, 20]
 
 
+def test_a_cap_below_the_first_backoff_caps_the_first_probe_too() -> None:
+    clock = FakeClock()
+    subject = Breaker(clock=clock.now, threshold=1, max_backoff=timedelta(seconds=2))  # first_backoff 5 s
+    subject.record(DOWN, calls=1)
+    clock.advance(timedelta(seconds=2))
+    assert subject.allow() is True
+
+
 def test_refused_credentials_open_it_at_once() -> None:
     subject = breaker(FakeClock())
     transition = subject.record(NotAuthorized("HTTP 401", system="crowdtwist", status_code=401), calls=1)
