@@ -60,6 +60,13 @@ class QueueTopology:
         for queue in self.queues:
             queue.bind(channel).declare()
 
+    def delete(self, connection: Connection) -> None:
+        """Remove the queues and the exchange (tests and benchmarks that made a topology of their own)."""
+        channel = connection.default_channel
+        for queue in self.queues:
+            queue.bind(channel).delete()
+        self.exchange.bind(channel).delete()
+
     def depths(self, connection: Connection) -> dict[str, int]:
         """Messages ready in each queue, as the broker reports them (passive declare)."""
         channel = connection.default_channel

@@ -43,7 +43,7 @@ def require_server(name: str, host: str, port: int) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def rabbitmq_url() -> str:
     require_server("RabbitMQ", "127.0.0.1", 5672)
     return RABBITMQ_URL

@@ -26,10 +26,7 @@ def topology(rabbitmq_url: str, unique_name: str) -> Iterator[Topology]:
     topology = Topology.named(unique_name)
     yield topology
     with Connection(rabbitmq_url) as connection:
-        channel = connection.default_channel
-        for queue in (topology.work_queue, topology.delay_queue, topology.dead_queue):
-            queue.bind(channel).delete()
-        topology.exchange.bind(channel).delete()
+        topology.delete(connection)
 
 
 def publish(url: str, topology: Topology, bodies: Sequence[bytes], content_type: str = "application/json") -> None:

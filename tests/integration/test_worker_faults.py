@@ -8,9 +8,9 @@ from collections import Counter
 
 import pytest
 
-from siebel_adapter.emulator import SiebelEmulator, SiebelEmulatorServer
+from siebel_adapter.emulator import SiebelEmulatorServer
 from tests.integration.helpers import eventually
-from tests.integration.worker_process import Run, stop
+from tests.integration.worker_process import Run, siebel_rest_settings, stop
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
@@ -44,15 +44,12 @@ def test_a_flaky_crowdtwist_ends_with_everyone_synced_once_and_attempts_bounded(
 
 
 def test_siebel_down_during_write_back_delays_the_outcome_and_loses_none(run: Run) -> None:
-    emulator = SiebelEmulator(run.store, username="CTSYNC", password="emulator-pw")
+    emulator = run.siebel_emulator()
     with SiebelEmulatorServer(emulator) as siebel:
         run.sandbox.state.set_faults(latency=0.02)
         numbers = run.enroll(150)
         worker = run.start_worker(
-            CTSYNC_SIEBEL__BACKEND="rest",
-            CTSYNC_SIEBEL__BASE_URL=siebel.base_url,
-            CTSYNC_SIEBEL__USERNAME="CTSYNC",
-            CTSYNC_SIEBEL__PASSWORD="emulator-pw",
+            **siebel_rest_settings(siebel),
             CTSYNC_WORKER__RETRY_FIRST_DELAY="1s",  # Siebel redeliveries come every 2 s instead of 30 s
         )
         eventually(lambda: run.synced() >= 20, timeout=60)

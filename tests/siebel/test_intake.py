@@ -163,9 +163,7 @@ def test_the_event_is_really_on_the_rabbitmq_queue(rabbitmq_url: str, unique_nam
     finally:
         publisher.close()
         with Connection(rabbitmq_url) as connection:
-            for queue in topology.queues:
-                queue.bind(connection.default_channel).delete()
-            topology.exchange.bind(connection.default_channel).delete()
+            topology.delete(connection)
 
 
 def test_an_unreachable_rabbitmq_answers_503(tmp_path: Path, unique_name: str) -> None:

@@ -21,9 +21,7 @@ def topology(rabbitmq_url: str, unique_name: str) -> Iterator[QueueTopology]:
     topology = QueueTopology.named(unique_name)
     yield topology
     with Connection(rabbitmq_url) as connection:
-        for queue in topology.queues:
-            queue.bind(connection.default_channel).delete()
-        topology.exchange.bind(connection.default_channel).delete()
+        topology.delete(connection)
 
 
 @pytest.mark.rabbitmq
