@@ -25,11 +25,11 @@ from bench.harness import median, member_document, sandbox_control, sandbox_proc
 from config.logging import configure_logging
 from config.settings import DefaultsSettings, SiebelSettings
 from crowdtwist_client.client import CrowdTwistClient
-from siebel_adapter.member import SyncOutcome
 from siebel_adapter.sqlite_store import SqliteMemberStore
-from sync_worker.ledger import SqlLedger
-from sync_worker.mapping import map_member
-from sync_worker.ports import AttemptRecord, SyncedState
+from sync_worker.core.mapping import map_member
+from sync_worker.core.member import SyncOutcome
+from sync_worker.core.ports import AttemptRecord, SyncedState
+from sync_worker.ledger.sql import SqlLedger
 
 # What one enroll costs at the ceiling: one CrowdTwist call, the member read twice (before sending, and the
 # read-after-send check), its outcome written, the mapping, the ledger's read and two writes, one log line.

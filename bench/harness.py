@@ -28,7 +28,7 @@ from kombu.connection import Connection
 from config.settings import SiebelSettings
 from siebel_adapter.queue import KombuPublisher, QueueTopology
 from siebel_adapter.sqlite_store import SqliteMemberStore
-from sync_worker.messages import MemberEvent
+from sync_worker.core.messages import MemberEvent
 
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
 POSTGRES_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test"

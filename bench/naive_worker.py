@@ -14,11 +14,11 @@ from kombu.messaging import Consumer
 
 from config import load_settings
 from siebel_adapter.broker import open_broker
-from siebel_adapter.member import SyncOutcome, SyncStatus
 from siebel_adapter.queue import QueueTopology
 from siebel_adapter.sqlite_store import SqliteMemberStore
-from sync_worker.mapping import map_member
-from sync_worker.messages import decode_event
+from sync_worker.core.mapping import map_member
+from sync_worker.core.member import SyncOutcome, SyncStatus
+from sync_worker.core.messages import decode_event
 
 
 def main() -> None:

@@ -37,7 +37,7 @@ from bench.harness import (
     summarise,
 )
 from siebel_adapter.queue import KombuPublisher, QueueTopology
-from sync_worker.messages import MemberEvent
+from sync_worker.core.messages import MemberEvent
 
 SIZES = {
     "smoke": {

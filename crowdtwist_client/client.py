@@ -1,6 +1,6 @@
 """The CrowdTwist REST v2 client: member operations and the read endpoints, paced, retried, redacted.
 
-The only module that speaks CrowdTwist HTTP. httpx errors are translated here, once, into `sync_worker.errors`;
+The only module that speaks CrowdTwist HTTP. httpx errors are translated here, once, into `sync_worker.core.errors`;
 messages never contain a URL, so the API key (which may travel in the query string) cannot leak through them.
 
 Retries (tenacity): transient failures only, exponential backoff with full jitter, bounded by attempts and time.
@@ -24,11 +24,11 @@ import tenacity
 
 from config.redaction import REDACTED, redact_text
 from config.settings import CrowdTwistSettings
-from crowdtwist_client.metering import record_call
-from crowdtwist_client.models import CtUser, DeletionStatus, DeletionTicket, UserPayload
 from crowdtwist_client.pacing import Pacer
 from crowdtwist_client.responses import SYSTEM, error_for, parse_json
-from sync_worker.errors import CtSyncError, RateLimited, TransientError
+from sync_worker.core.ct_user import CtUser, DeletionStatus, DeletionTicket, UserPayload
+from sync_worker.core.errors import CtSyncError, RateLimited, TransientError
+from sync_worker.core.metering import record_call
 
 log = structlog.get_logger("ct_sync.crowdtwist")
 
@@ -201,7 +201,7 @@ class CrowdTwistClient:
         base_url: str | None = None,
         header_auth: bool = False,
     ) -> Any:
-        """The decoded JSON answer, or None on 404. Raises the `sync_worker.errors` tree."""
+        """The decoded JSON answer, or None on 404. Raises the `sync_worker.core.errors` tree."""
 
         def retryable(exc: BaseException) -> bool:
             if not isinstance(exc, TransientError):

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from config.redaction import redact_text
-from sync_worker.errors import (
+from sync_worker.core.errors import (
     AlreadyExists,
     CtSyncError,
     DataRejected,

@@ -23,9 +23,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from siebel_adapter import searchspec
-from siebel_adapter.member import ROW_ID, parse_siebel_datetime
 from siebel_adapter.sqlite_store import SqliteMemberStore
-from sync_worker.serving import BackgroundServer
+from sync_worker.core.member import ROW_ID, parse_siebel_datetime
+from sync_worker.http import BackgroundServer
 
 PREFIX = "/siebel/v1.0/data"
 NO_DATA = {"ERROR": "There is no data for the requested resource"}

@@ -28,10 +28,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from siebel_adapter.member import Member, SyncOutcome, SyncStatus
-from sync_worker.errors import CtSyncError
-from sync_worker.messages import MemberEvent
-from sync_worker.ports import EventPublisher, MemberStore
+from sync_worker.core.errors import CtSyncError
+from sync_worker.core.member import Member, SyncOutcome, SyncStatus
+from sync_worker.core.messages import MemberEvent
+from sync_worker.core.ports import EventPublisher, MemberStore
 
 log = structlog.get_logger("ct_sync.intake")
 EVENTS_PATH = "/v1/member-events"

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import structlog
 
-from siebel_adapter.member import skip_reason
-from sync_worker.messages import MemberEvent
-from sync_worker.ports import EventPublisher, MemberStore
+from sync_worker.core.member import skip_reason
+from sync_worker.core.messages import MemberEvent
+from sync_worker.core.ports import EventPublisher, MemberStore
 
 log = structlog.get_logger("ct_sync.poller")
 

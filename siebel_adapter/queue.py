@@ -5,7 +5,7 @@ One durable direct exchange named after the queue, and three durable queues:
     Q.delay    routing key "delay"  redeliveries waiting for their time (the worker holds them, then republishes)
     Q.dead     routing key "dead"   messages that can never be processed, each with its reason in a header
 
-Messages are JSON (`sync_worker.messages`), persistent, and published with confirms on RabbitMQ: `publish()`
+Messages are JSON (`sync_worker.core.messages`), persistent, and published with confirms on RabbitMQ: `publish()`
 returns only once the broker has the event, and raises `TransientError` when it cannot take it.
 """
 
@@ -23,8 +23,8 @@ from kombu.messaging import Producer
 from config.redaction import redact_text
 from config.settings import BrokerSettings, Settings
 from siebel_adapter.broker import open_broker
-from sync_worker.errors import TransientError
-from sync_worker.messages import CONTENT_TYPE, MemberEvent, encode_event
+from sync_worker.core.errors import TransientError
+from sync_worker.core.messages import CONTENT_TYPE, MemberEvent, encode_event
 
 _PUBLISH_RETRIES = 2
 

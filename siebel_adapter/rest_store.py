@@ -19,8 +19,8 @@ import httpx
 from config.redaction import redact_text
 from config.settings import SiebelSettings
 from siebel_adapter import searchspec
-from siebel_adapter.member import MEMBER_NUMBER, UPDATED, Member, SyncOutcome, member_from_record
-from sync_worker.errors import ConfigurationError, TransientError
+from sync_worker.core.errors import ConfigurationError, TransientError
+from sync_worker.core.member import MEMBER_NUMBER, UPDATED, Member, SyncOutcome, member_from_record
 
 SYSTEM = "siebel"
 # Siebel answers 404 both for "no record matched" and for a wrong object name; only the text tells them apart.

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from siebel_adapter.member import parse_siebel_datetime
+from sync_worker.core.member import parse_siebel_datetime
 
 SIEBEL_DATETIME = "%m/%d/%Y %H:%M:%S"
 _TOKEN = re.compile(r"\s*(?:(\()|(\))|\[([^\]]+)\]|(<>|>=|<=|=|>|<)|'((?:[^']|'')*)'|(AND|OR)\b)", re.IGNORECASE)

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import SiebelSettings
-from siebel_adapter.member import MEMBER_NUMBER, ROW_ID, UPDATED, Member, SyncOutcome, member_from_record
-from sync_worker.errors import TransientError
+from sync_worker.core.errors import TransientError
+from sync_worker.core.member import MEMBER_NUMBER, ROW_ID, UPDATED, Member, SyncOutcome, member_from_record
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS members (

@@ -14,26 +14,26 @@ import structlog
 from config.settings import Settings
 from crowdtwist_client.client import CrowdTwistClient
 from siebel_adapter.broker import open_broker, reclaim_unacked
-from siebel_adapter.member import SyncStatus
 from siebel_adapter.queue import QueueTopology, build_publisher
 from siebel_adapter.rest_store import SiebelRestStore
 from siebel_adapter.sqlite_store import SqliteMemberStore
-from sync_worker.alert_policy import AlertPolicy
-from sync_worker.breaker import Breaker, BreakerState
-from sync_worker.clock import SystemClock
-from sync_worker.consumer import QueueWorker
-from sync_worker.decisions import RetryPolicy
-from sync_worker.dispatcher import AlertDispatcher
-from sync_worker.errors import CtSyncError
-from sync_worker.handler import EventHandler
-from sync_worker.ledger import SqlLedger, build_ledger
-from sync_worker.mailer import build_mailer
-from sync_worker.messages import MemberEvent
+from sync_worker.alerts.dispatcher import AlertDispatcher
+from sync_worker.alerts.mailers import build_mailer
+from sync_worker.alerts.policy import AlertPolicy
+from sync_worker.core.clock import SystemClock
+from sync_worker.core.decisions import RetryPolicy
+from sync_worker.core.errors import CtSyncError
+from sync_worker.core.member import SyncStatus
+from sync_worker.core.messages import MemberEvent
+from sync_worker.core.ports import Clock, Mailer, MemberStore
+from sync_worker.core.sync import MemberSync
+from sync_worker.ledger.sql import SqlLedger, build_ledger
 from sync_worker.metrics import HealthServer, Metrics
-from sync_worker.ports import Clock, Mailer, MemberStore
-from sync_worker.readiness import ReadinessProbe
-from sync_worker.supervisor import Supervisor
-from sync_worker.sync import MemberSync
+from sync_worker.worker.breaker import Breaker, BreakerState
+from sync_worker.worker.consumer import QueueWorker
+from sync_worker.worker.handler import EventHandler
+from sync_worker.worker.readiness import ReadinessProbe
+from sync_worker.worker.supervisor import Supervisor
 
 log = structlog.get_logger("ct_sync.bootstrap")
 

@@ -6,7 +6,7 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from siebel_adapter.member import Member
+from sync_worker.core.member import Member
 
 PROGRAM = "1-PRG"
 _rows = itertools.count(1)

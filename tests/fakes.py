@@ -8,11 +8,11 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
-from crowdtwist_client.models import CtUser, UserPayload
-from siebel_adapter.member import Member, SyncOutcome
-from sync_worker.errors import AlreadyExists, CtSyncError, DataRejected
-from sync_worker.messages import MemberEvent
-from sync_worker.ports import Alert, AttemptRecord, SyncedState
+from sync_worker.core.ct_user import CtUser, UserPayload
+from sync_worker.core.errors import AlreadyExists, CtSyncError, DataRejected
+from sync_worker.core.member import Member, SyncOutcome
+from sync_worker.core.messages import MemberEvent
+from sync_worker.core.ports import Alert, AttemptRecord, SyncedState
 
 
 class FakeClock:

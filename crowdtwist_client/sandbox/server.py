@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl
 import httpx
 
 from crowdtwist_client.sandbox.state import Answer, SandboxState
-from sync_worker.serving import BackgroundServer
+from sync_worker.http import BackgroundServer
 
 ASGIScope = dict[str, Any]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sync_worker.alert_policy import AlertPolicy
-from sync_worker.breaker import Transition
+from sync_worker.alerts.policy import AlertPolicy
+from sync_worker.worker.breaker import Transition
 from tests.fakes import FakeClock
 
 INTERVAL = timedelta(minutes=15)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sync_worker.breaker import Breaker, BreakerState
-from sync_worker.errors import DataRejected, NotAuthorized, TransientError
+from sync_worker.core.errors import DataRejected, NotAuthorized, TransientError
+from sync_worker.worker.breaker import Breaker, BreakerState
 from tests.fakes import FakeClock
 
 DOWN = TransientError("HTTP 503", system="crowdtwist", status_code=503)

@@ -12,10 +12,10 @@ import trustme
 from pydantic import SecretStr
 
 from config.settings import AlertsSettings, Settings
-from sync_worker.dispatcher import AlertDispatcher
-from sync_worker.errors import TransientError
-from sync_worker.mailer import OutboxMailer, SmtpMailer, build_mailer
-from sync_worker.ports import Alert
+from sync_worker.alerts.dispatcher import AlertDispatcher
+from sync_worker.alerts.mailers import OutboxMailer, SmtpMailer, build_mailer
+from sync_worker.core.errors import TransientError
+from sync_worker.core.ports import Alert
 from tests.alerts.conftest import SmtpServer, free_port
 from tests.integration.helpers import eventually
 

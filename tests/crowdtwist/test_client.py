@@ -11,10 +11,10 @@ import respx
 from structlog.testing import capture_logs
 
 from crowdtwist_client.client import CrowdTwistClient
-from crowdtwist_client.metering import count_calls
-from crowdtwist_client.models import UserPayload
 from crowdtwist_client.pacing import Pacer
-from sync_worker.errors import AlreadyExists, CtSyncError, DataRejected, NotAuthorized, RateLimited, TransientError
+from sync_worker.core.ct_user import UserPayload
+from sync_worker.core.errors import AlreadyExists, CtSyncError, DataRejected, NotAuthorized, RateLimited, TransientError
+from sync_worker.core.metering import count_calls
 
 BASE = "https://sb-api306.crowdtwist.com"
 API_KEY = "k3y-SECRET-0123456789"

@@ -8,7 +8,7 @@ import pytest
 
 from crowdtwist_client.responses import THIRD_PARTY_ID_TAKEN, error_for
 from crowdtwist_client.sandbox.state import MAINTENANCE_PAGE
-from sync_worker.errors import (
+from sync_worker.core.errors import (
     AlreadyExists,
     CtSyncError,
     DataRejected,

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from config import load_settings
 from sync_worker.cli import app
-from sync_worker.demo import run_demo
+from sync_worker.cli.demo import run_demo
 
 EXPECTED = {
     "296-2185770": ("Synced", ""),

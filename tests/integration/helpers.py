@@ -6,9 +6,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from sync_worker.decisions import Decision
-from sync_worker.handler import Handled
-from sync_worker.messages import MemberEvent
+from sync_worker.core.decisions import Decision
+from sync_worker.core.messages import MemberEvent
+from sync_worker.worker.handler import Handled
 
 
 class ScriptedHandler:

@@ -13,8 +13,8 @@ from kombu.messaging import Consumer, Producer
 from config import load_settings
 from siebel_adapter.broker import EmbeddedTransport, open_broker, reclaim_unacked
 from siebel_adapter.queue import QueueTopology as Topology
-from sync_worker.consumer import QueueWorker
-from sync_worker.messages import MemberEvent, encode_event
+from sync_worker.core.messages import MemberEvent, encode_event
+from sync_worker.worker.consumer import QueueWorker
 from tests.integration.helpers import ScriptedHandler, eventually
 
 EXCHANGE = Exchange("ct-sync-test", type="direct", durable=True)

@@ -11,9 +11,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from sync_worker.errors import TransientError
-from sync_worker.ledger import SqlLedger
-from sync_worker.ports import AttemptRecord, SyncedState
+from sync_worker.core.errors import TransientError
+from sync_worker.core.ports import AttemptRecord, SyncedState
+from sync_worker.ledger.sql import SqlLedger
 
 NOON = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

@@ -19,8 +19,8 @@ from crowdtwist_client.sandbox import SandboxServer
 from siebel_adapter.queue import build_publisher
 from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.bootstrap import build_worker
-from sync_worker.demo import run_demo
-from sync_worker.messages import MemberEvent
+from sync_worker.cli.demo import run_demo
+from sync_worker.core.messages import MemberEvent
 from tests.alerts.conftest import free_port
 from tests.builders import PROGRAM, siebel_member
 from tests.integration.helpers import eventually

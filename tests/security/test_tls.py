@@ -14,8 +14,8 @@ from config.settings import CrowdTwistSettings, SiebelSettings
 from crowdtwist_client.client import CrowdTwistClient
 from crowdtwist_client.sandbox import SandboxState, create_sandbox_app
 from siebel_adapter.rest_store import SiebelRestStore
-from sync_worker.errors import TransientError
-from sync_worker.serving import BackgroundServer
+from sync_worker.core.errors import TransientError
+from sync_worker.http import BackgroundServer
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,9 @@ from config.settings import SiebelSettings
 from siebel_adapter.intake import create_intake_app, openapi_document
 from siebel_adapter.queue import KombuPublisher, QueueTopology
 from siebel_adapter.sqlite_store import SqliteMemberStore
-from sync_worker.errors import TransientError
-from sync_worker.messages import decode_event
-from sync_worker.serving import BackgroundServer
+from sync_worker.core.errors import TransientError
+from sync_worker.core.messages import decode_event
+from sync_worker.http import BackgroundServer
 from tests.builders import siebel_member
 from tests.fakes import FakePublisher, FakeStore
 
@@ -180,7 +180,7 @@ def test_an_unreachable_rabbitmq_answers_503(tmp_path: Path, unique_name: str) -
 
 
 def test_readyz_says_which_system_is_not_answering(publisher: FakePublisher) -> None:
-    from sync_worker.readiness import ReadinessProbe
+    from sync_worker.worker.readiness import ReadinessProbe
 
     def broker_down() -> None:
         raise TransientError("queue unavailable", system="broker")

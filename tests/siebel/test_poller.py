@@ -10,7 +10,7 @@ import pytest
 from config.settings import SiebelSettings
 from siebel_adapter.poller import Poller
 from siebel_adapter.sqlite_store import SqliteMemberStore
-from sync_worker.errors import TransientError
+from sync_worker.core.errors import TransientError
 from tests.builders import PROGRAM, siebel_member
 from tests.fakes import FakePublisher
 

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from config.settings import SiebelSettings
 from siebel_adapter import searchspec
 from siebel_adapter.rest_store import SiebelRestStore
-from sync_worker.errors import ConfigurationError, TransientError
+from sync_worker.core.errors import ConfigurationError, TransientError
 from tests.builders import siebel_member
 
 BASE = "https://siebel.example.com/siebel/v1.0"
@@ -61,7 +61,7 @@ def test_failures_map_to_the_error_tree(mock: respx.MockRouter, answer: object, 
 
 
 def test_the_outcome_is_a_put_by_row_id(mock: respx.MockRouter) -> None:
-    from siebel_adapter.member import SyncOutcome, SyncStatus
+    from sync_worker.core.member import SyncOutcome, SyncStatus
 
     route = mock.put(f"{COLLECTION}/1-ABC").respond(200, json={"items": {"Id": "1-ABC"}})
     outcome = SyncOutcome(status=SyncStatus.SYNCED, ct_user_id=42, at=datetime(2026, 11, 22, 10, 0, tzinfo=UTC))

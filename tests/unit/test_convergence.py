@@ -10,12 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from config.settings import DefaultsSettings
-from sync_worker.decisions import RetryPolicy
-from sync_worker.errors import TransientError
-from sync_worker.handler import EventHandler
-from sync_worker.mapping import map_member
-from sync_worker.messages import MemberEvent
-from sync_worker.sync import MemberSync
+from sync_worker.core.decisions import RetryPolicy
+from sync_worker.core.errors import TransientError
+from sync_worker.core.mapping import map_member
+from sync_worker.core.messages import MemberEvent
+from sync_worker.core.sync import MemberSync
+from sync_worker.worker.handler import EventHandler
 from tests.builders import PROGRAM, changed, member
 from tests.fakes import FakeClock, FakeCrowdTwist, FakeLedger, FakeStore, FakeSyncedStates
 

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from sync_worker.decisions import RetryPolicy, decide_failure, retry_delay
-from sync_worker.errors import CtSyncError, InvalidEvent, NotAuthorized, RateLimited, TransientError
-from sync_worker.messages import MemberEvent
+from sync_worker.core.decisions import RetryPolicy, decide_failure, retry_delay
+from sync_worker.core.errors import CtSyncError, InvalidEvent, NotAuthorized, RateLimited, TransientError
+from sync_worker.core.messages import MemberEvent
 from tests.builders import at
 
 NOW = at("2026-11-22T10:00:00")

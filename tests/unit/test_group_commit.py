@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from sync_worker.errors import TransientError
-from sync_worker.group_commit import GroupCommit
+from sync_worker.core.errors import TransientError
+from sync_worker.ledger.group_commit import GroupCommit
 
 
 def _failed(error: Exception) -> TransientError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from config.settings import DefaultsSettings
-from sync_worker.mapping import map_member
+from sync_worker.core.mapping import map_member
 from tests.builders import member
 
 DEFAULTS = DefaultsSettings(email_domain="members.example.com", postal_code="10001", city_id=42, country_code="US")

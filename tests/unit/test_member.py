@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 import pytest
 from pydantic import ValidationError
 
-from siebel_adapter.member import Member
+from sync_worker.core.member import Member
 
 
 def _siebel(**fields: str) -> dict[str, str]:

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sync_worker.errors import InvalidEvent
-from sync_worker.messages import MemberEvent, decode_event, encode_event
+from sync_worker.core.errors import InvalidEvent
+from sync_worker.core.messages import MemberEvent, decode_event, encode_event
 
 
 def test_an_event_survives_the_round_trip() -> None:

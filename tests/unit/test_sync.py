@@ -8,14 +8,14 @@ from datetime import timedelta
 import pytest
 
 from config.settings import DefaultsSettings
-from crowdtwist_client.models import UserPayload
-from siebel_adapter.member import Member, SyncStatus
-from sync_worker.decisions import RetryPolicy
-from sync_worker.errors import NotAuthorized, TransientError
-from sync_worker.handler import EventHandler, Handled
-from sync_worker.mapping import map_member
-from sync_worker.messages import MemberEvent
-from sync_worker.sync import MemberSync
+from sync_worker.core.ct_user import UserPayload
+from sync_worker.core.decisions import RetryPolicy
+from sync_worker.core.errors import NotAuthorized, TransientError
+from sync_worker.core.mapping import map_member
+from sync_worker.core.member import Member, SyncStatus
+from sync_worker.core.messages import MemberEvent
+from sync_worker.core.sync import MemberSync
+from sync_worker.worker.handler import EventHandler, Handled
 from tests.builders import PROGRAM, changed, member
 from tests.fakes import FakeClock, FakeCrowdTwist, FakeLedger, FakeStore, FakeSyncedStates
 

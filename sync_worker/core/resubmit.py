@@ -12,9 +12,9 @@ from datetime import datetime
 from kombu.connection import Connection
 
 from siebel_adapter.queue import QueueTopology
-from sync_worker.ledger import SqlLedger
-from sync_worker.messages import MemberEvent
-from sync_worker.ports import EventPublisher, MemberStore
+from sync_worker.core.messages import MemberEvent
+from sync_worker.core.ports import EventPublisher, MemberStore
+from sync_worker.ledger.sql import SqlLedger
 
 
 @dataclass(frozen=True)

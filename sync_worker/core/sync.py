@@ -17,11 +17,11 @@ from typing import Literal
 import structlog
 
 from config.settings import DefaultsSettings
-from crowdtwist_client.models import CtUser, UserPayload
-from siebel_adapter.member import Member, SyncOutcome, SyncStatus, skip_reason
-from sync_worker.errors import AlreadyExists, CtSyncError, DataRejected, InvalidRecord, TransientError
-from sync_worker.mapping import Mapping, map_member
-from sync_worker.ports import Clock, CrowdTwistUsers, MemberStore, SyncedState, SyncedStates
+from sync_worker.core.ct_user import CtUser, UserPayload
+from sync_worker.core.errors import AlreadyExists, CtSyncError, DataRejected, InvalidRecord, TransientError
+from sync_worker.core.mapping import Mapping, map_member
+from sync_worker.core.member import Member, SyncOutcome, SyncStatus, skip_reason
+from sync_worker.core.ports import Clock, CrowdTwistUsers, MemberStore, SyncedState, SyncedStates
 
 log = structlog.get_logger(__name__)
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 
 from config.settings import DefaultsSettings
-from crowdtwist_client.models import UserPayload
-from siebel_adapter.member import Member
+from sync_worker.core.ct_user import UserPayload
+from sync_worker.core.member import Member
 
 # CrowdTwist's name rule (doc): letters of any script, digits, space, and - ’ _ @ . ,
 _NAME_PUNCTUATION = frozenset(" -’_@.,")

@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sync_worker.ports import Alert
+from sync_worker.core.ports import Alert
 
 _LISTED = 50  # members listed by number in one email; the rest are counted
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sync_worker.errors import CtSyncError, NotAuthorized, TransientError
+from sync_worker.core.errors import CtSyncError, NotAuthorized, TransientError
 
 
 class BreakerState(enum.StrEnum):

@@ -13,11 +13,11 @@ from datetime import datetime
 
 import structlog
 
-from sync_worker.alert_policy import AlertPolicy
-from sync_worker.breaker import Breaker, Transition
-from sync_worker.dispatcher import AlertDispatcher
-from sync_worker.handler import Handled
+from sync_worker.alerts.dispatcher import AlertDispatcher
+from sync_worker.alerts.policy import AlertPolicy
 from sync_worker.metrics import Metrics
+from sync_worker.worker.breaker import Breaker, Transition
+from sync_worker.worker.handler import Handled
 
 log = structlog.get_logger("ct_sync.supervisor")
 _FINAL = frozenset({"Synced", "Data Error", "CT Failure", "OIC Failure"})

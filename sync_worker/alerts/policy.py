@@ -16,9 +16,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from config.durations import format_duration
-from sync_worker.alerting import MemberFailure, failure_digest
-from sync_worker.breaker import Transition
-from sync_worker.ports import Alert
+from sync_worker.alerts.texts import MemberFailure, failure_digest
+from sync_worker.core.ports import Alert
+from sync_worker.worker.breaker import Transition
 
 FAILURES = frozenset({"Data Error", "CT Failure", "OIC Failure", "Dead-lettered"})
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from sync_worker.errors import CtSyncError
-from sync_worker.ports import MemberStore
+from sync_worker.core.errors import CtSyncError
+from sync_worker.core.ports import MemberStore
 
 # A Member Number no program uses: looking it up changes nothing anywhere.
 PROBE_MEMBER = "ct-sync-check-probe"

@@ -1,6 +1,6 @@
 """Ports: the core's view of each outside system, as `typing.Protocol`s. Adapters satisfy them structurally.
 
-Every port raises only the `sync_worker.errors` tree. Each has an in-memory fake in `tests/fakes.py`.
+Every port raises only the `sync_worker.core.errors` tree. Each has an in-memory fake in `tests/fakes.py`.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
-from crowdtwist_client.models import CtUser, UserPayload
-from siebel_adapter.member import Member, SyncOutcome
-from sync_worker.messages import MemberEvent
+from sync_worker.core.ct_user import CtUser, UserPayload
+from sync_worker.core.member import Member, SyncOutcome
+from sync_worker.core.messages import MemberEvent
 
 
 class CrowdTwistUsers(Protocol):

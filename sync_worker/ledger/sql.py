@@ -42,9 +42,9 @@ from sqlalchemy.sql import Executable
 
 from config.redaction import redact_text
 from config.settings import Settings
-from sync_worker.errors import TransientError
-from sync_worker.group_commit import GroupCommit
-from sync_worker.ports import AttemptRecord, SyncedState
+from sync_worker.core.errors import TransientError
+from sync_worker.core.ports import AttemptRecord, SyncedState
+from sync_worker.ledger.group_commit import GroupCommit
 
 SCHEMA_VERSION = 1  # bump with a migration note when a column changes
 metadata = MetaData()

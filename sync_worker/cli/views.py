@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from rich.console import Group
 from rich.table import Table
 
-from sync_worker.ledger import AttemptRow, SqlLedger
+from sync_worker.ledger.sql import AttemptRow, SqlLedger
 
 _STATUSES = ("Synced", "Data Error", "CT Failure", "OIC Failure", "Skipped", "Dead-lettered")
 

@@ -10,9 +10,9 @@ from config.redaction import redact_text
 from config.settings import Settings
 from siebel_adapter.broker import open_broker
 from sync_worker.bootstrap import build_crowdtwist, build_member_store
-from sync_worker.errors import CtSyncError, NotAuthorized
-from sync_worker.ledger import build_ledger
-from sync_worker.readiness import PROBE_MEMBER
+from sync_worker.core.errors import CtSyncError, NotAuthorized
+from sync_worker.ledger.sql import build_ledger
+from sync_worker.worker.readiness import PROBE_MEMBER
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
 from config.settings import AlertsSettings, Settings
-from sync_worker.errors import TransientError
-from sync_worker.ports import Alert, Mailer
+from sync_worker.core.errors import TransientError
+from sync_worker.core.ports import Alert, Mailer
 
 
 def compose(alert: Alert, *, sender: str, recipients: list[str]) -> EmailMessage:

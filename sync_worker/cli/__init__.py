@@ -21,7 +21,7 @@ from rich.table import Table
 
 from config import Settings, SettingsError, load_settings
 from config.logging import configure_logging
-from sync_worker.errors import ConfigurationError, CtSyncError
+from sync_worker.core.errors import ConfigurationError, CtSyncError
 
 
 class ExitCode(enum.IntEnum):
@@ -76,7 +76,7 @@ def demo(
     with_rest: Annotated[bool, typer.Option("--with-rest", help="go through the Siebel REST emulator")] = False,
 ) -> None:
     """Run the whole chain on embedded defaults (no servers) and print each member's outcome."""
-    from sync_worker.demo import run_demo
+    from sync_worker.cli.demo import run_demo
 
     settings = settings_or_exit()
     out_console.print(
@@ -119,9 +119,9 @@ def intake() -> None:
     from siebel_adapter.intake import create_intake_app
     from siebel_adapter.queue import build_publisher
     from sync_worker.bootstrap import build_member_store
-    from sync_worker.check import probe_broker
-    from sync_worker.readiness import ReadinessProbe
-    from sync_worker.serving import serve_forever
+    from sync_worker.cli.check import probe_broker
+    from sync_worker.http import serve_forever
+    from sync_worker.worker.readiness import ReadinessProbe
 
     settings = settings_or_exit()
     store = or_exit(lambda: build_member_store(settings))
@@ -184,7 +184,7 @@ def publish(
     """Publish one member event."""
     from siebel_adapter.queue import build_publisher
     from sync_worker.bootstrap import build_member_store
-    from sync_worker.messages import MemberEvent
+    from sync_worker.core.messages import MemberEvent
 
     if event not in ("enroll", "update"):
         fail(ExitCode.CONFIGURATION, f"ct-sync publish: --event must be enroll or update, not {event}")
@@ -216,11 +216,11 @@ def resubmit(
 ) -> None:
     """Queue members again: by Member Number, by status, by time window, or from the dead-letter queue."""
     from siebel_adapter.broker import open_broker
-    from siebel_adapter.member import SyncStatus
     from siebel_adapter.queue import QueueTopology, build_publisher
     from sync_worker.bootstrap import build_member_store
-    from sync_worker.ledger import build_ledger
-    from sync_worker.resubmit import plan_resubmit, publish_plan, replay_dead_letters
+    from sync_worker.core.member import SyncStatus
+    from sync_worker.core.resubmit import plan_resubmit, publish_plan, replay_dead_letters
+    from sync_worker.ledger.sql import build_ledger
 
     statuses = status or []
     unknown = [value for value in statuses if value not in {str(s) for s in SyncStatus}]
@@ -273,8 +273,8 @@ def resubmit(
 @app.command()
 def status(member: Annotated[str | None, typer.Option("--member", help="one member's history")] = None) -> None:
     """Counts by status and recent failures, or one member's history."""
-    from sync_worker.ledger import build_ledger
-    from sync_worker.status_view import attempts_table, overview
+    from sync_worker.cli.views import attempts_table, overview
+    from sync_worker.ledger.sql import build_ledger
 
     settings = settings_or_exit()
     ledger = or_exit(lambda: build_ledger(settings))
@@ -290,9 +290,9 @@ def status(member: Annotated[str | None, typer.Option("--member", help="one memb
 @app.command()
 def preview(member: Annotated[str, typer.Option("--member", help="the Member Number")]) -> None:
     """Show the CrowdTwist payload a member maps to and whether it passes CrowdTwist's rules. Calls nothing."""
-    from siebel_adapter.member import skip_reason
     from sync_worker.bootstrap import build_member_store
-    from sync_worker.mapping import map_member
+    from sync_worker.core.mapping import map_member
+    from sync_worker.core.member import skip_reason
 
     settings = settings_or_exit()
     store = or_exit(lambda: build_member_store(settings))
@@ -314,7 +314,7 @@ def preview(member: Annotated[str, typer.Option("--member", help="the Member Num
 @app.command()
 def check() -> None:
     """Validate the settings and reach every configured system; the exit code says which failed."""
-    from sync_worker.check import run_checks
+    from sync_worker.cli.check import run_checks
 
     settings = settings_or_exit()
     results = run_checks(settings)
@@ -339,7 +339,7 @@ def sandbox(
     from crowdtwist_client.sandbox import SandboxState, create_sandbox_app
     from siebel_adapter.emulator import SiebelEmulator, SiebelEmulatorServer
     from siebel_adapter.sqlite_store import SqliteMemberStore
-    from sync_worker.serving import serve_forever
+    from sync_worker.http import serve_forever
 
     settings = settings_or_exit()
     username = settings.siebel.username or "CTSYNC"

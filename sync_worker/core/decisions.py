@@ -18,10 +18,10 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from config.durations import format_duration
-from siebel_adapter.member import SyncStatus
-from sync_worker.errors import CtSyncError, InvalidEvent, NotAuthorized
-from sync_worker.messages import MemberEvent
-from sync_worker.ports import AttemptOutcome
+from sync_worker.core.errors import CtSyncError, InvalidEvent, NotAuthorized
+from sync_worker.core.member import SyncStatus
+from sync_worker.core.messages import MemberEvent
+from sync_worker.core.ports import AttemptOutcome
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import structlog
 
-from sync_worker.errors import CtSyncError
-from sync_worker.ports import Alert, Mailer
+from sync_worker.core.errors import CtSyncError
+from sync_worker.core.ports import Alert, Mailer
 
 log = structlog.get_logger("ct_sync.alerts")
 _FIRST_RETRY = 5.0

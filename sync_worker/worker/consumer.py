@@ -39,10 +39,10 @@ from kombu.message import Message
 from kombu.messaging import Consumer, Producer
 
 from config.redaction import redact_text
-from sync_worker.decisions import Decision
-from sync_worker.errors import InvalidEvent
-from sync_worker.handler import Handled
-from sync_worker.messages import CONTENT_TYPE, MemberEvent, decode_event, encode_event
+from sync_worker.core.decisions import Decision
+from sync_worker.core.errors import InvalidEvent
+from sync_worker.core.messages import CONTENT_TYPE, MemberEvent, decode_event, encode_event
+from sync_worker.worker.handler import Handled
 
 log = structlog.get_logger("ct_sync.consumer")
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
 
-from sync_worker.errors import InvalidRecord
+from sync_worker.core.errors import InvalidRecord
 
 # Siebel business component field names, in one place for the store adapters, the intake and the docs.
 ROW_ID = "Id"

@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from siebel_adapter.member import MemberNumber
-from sync_worker.errors import InvalidEvent
+from sync_worker.core.errors import InvalidEvent
+from sync_worker.core.member import MemberNumber
 
 SCHEMA_VERSION = 1
 CONTENT_TYPE = "application/json"

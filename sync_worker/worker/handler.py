@@ -13,13 +13,13 @@ from datetime import datetime
 
 import structlog
 
-from crowdtwist_client.metering import count_calls
-from siebel_adapter.member import SyncStatus
-from sync_worker.decisions import Decision, RetryPolicy, decide_failure
-from sync_worker.errors import CtSyncError, TransientError
-from sync_worker.messages import MemberEvent
-from sync_worker.ports import AttemptOutcome, AttemptRecord, Clock, Ledger
-from sync_worker.sync import MemberSync, SyncResult
+from sync_worker.core.decisions import Decision, RetryPolicy, decide_failure
+from sync_worker.core.errors import CtSyncError, TransientError
+from sync_worker.core.member import SyncStatus
+from sync_worker.core.messages import MemberEvent
+from sync_worker.core.metering import count_calls
+from sync_worker.core.ports import AttemptOutcome, AttemptRecord, Clock, Ledger
+from sync_worker.core.sync import MemberSync, SyncResult
 
 log = structlog.get_logger("ct_sync.worker")
 

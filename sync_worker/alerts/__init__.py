@@ -1,0 +1,1 @@
+"""Alerts (filled in by the next commit)."""

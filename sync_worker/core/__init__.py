@@ -1,0 +1,1 @@
+"""The pure core of ct-sync (filled in by the next commit)."""

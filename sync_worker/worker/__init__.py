@@ -1,0 +1,1 @@
+"""The worker (filled in by the next commit)."""
