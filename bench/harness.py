@@ -38,7 +38,7 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _serve_sandbox(port_queue: Any, stop: Any) -> None:
-    from crowdtwist_client.sandbox import SandboxServer
+    from sync_worker.emulators import SandboxServer
 
     with SandboxServer() as server:
         port_queue.put(server.port)

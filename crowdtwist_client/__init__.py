@@ -1,5 +1,7 @@
-"""CrowdTwist REST v2: the client, its models, response-to-error mapping, pacing, and the local sandbox emulator.
+"""CrowdTwist REST v2: the client (pacing, retries, redaction, the status-to-error table) and the local sandbox
+emulator of the API.
 
-The only package that speaks CrowdTwist HTTP. May import httpx, tenacity, pydantic, `config` and
-`sync_worker.core.errors` (the shared error tree); never kombu, the store or the worker.
+The only package that speaks CrowdTwist HTTP. An adapter: imports httpx, tenacity, pydantic, `config` and of
+ours only `sync_worker.core` (the error tree, the user types, the call meter); never the worker, the store or
+kombu. The sandbox builds an ASGI app; `sync_worker.http` serves it.
 """

@@ -1,6 +1,8 @@
-"""The Siebel side: the member model, the `MemberStore` adapters (Siebel CRM REST, embedded SQLite), the intake
-endpoint Siebel's workflow calls, the change poller, the event publisher, and an emulator of Siebel's REST API.
+"""The Siebel side: the `MemberStore` adapters (Siebel CRM REST, embedded SQLite stand-in), the intake endpoint
+Siebel's workflow calls, the change poller, the queue (topology, publisher, the embedded transport, dead letters),
+and an emulator of Siebel's REST API.
 
-May import httpx, kombu, sqlite3, starlette/uvicorn, `config`, and from `sync_worker` only the pure modules
-(`errors`, `messages`, `ports`). `member.py` is pure.
+An adapter: imports httpx, kombu, sqlite3, starlette, `config`, and of ours only `sync_worker.core`. The member
+model it reads into lives in the core (`sync_worker.core.member`); the intake and the emulator are ASGI apps that
+`sync_worker.http` serves.
 """

@@ -25,9 +25,9 @@ from starlette.routing import Route
 from siebel_adapter import searchspec
 from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.core.member import ROW_ID, parse_siebel_datetime
-from sync_worker.http import BackgroundServer
 
-PREFIX = "/siebel/v1.0/data"
+BASE_PATH = "/siebel/v1.0"  # what the base-URL setting ends with
+PREFIX = BASE_PATH + "/data"
 NO_DATA = {"ERROR": "There is no data for the requested resource"}
 _MAX_PAGE = 100
 
@@ -123,15 +123,3 @@ def _item(document: dict[str, Any], request: Request) -> dict[str, Any]:
 def _sort_key(value: Any) -> Any:
     moment = parse_siebel_datetime(value)
     return (0, moment.timestamp()) if hasattr(moment, "timestamp") else (1, str(value or ""))
-
-
-class SiebelEmulatorServer(BackgroundServer):
-    """The emulator over real HTTP on 127.0.0.1; `.url` ends with /siebel/v1.0 like the base-URL setting."""
-
-    def __init__(self, emulator: SiebelEmulator, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.emulator = emulator
-        super().__init__(emulator.app, host=host, port=port)
-
-    @property
-    def base_url(self) -> str:
-        return f"{self.url}/siebel/v1.0"

@@ -1,6 +1,14 @@
-"""The sync itself: the pure core (mapping, pre-check, retry decisions, the use case), the kombu consumer, the
-ledger, alerts, resubmit, metrics and the `ct-sync` CLI.
+"""The sync itself, in rooms whose imports point one way (checked by `lint-imports`, contracts in pyproject.toml):
 
-The core modules (`errors`, `messages`, `ports`, `mapping`, `decisions`, `sync`) import no I/O library: no httpx,
-kombu, sqlite3 or SQLAlchemy. Adapters and entrypoints around them do.
+    cli/          the `ct-sync` commands; with bootstrap, the only code that imports the adapters
+    bootstrap.py  the composition root: builds the worker from `Settings`, accepts fakes
+    emulators.py  the emulators served on loopback (demo, `ct-sync sandbox`, tests, benchmarks)
+    worker/       the kombu consumer, the handler, the supervisor, the outage breaker, readiness
+    alerts/       when to email and what; the dispatcher; the SMTP and outbox mailers
+    ledger/       the SQL history of every attempt, group commit, retention
+    http.py       the one place that serves HTTP (health, metrics; the intake and the emulators)
+    metrics.py    the Prometheus registry
+    core/         the model, mapping, decisions, the use cases, ports: imports no I/O library and no adapter
+
+The adapters (`siebel_adapter`, `crowdtwist_client`) import only `core`; `config` imports nothing of ours.
 """

@@ -4,9 +4,8 @@ transport) so tests, the demo and the benchmarks exercise the real wiring.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import httpx
 import structlog
@@ -24,11 +23,14 @@ from sync_worker.core.clock import SystemClock
 from sync_worker.core.decisions import RetryPolicy
 from sync_worker.core.errors import CtSyncError
 from sync_worker.core.member import SyncStatus
-from sync_worker.core.messages import MemberEvent
+from sync_worker.core.messages import member_reference
 from sync_worker.core.ports import Clock, Mailer, MemberStore
+from sync_worker.core.resubmit import resubmit_event
 from sync_worker.core.sync import MemberSync
+from sync_worker.http import HealthServer
+from sync_worker.ledger.retention import purge_history
 from sync_worker.ledger.sql import SqlLedger, build_ledger
-from sync_worker.metrics import HealthServer, Metrics
+from sync_worker.metrics import Metrics
 from sync_worker.worker.breaker import Breaker, BreakerState
 from sync_worker.worker.consumer import QueueWorker
 from sync_worker.worker.handler import EventHandler
@@ -141,11 +143,11 @@ def build_worker(
         resubmit_failed_since=(lambda since: _resubmit_ct_failures(settings, store, since))
         if settings.worker.auto_resubmit
         else None,
-        housekeeping=lambda: _purge_history(ledger, clock, settings.ledger.retention),
+        housekeeping=lambda: purge_history(ledger, older_than=clock.now() - settings.ledger.retention),
     )
 
     def dead_lettered(body: bytes | str, reason: str) -> None:
-        reference = _member_reference(body)
+        reference = member_reference(body)
         supervisor.dead_lettered(reference[0] if reference else None, reason)
         if reference is not None:
             _write_oic_failure(sync, reference, reason)
@@ -168,7 +170,7 @@ def build_worker(
     if settings.metrics.port is not None:
         readiness = ReadinessProbe(store=store, extra=worker.worker_checks)
         worker.health = HealthServer(
-            metrics=metrics, readiness=readiness, host=settings.metrics.host, port=settings.metrics.port
+            registry=metrics.registry, readiness=readiness, host=settings.metrics.host, port=settings.metrics.port
         )
     return worker
 
@@ -178,34 +180,11 @@ def _resubmit_ct_failures(settings: Settings, store: MemberStore, since: datetim
     publisher = build_publisher(settings)
     try:
         return publisher.publish_many(
-            MemberEvent(event_type="update", member_number=member.member_number, row_id=member.row_id,
-                        source="resubmit")
+            resubmit_event(member.member_number, member.row_id)
             for member in store.find_by_status([SyncStatus.CT_FAILURE], since=since)
-        )  # fmt: skip
+        )
     finally:
         publisher.close()
-
-
-def _purge_history(ledger: SqlLedger, clock: Clock, retention: timedelta) -> None:
-    try:
-        purged = ledger.purge(older_than=clock.now() - retention)
-    except CtSyncError as exc:
-        log.warning("ledger_purge_failed", error=exc.message)
-        return
-    if purged:
-        log.info("ledger_purged", rows=purged)
-
-
-def _member_reference(body: bytes | str) -> tuple[str, str | None] | None:
-    """The Member Number (and row id) a dead-lettered message still names, if it names one."""
-    try:
-        document = json.loads(body)
-    except ValueError:
-        return None
-    if not isinstance(document, dict) or not isinstance(document.get("member_number"), str):
-        return None
-    row_id = document.get("row_id")
-    return document["member_number"], row_id if isinstance(row_id, str) else None
 
 
 def _write_oic_failure(sync: MemberSync, reference: tuple[str, str | None], reason: str) -> None:

@@ -1,15 +1,26 @@
-"""Serving ASGI apps with uvicorn: on a background thread (tests, demo, benchmarks) or in the foreground (CLI).
+"""The one place that serves HTTP: ASGI apps on uvicorn, on a background thread (the worker's health server, the
+demo, tests, benchmarks) or in the foreground (`ct-sync intake`, `ct-sync sandbox`). Adapters build apps (the
+intake, the emulators); they never serve them.
 
-One place that knows how to start uvicorn on port 0, learn the port it got, and stop it cleanly.
+Knows how to start uvicorn on port 0, learn the port it got, and stop it cleanly; and builds the health app
+(`/metrics`, `/healthz`, `/readyz`) the worker serves.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from typing import Any, Self
 
 import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+Readiness = Callable[[], dict[str, bool]]  # check name → passing
 
 _START_TIMEOUT = 10.0
 
@@ -62,3 +73,34 @@ class BackgroundServer:
 def serve_forever(app: Any, *, host: str, port: int) -> None:
     """Run in the foreground until SIGINT/SIGTERM (uvicorn installs the handlers)."""
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, lifespan="off")
+
+
+def health_app(*, registry: CollectorRegistry | None, readiness: Readiness) -> Starlette:
+    """`/metrics` (when a registry is given), `/healthz` (alive) and `/readyz` (200 when every check passes, else
+    503 with the checks). Readiness may do I/O, so it runs on Starlette's thread pool, not the event loop."""
+
+    def healthz(_request: Request) -> JSONResponse:
+        return JSONResponse({"status": "alive"})
+
+    def readyz(_request: Request) -> JSONResponse:
+        checks = readiness()
+        return JSONResponse(checks, status_code=200 if all(checks.values()) else 503)
+
+    routes = [Route("/healthz", healthz), Route("/readyz", readyz)]
+    if registry is not None:
+        scraped = registry
+
+        def metrics(_request: Request) -> Response:
+            return Response(generate_latest(scraped), media_type=CONTENT_TYPE_LATEST)
+
+        routes.append(Route("/metrics", metrics))
+    return Starlette(routes=routes)
+
+
+class HealthServer(BackgroundServer):
+    """The worker's health and metrics endpoints, on their own port (`CTSYNC_METRICS__PORT`)."""
+
+    def __init__(
+        self, *, registry: CollectorRegistry | None, readiness: Readiness, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        super().__init__(health_app(registry=registry, readiness=readiness), host=host, port=port)

@@ -1,17 +1,11 @@
-"""Prometheus metrics (own registry, no globals) and the health server: `/metrics`, `/healthz`, `/readyz`.
+"""Prometheus metrics on a registry of their own (no globals); `sync_worker.http` serves them on `/metrics`.
 
 Labels never carry URLs, secrets or Member Numbers (cardinality, privacy).
 """
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Callable, Iterable
-from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
-
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 BREAKER_STATES = {"closed": 0, "open": 1, "half-open": 2}
 
@@ -46,55 +40,3 @@ class Metrics:
     def set_depths(self, depths: dict[str, int]) -> None:
         for queue, depth in depths.items():
             self.queue_depth.labels(queue=queue).set(depth)
-
-
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        """Scrapes every 15 s are not news."""
-
-
-class HealthServer:
-    """`/metrics`, `/healthz` (alive) and `/readyz` (200 when every check passes, else 503 with the checks)."""
-
-    def __init__(
-        self,
-        *,
-        metrics: Metrics | None,
-        readiness: Callable[[], dict[str, bool]],
-        host: str = "127.0.0.1",
-        port: int = 0,
-    ) -> None:
-        metrics_app = make_wsgi_app(metrics.registry) if metrics else None
-
-        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-            path = environ.get("PATH_INFO", "")
-            if path == "/metrics" and metrics_app is not None:
-                return metrics_app(environ, start_response)  # type: ignore[no-any-return]
-            if path == "/healthz":
-                return _json(start_response, 200, {"status": "alive"})
-            if path == "/readyz":
-                checks = readiness()
-                return _json(start_response, 200 if all(checks.values()) else 503, checks)
-            return _json(start_response, 404, {"error": "not found"})
-
-        self._host = host
-        self._server: WSGIServer = make_server(host, port, app, handler_class=_Quiet)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="ct-sync-health", daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://{self._host}:{self._server.server_port}"
-
-    def start(self) -> HealthServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
-def _json(start_response: Callable[..., Any], status: int, document: dict[str, Any]) -> list[bytes]:
-    reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
-    start_response(f"{status} {reason}", [("Content-Type", "application/json")])
-    return [json.dumps(document).encode()]

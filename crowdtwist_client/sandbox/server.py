@@ -1,4 +1,5 @@
-"""The sandbox's two fronts: an httpx transport (in-process, no sockets) and a raw ASGI app for real HTTP.
+"""The sandbox's two fronts: an httpx transport (in-process, no sockets) and a raw ASGI app for real HTTP
+(served by `sync_worker.http`, like every app).
 
 The ASGI app is deliberately bare (no framework routing): it is the CrowdTwist of the benchmarks and must not be
 their bottleneck. Delays (latency, hangs) are awaited, so one slow answer never holds up the others.
@@ -14,7 +15,6 @@ from urllib.parse import parse_qsl
 import httpx
 
 from crowdtwist_client.sandbox.state import Answer, SandboxState
-from sync_worker.http import BackgroundServer
 
 ASGIScope = dict[str, Any]
 
@@ -74,11 +74,3 @@ def create_sandbox_app(state: SandboxState) -> Any:
         await send({"type": "http.response.body", "body": answer.body})
 
     return app
-
-
-class SandboxServer(BackgroundServer):
-    """The sandbox over real HTTP on 127.0.0.1, on a background thread. `.state` is live."""
-
-    def __init__(self, state: SandboxState | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.state = state or SandboxState()
-        super().__init__(create_sandbox_app(self.state), host=host, port=port)

@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 from config.durations import format_duration
 from sync_worker.alerts.texts import MemberFailure, failure_digest
 from sync_worker.core.ports import Alert
-from sync_worker.worker.breaker import Transition
 
 FAILURES = frozenset({"Data Error", "CT Failure", "OIC Failure", "Dead-lettered"})
 
@@ -44,22 +43,28 @@ class AlertPolicy:
             else:
                 self._successes[status] += 1
 
-    def breaker(self, transition: Transition) -> None:
-        if self._notify == "none":
-            return
-        with self._lock:
-            self._outbox.append(_outage_alert(transition) if transition.kind == "opened" else _recovery(transition))
+    def outage_began(self, *, since: datetime, cause: str, credentials: bool) -> None:
+        """CrowdTwist stopped answering (or refused our key) and syncing paused: one alert for the whole outage."""
+        self._tell(_outage_alert(since=since, cause=cause, credentials=credentials))
+
+    def outage_ended(self, *, since: datetime) -> None:
+        """CrowdTwist answers again: one recovery alert."""
+        self._tell(_recovery(since=since))
+
+    def _tell(self, alert: Alert) -> None:
+        if self._notify != "none":
+            with self._lock:
+                self._outbox.append(alert)
 
     def recovery_resubmitted(self, count: int) -> None:
         """After an outage, the members that ended CT Failure during it were queued again."""
-        if self._notify != "none" and count:
-            with self._lock:
-                self._outbox.append(
-                    Alert(
-                        subject=f"[ct-sync] {count} member(s) resubmitted after the CrowdTwist outage",
-                        body=f"{count} member(s) that ended 'CT Failure' during the outage were queued again.\n",
-                    )
+        if count:
+            self._tell(
+                Alert(
+                    subject=f"[ct-sync] {count} member(s) resubmitted after the CrowdTwist outage",
+                    body=f"{count} member(s) that ended 'CT Failure' during the outage were queued again.\n",
                 )
+            )
 
     def due(self, *, flush: bool = False) -> list[Alert]:
         """The alerts to send now; with `flush` (shutdown), the pending digest too, whatever the interval."""
@@ -87,27 +92,27 @@ def _with_state(digest: Alert, *, first: bool) -> Alert:
     return Alert(subject=digest.subject.replace("[ct-sync]", "[ct-sync] failures appeared:", 1), body=digest.body)
 
 
-def _outage_alert(transition: Transition) -> Alert:
-    if transition.credentials:
+def _outage_alert(*, since: datetime, cause: str, credentials: bool) -> Alert:
+    if credentials:
         subject = "[ct-sync] CrowdTwist refused our credentials: syncing paused"
         action = "Check CTSYNC_CROWDTWIST__API_KEY (revoked or rotated?). ct-sync probes and resumes by itself."
     else:
         subject = "[ct-sync] CrowdTwist unreachable: syncing paused"
         action = "ct-sync probes CrowdTwist with backoff and resumes by itself; nothing is lost meanwhile."
     body = (
-        f"Since {transition.outage_started:%Y-%m-%d %H:%M:%S} UTC: {transition.cause}\n\n"
+        f"Since {since:%Y-%m-%d %H:%M:%S} UTC: {cause}\n\n"
         f"No new member syncs are started; queued members wait.\n{action}\n"
     )
     return Alert(subject=subject, body=body)
 
 
-def _recovery(transition: Transition) -> Alert:
+def _recovery(*, since: datetime) -> Alert:
     return Alert(
         subject="[ct-sync] CrowdTwist reachable again: syncing resumed",
         body=(
-            f"The outage that began {transition.outage_started:%Y-%m-%d %H:%M:%S} UTC is over.\n"
+            f"The outage that began {since:%Y-%m-%d %H:%M:%S} UTC is over.\n"
             "Members that ended 'CT Failure' during it are resubmitted automatically; to do it by hand:\n"
-            f"  ct-sync resubmit --status 'CT Failure' --since {transition.outage_started:%Y-%m-%dT%H:%M:%SZ}\n"
+            f"  ct-sync resubmit --status 'CT Failure' --since {since:%Y-%m-%dT%H:%M:%SZ}\n"
         ),
     )
 

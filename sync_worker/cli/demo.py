@@ -18,14 +18,14 @@ import httpx
 from pydantic import SecretStr
 
 from config.settings import Settings, SiebelSettings
-from crowdtwist_client.sandbox import SandboxServer
-from siebel_adapter.emulator import SiebelEmulator, SiebelEmulatorServer
+from siebel_adapter.emulator import SiebelEmulator
 from siebel_adapter.intake import EVENTS_PATH, create_intake_app
 from siebel_adapter.queue import build_publisher
 from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.alerts.texts import resubmit_command
 from sync_worker.bootstrap import build_worker
 from sync_worker.core.member import FAILURE_STATUSES
+from sync_worker.emulators import SandboxServer, SiebelEmulatorServer
 from sync_worker.http import BackgroundServer
 
 PROGRAM = "1-DEMO"

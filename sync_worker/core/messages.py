@@ -22,6 +22,11 @@ MAX_MESSAGE_BYTES = 64 * 1024  # an event is a few hundred bytes; anything near 
 EventType = Literal["enroll", "update"]
 EventSource = Literal["intake", "poll", "publish", "resubmit"]
 
+# Headers beside the body, part of the wire format: the consumer writes them, the dead-letter tools read them.
+HEADER_NOT_BEFORE = "x-ct-sync-not-before"  # epoch seconds: a delayed retry is not due before then
+HEADER_REASON = "x-ct-sync-reason"  # why a message was dead-lettered
+HEADER_DEAD_AT = "x-ct-sync-dead-at"  # epoch seconds
+
 
 def new_event_id() -> str:
     return uuid.uuid4().hex
@@ -81,3 +86,17 @@ def decode_event(body: bytes | str, *, content_type: str | None = CONTENT_TYPE) 
             for error in exc.errors(include_url=False)
         )
         raise InvalidEvent(f"event does not match schema {SCHEMA_VERSION}: {problems}") from None
+
+
+def member_reference(body: bytes | str) -> tuple[str, str | None] | None:
+    """The Member Number (and row id) a message still names when it is not a valid event (a dead letter)."""
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(document, dict):
+        return None
+    number, row_id = document.get("member_number"), document.get("row_id")
+    if not isinstance(number, str) or not number.strip():
+        return None
+    return number, row_id if isinstance(row_id, str) else None

@@ -1,20 +1,22 @@
-"""Resubmit: choose members to queue again (by Member Number, by status and time window, or from the dead-letter
-queue), refuse members resubmitted too often unless forced, and publish fresh events for them.
+"""Use case: resubmit. Choose members to queue again (by Member Number, or by status and time window), refuse
+members resubmitted too often unless forced, and publish fresh events for them. Talks only through ports.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
-from kombu.connection import Connection
-
-from siebel_adapter.queue import QueueTopology
 from sync_worker.core.messages import MemberEvent
 from sync_worker.core.ports import EventPublisher, MemberStore
-from sync_worker.ledger.sql import SqlLedger
+
+
+class ResubmitHistory(Protocol):
+    """What the ledger knows of earlier resubmits."""
+
+    def resubmit_count(self, member_number: str) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -31,10 +33,15 @@ class Plan:
     unknown: list[str] = field(default_factory=list)
 
 
+def resubmit_event(member_number: str, row_id: str | None = None) -> MemberEvent:
+    """A fresh event for a member queued again: by hand, from the dead-letter queue, or after an outage."""
+    return MemberEvent(event_type="update", member_number=member_number, row_id=row_id, source="resubmit")
+
+
 def plan_resubmit(
     *,
     store: MemberStore,
-    ledger: SqlLedger,
+    history: ResubmitHistory,
     members: Sequence[str] = (),
     statuses: Sequence[str] = (),
     since: datetime | None = None,
@@ -55,7 +62,7 @@ def plan_resubmit(
             why = f"status {member.sync_status}"
             chosen.setdefault(member.member_number, Candidate(member.member_number, member.row_id, why))
     for candidate in chosen.values():
-        count = ledger.resubmit_count(candidate.member_number)
+        count = history.resubmit_count(candidate.member_number)
         if count >= max_resubmits and not force:
             plan.refused.append((candidate, count))
         else:
@@ -66,45 +73,8 @@ def plan_resubmit(
 def publish_plan(plan: Plan, publisher: EventPublisher, *, progress: Callable[[int], None]) -> list[MemberEvent]:
     events = []
     for candidate in plan.queue:
-        event = MemberEvent(
-            event_type="update", member_number=candidate.member_number, row_id=candidate.row_id, source="resubmit"
-        )
+        event = resubmit_event(candidate.member_number, candidate.row_id)
         publisher.publish(event)
         events.append(event)
         progress(1)
     return events
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    member_number: str | None
-    reason: str
-
-
-def replay_dead_letters(
-    connection: Connection, topology: QueueTopology, publisher: EventPublisher | None
-) -> list[DeadLetter]:
-    """Read the dead-letter queue. With a publisher, each message naming a member becomes a fresh event and leaves
-    the queue; messages that name no member stay where they are. Without one (dry run), nothing moves."""
-    seen: list[DeadLetter] = []
-    channel = connection.channel()
-    queue = topology.dead_queue.bind(channel)
-    queue.declare()
-    while (message := queue.get(no_ack=False)) is not None:
-        reason = str(message.headers.get("x-ct-sync-reason", "unknown"))
-        number = _member_number(message.body)
-        seen.append(DeadLetter(number, reason))
-        if publisher is not None and number is not None:
-            publisher.publish(MemberEvent(event_type="update", member_number=number, source="resubmit"))
-            message.ack()
-    channel.close()  # what was not acked goes back to the dead-letter queue
-    return seen
-
-
-def _member_number(body: bytes | str) -> str | None:
-    try:
-        document = json.loads(body)
-    except ValueError:
-        return None
-    number = document.get("member_number") if isinstance(document, dict) else None
-    return number if isinstance(number, str) and number.strip() else None

@@ -41,14 +41,19 @@ from kombu.messaging import Consumer, Producer
 from config.redaction import redact_text
 from sync_worker.core.decisions import Decision
 from sync_worker.core.errors import InvalidEvent
-from sync_worker.core.messages import CONTENT_TYPE, MemberEvent, decode_event, encode_event
+from sync_worker.core.messages import (
+    CONTENT_TYPE,
+    HEADER_DEAD_AT,
+    HEADER_NOT_BEFORE,
+    HEADER_REASON,
+    MemberEvent,
+    decode_event,
+    encode_event,
+)
 from sync_worker.worker.handler import Handled
 
 log = structlog.get_logger("ct_sync.consumer")
 
-HEADER_NOT_BEFORE = "x-ct-sync-not-before"  # epoch seconds
-HEADER_REASON = "x-ct-sync-reason"
-HEADER_DEAD_AT = "x-ct-sync-dead-at"
 # How long the connection thread waits for a delivery before it looks at finished syncs and due retries again.
 _DRAIN_TIMEOUT = 0.02
 # Delayed messages held unacked at once; the rest wait in the delay queue.

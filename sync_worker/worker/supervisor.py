@@ -91,11 +91,15 @@ class Supervisor:
 
     def _transition(self, transition: Transition) -> None:
         log.warning("breaker_" + transition.kind, cause=transition.cause, credentials=transition.credentials)
-        self._policy.breaker(transition)
-        if transition.kind == "closed" and self._resubmit_failed_since is not None:
+        since = transition.outage_started
+        if transition.kind == "opened":
+            self._policy.outage_began(since=since, cause=transition.cause, credentials=transition.credentials)
+            return
+        self._policy.outage_ended(since=since)
+        if self._resubmit_failed_since is not None:
             resubmit = self._resubmit_failed_since
             threading.Thread(
-                target=self._resubmit, args=(resubmit, transition.outage_started), name="ct-sync-resubmit", daemon=True
+                target=self._resubmit, args=(resubmit, since), name="ct-sync-resubmit", daemon=True
             ).start()
 
     def _resubmit(self, resubmit: Callable[[datetime], int], since: datetime) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sync_worker.alerts.policy import AlertPolicy
-from sync_worker.worker.breaker import Transition
 from tests.fakes import FakeClock
 
 INTERVAL = timedelta(minutes=15)
@@ -18,12 +17,12 @@ def policy(clock: FakeClock, notify: str = "failures") -> AlertPolicy:
 def test_a_long_outage_is_one_alert_and_one_recovery() -> None:
     clock = FakeClock()
     subject = policy(clock)
-    subject.breaker(Transition("opened", "HTTP 503", clock.now()))
+    subject.outage_began(since=clock.now(), cause="HTTP 503", credentials=False)
     sent = subject.due()
     for _ in range(60):
         clock.advance(timedelta(minutes=1))
         sent += subject.due()
-    subject.breaker(Transition("closed", "answered", clock.now() - timedelta(hours=1)))
+    subject.outage_ended(since=clock.now() - timedelta(hours=1))
     sent += subject.due()
     assert [alert.subject for alert in sent] == [
         "[ct-sync] CrowdTwist unreachable: syncing paused",
@@ -66,7 +65,7 @@ def test_notify_none_sends_nothing_and_all_adds_success_counts() -> None:
     silent, chatty = policy(clock, "none"), policy(clock, "all")
     for subject in (silent, chatty):
         subject.member_outcome("296-1", "Synced", None)
-        subject.breaker(Transition("opened", "HTTP 503", clock.now()))
+        subject.outage_began(since=clock.now(), cause="HTTP 503", credentials=False)
     assert silent.due() == []
     sent = chatty.due()
     assert [alert.subject for alert in sent] == [

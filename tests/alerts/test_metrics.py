@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from sync_worker.metrics import HealthServer, Metrics
+from sync_worker.http import HealthServer
+from sync_worker.metrics import Metrics
 
 
 def test_recorded_counts_are_scraped_over_http() -> None:
@@ -12,7 +13,7 @@ def test_recorded_counts_are_scraped_over_http() -> None:
     metrics.outcomes.labels(outcome="Synced").inc(3)
     metrics.observe_call("update_user", 200, 0.01)
     metrics.set_depths({"ct-sync.member-events": 7})
-    server = HealthServer(metrics=metrics, readiness=lambda: {"broker": True}).start()
+    server = HealthServer(registry=metrics.registry, readiness=lambda: {"broker": True}).start()
     try:
         text = httpx.get(server.url + "/metrics").text
     finally:
@@ -24,7 +25,7 @@ def test_recorded_counts_are_scraped_over_http() -> None:
 
 def test_readyz_turns_503_when_a_check_fails() -> None:
     checks = {"broker": True, "crowdtwist": True}
-    server = HealthServer(metrics=None, readiness=lambda: dict(checks)).start()
+    server = HealthServer(registry=None, readiness=lambda: dict(checks)).start()
     try:
         assert httpx.get(server.url + "/healthz").status_code == 200
         assert httpx.get(server.url + "/readyz").status_code == 200

@@ -11,11 +11,11 @@ import httpx
 import pytest
 
 from config import Settings
-from crowdtwist_client.sandbox import SandboxServer
 from siebel_adapter.queue import build_publisher
 from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.bootstrap import Worker, build_worker
 from sync_worker.core.messages import MemberEvent
+from sync_worker.emulators import SandboxServer
 from tests.alerts.conftest import SmtpServer, free_port
 from tests.builders import PROGRAM, siebel_member
 from tests.integration.helpers import eventually

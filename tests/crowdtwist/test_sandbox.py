@@ -8,7 +8,8 @@ import httpx
 import pytest
 
 from crowdtwist_client.responses import THIRD_PARTY_ID_TAKEN
-from crowdtwist_client.sandbox import SandboxServer, SandboxState
+from crowdtwist_client.sandbox import SandboxState
+from sync_worker.emulators import SandboxServer
 
 ANN = {"third_party_id": "296-1", "first_name": "Ann", "last_name": "Lee", "email_address": "ann@example.com"}
 

@@ -14,8 +14,8 @@ from kombu.messaging import Producer
 
 from siebel_adapter.queue import QueueTopology as Topology
 from sync_worker.core.decisions import Decision
-from sync_worker.core.messages import MemberEvent, encode_event
-from sync_worker.worker.consumer import HEADER_REASON, QueueWorker
+from sync_worker.core.messages import HEADER_REASON, MemberEvent, encode_event
+from sync_worker.worker.consumer import QueueWorker
 from tests.integration.helpers import ScriptedHandler, eventually
 
 pytestmark = pytest.mark.rabbitmq

@@ -1,0 +1,86 @@
+"""The `ct-sync` Typer app and what every command shares: exit codes, one-line failures, settings loaded once.
+
+Exit codes (design.md): 0 ok, 1 a member/data problem, 2 configuration or usage error, 75 a system unreachable.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from config import Settings, SettingsError, load_settings
+from config.logging import configure_logging
+from sync_worker.core.errors import ConfigurationError, CtSyncError
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    MEMBER_PROBLEM = 1
+    CONFIGURATION = 2
+    UNREACHABLE = 75
+
+
+app = typer.Typer(
+    name="ct-sync",
+    help="Keep Oracle CrowdTwist in step with Siebel Loyalty.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err_console = Console(stderr=True)
+out_console = Console()
+
+
+def fail(code: ExitCode, message: str) -> NoReturn:
+    """Print one line to stderr and exit with a design.md exit code."""
+    err_console.print(message, markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(int(code))
+
+
+def settings_or_exit() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        fail(ExitCode.CONFIGURATION, f"ct-sync: configuration error: {exc}")
+
+
+@app.callback()
+def main_callback(
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "INFO",
+    log_json: Annotated[bool | None, typer.Option("--log-json/--log-console", help="force the log format")] = None,
+) -> None:
+    """Keep Oracle CrowdTwist in step with Siebel Loyalty."""
+    if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        fail(
+            ExitCode.CONFIGURATION,
+            f"ct-sync: --log-level must be DEBUG, INFO, WARNING or ERROR, not {log_level}",
+        )
+    configure_logging(level=log_level, json=log_json)
+
+
+T = TypeVar("T")
+
+
+def or_exit(call: Callable[[], T]) -> T:
+    """Run `call`; a configuration problem exits 2, an unreachable system 75, each with one line."""
+    try:
+        return call()
+    except ConfigurationError as exc:
+        fail(ExitCode.CONFIGURATION, f"ct-sync: {exc.message}")
+    except CtSyncError as exc:
+        fail(ExitCode.UNREACHABLE, f"ct-sync: {exc.system or 'a system'} unreachable: {exc.message}")
+
+
+def parse_instant(option: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        fail(ExitCode.CONFIGURATION, f"ct-sync: {option} {value!r} is not an ISO time like 2026-11-22T10:00:00Z")
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,63 @@
+"""Commands to try ct-sync with no production system: `demo` (the whole chain in one process) and `sandbox` (the
+CrowdTwist and Siebel REST emulators on 127.0.0.1, to point a real worker at). Heavy imports wait inside the
+commands, so `ct-sync --help` stays quick.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from sync_worker.cli.app import app, out_console, settings_or_exit
+
+
+@app.command(rich_help_panel="Try it without production systems")
+def demo(
+    with_rest: Annotated[bool, typer.Option("--with-rest", help="go through the Siebel REST emulator")] = False,
+) -> None:
+    """Run the whole chain on embedded defaults (no servers) and print each member's outcome."""
+    from sync_worker.cli.demo import run_demo
+
+    settings = settings_or_exit()
+    out_console.print(
+        "[bold]ct-sync demo[/]: sandbox CrowdTwist, SQLite Siebel stand-in, embedded queue, intake, worker"
+    )
+    report = run_demo(settings, with_rest=with_rest)
+    table = Table(title="Members after the sync (as a Siebel admin sees them)")
+    for column in ("Member Number", "story", "CT Sync Status", "CT Sync Error", "CT User Id"):
+        table.add_column(column, overflow="fold")
+    for row in report.rows:
+        table.add_row(row.member_number, row.story, row.status, row.error, row.ct_user_id)
+    out_console.print(table)
+    calls = ", ".join(f"{operation} {count}" for operation, count in sorted(report.ct_calls.items()))
+    out_console.print(f"CrowdTwist calls spent: {sum(report.ct_calls.values())} ({calls})")
+    for email in report.emails:
+        out_console.print(f"Failure email written to: {email}")
+    if report.resubmit:
+        out_console.print(f"After fixing the cause, try again with: {report.resubmit}")
+    out_console.print(f"Demo files are under {report.data_dir} ({report.seconds:.1f} s)")
+
+
+@app.command(rich_help_panel="Try it without production systems")
+def sandbox(
+    port: Annotated[int, typer.Option(help="CrowdTwist sandbox port")] = 8765,
+    siebel_port: Annotated[int, typer.Option(help="Siebel REST emulator port")] = 8766,
+) -> None:
+    """Serve the CrowdTwist and Siebel REST emulators on 127.0.0.1 until interrupted."""
+    from crowdtwist_client.sandbox import SandboxState, create_sandbox_app
+    from siebel_adapter.emulator import SiebelEmulator
+    from siebel_adapter.sqlite_store import SqliteMemberStore
+    from sync_worker.emulators import SiebelEmulatorServer
+    from sync_worker.http import serve_forever
+
+    settings = settings_or_exit()
+    username = settings.siebel.username or "CTSYNC"
+    password = settings.siebel.password.get_secret_value() if settings.siebel.password else "sandbox"
+    store = SqliteMemberStore(settings.siebel_sqlite_path, settings.siebel)
+    emulator = SiebelEmulator(store, username=username, password=password)
+    with SiebelEmulatorServer(emulator, port=siebel_port) as siebel:
+        out_console.print(f"Siebel REST emulator on {siebel.base_url} (Basic auth as {username}), data in {store.path}")
+        out_console.print(f"CrowdTwist sandbox on http://127.0.0.1:{port} (faults and counters under /_sandbox/)")
+        serve_forever(create_sandbox_app(SandboxState()), host="127.0.0.1", port=port)

@@ -1,0 +1,253 @@
+"""The sync commands: `worker`, `intake`, `poll`, `publish`, `resubmit`, `status`, `preview`, `check`.
+
+Thin: each builds what it needs from `Settings` (through the composition root) and calls in. Heavy imports wait
+inside the commands, so `ct-sync --help` stays quick.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.progress import Progress, TaskID
+from rich.table import Table
+
+from sync_worker.cli.app import ExitCode, app, err_console, fail, or_exit, out_console, parse_instant, settings_or_exit
+
+MemberNumbers = Annotated[list[str] | None, typer.Option("--member", help="a Member Number (repeatable)")]
+
+
+@app.command(rich_help_panel="Sync members")
+def worker() -> None:
+    """Consume member events and sync them to CrowdTwist (long-running)."""
+    from sync_worker.bootstrap import build_worker
+
+    settings = settings_or_exit()
+    running = or_exit(lambda: build_worker(settings))
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda _signum, _frame: running.stop())
+    try:
+        running.run()
+    finally:
+        running.close()
+
+
+@app.command(rich_help_panel="Sync members")
+def intake() -> None:
+    """Serve the HTTP endpoint Siebel's workflow posts member events to (and its /openapi.json)."""
+    from siebel_adapter.intake import create_intake_app
+    from siebel_adapter.queue import build_publisher
+    from sync_worker.bootstrap import build_member_store
+    from sync_worker.cli.check import probe_broker
+    from sync_worker.http import serve_forever
+    from sync_worker.worker.readiness import ReadinessProbe
+
+    settings = settings_or_exit()
+    store = or_exit(lambda: build_member_store(settings))
+    publisher = build_publisher(settings)
+    token = settings.intake.token.get_secret_value() if settings.intake.token else None
+    app_ = create_intake_app(
+        publisher=publisher,
+        store=store,
+        token=token,
+        max_body_bytes=settings.intake.max_body_bytes,
+        readiness=ReadinessProbe(store=store, broker=lambda: probe_broker(settings)),
+    )
+    serve_forever(app_, host=settings.intake.host, port=settings.intake.port)
+
+
+@app.command(rich_help_panel="Sync members")
+def poll(
+    every: Annotated[str | None, typer.Option(help="repeat at this interval, e.g. 5m; default: once")] = None,
+) -> None:
+    """Publish an event for every member changed in Siebel since the last watermark."""
+    from config.durations import parse_duration
+    from siebel_adapter.poller import Poller
+    from siebel_adapter.queue import build_publisher
+    from sync_worker.bootstrap import build_member_store
+
+    settings = settings_or_exit()
+    try:
+        interval = parse_duration(every).total_seconds() if every else None
+    except ValueError as exc:
+        fail(ExitCode.CONFIGURATION, f"ct-sync poll: --every: {exc}")
+    poller = Poller(
+        or_exit(lambda: build_member_store(settings)),
+        build_publisher(settings),
+        watermark_path=settings.data_dir / "poll-watermark.json",
+        overlap=settings.siebel.poll_overlap,
+        program_id=settings.siebel.program_id,
+    )
+    while True:
+        with Progress(console=err_console, transient=True) as progress:
+            task = progress.add_task("publishing changed members", total=None)
+
+            def advance(done: int, task: TaskID = task, progress: Progress = progress) -> None:
+                progress.update(task, completed=done)
+
+            report = or_exit(lambda: poller.run_once(advance))
+        kind = "initial load" if report.initial_load else "changes"
+        out_console.print(f"{kind}: published {report.published}, skipped {sum(report.skipped.values())}")
+        for reason, count in report.skipped.most_common():
+            out_console.print(f"  skipped {count}: {reason}")
+        if interval is None:
+            return
+        time.sleep(interval)
+
+
+@app.command(rich_help_panel="Sync members")
+def publish(
+    member: Annotated[str, typer.Option("--member", help="the Member Number")],
+    event: Annotated[str, typer.Option(help="enroll or update")] = "update",
+) -> None:
+    """Publish one member event."""
+    from siebel_adapter.queue import build_publisher
+    from sync_worker.bootstrap import build_member_store
+    from sync_worker.core.messages import MemberEvent
+
+    if event not in ("enroll", "update"):
+        fail(ExitCode.CONFIGURATION, f"ct-sync publish: --event must be enroll or update, not {event}")
+    settings = settings_or_exit()
+    store = or_exit(lambda: build_member_store(settings))
+    found = or_exit(lambda: store.get_member(member))
+    if found is None:
+        fail(ExitCode.MEMBER_PROBLEM, f"ct-sync publish: no member {member} in Siebel")
+    message = MemberEvent(
+        event_type=event,
+        member_number=member,
+        row_id=found.row_id,
+        updated=found.updated,
+        source="publish",
+    )
+    or_exit(lambda: build_publisher(settings).publish(message))
+    out_console.print(f"queued {event} of {member}: event {message.event_id}")
+
+
+@app.command(rich_help_panel="Sync members")
+def resubmit(
+    member: MemberNumbers = None,
+    status: Annotated[list[str] | None, typer.Option(help='a CT Sync Status, e.g. "CT Failure"')] = None,
+    since: Annotated[str | None, typer.Option(help="ISO time: failures at or after")] = None,
+    until: Annotated[str | None, typer.Option(help="ISO time: failures before")] = None,
+    dead_letters: Annotated[bool, typer.Option("--dead-letters", help="replay the dead-letter queue")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="list what would be queued")] = False,
+    force: Annotated[bool, typer.Option("--force", help="past the resubmit limit")] = False,
+) -> None:
+    """Queue members again: by Member Number, by status, by time window, or from the dead-letter queue."""
+    from siebel_adapter.broker import open_broker
+    from siebel_adapter.dead_letters import replay_dead_letters
+    from siebel_adapter.queue import QueueTopology, build_publisher
+    from sync_worker.bootstrap import build_member_store
+    from sync_worker.core.member import SyncStatus
+    from sync_worker.core.resubmit import plan_resubmit, publish_plan
+    from sync_worker.ledger.sql import build_ledger
+
+    statuses = status or []
+    unknown = [value for value in statuses if value not in {str(s) for s in SyncStatus}]
+    if unknown:
+        fail(ExitCode.CONFIGURATION, f"ct-sync resubmit: --status {unknown[0]!r} is not a CT Sync Status")
+    if not (member or statuses or dead_letters):
+        fail(ExitCode.CONFIGURATION, "ct-sync resubmit: say what to resubmit: --member, --status or --dead-letters")
+    settings = settings_or_exit()
+    window = (parse_instant("--since", since), parse_instant("--until", until))
+    publisher = None if dry_run else build_publisher(settings)
+    if dead_letters:
+        with open_broker(settings) as connection:
+            letters = or_exit(
+                lambda: replay_dead_letters(connection, QueueTopology.from_settings(settings.broker), publisher)
+            )
+        verb = "would replay" if dry_run else "replayed"
+        for letter in letters:
+            out_console.print(f"{verb} {letter.member_number or '(no member number: left in place)'}: {letter.reason}")
+        out_console.print(f"{len(letters)} dead letter(s)")
+    if not (member or statuses):
+        return
+    store = or_exit(lambda: build_member_store(settings))
+    ledger = or_exit(lambda: build_ledger(settings))
+    plan = or_exit(
+        lambda: plan_resubmit(
+            store=store, history=ledger, members=member or [], statuses=statuses, since=window[0], until=window[1],
+            max_resubmits=settings.worker.max_resubmits, force=force,
+        )
+    )  # fmt: skip
+    for number in plan.unknown:
+        err_console.print(f"no member {number} in Siebel", markup=False)
+    for candidate, count in plan.refused:
+        err_console.print(
+            f"refused {candidate.member_number}: resubmitted {count} times already (--force to insist)", markup=False
+        )
+    if dry_run or publisher is None:
+        for candidate in plan.queue:
+            out_console.print(f"would queue {candidate.member_number} ({candidate.why})")
+    else:
+        with Progress(console=err_console, transient=True) as progress:
+            task = progress.add_task("resubmitting", total=len(plan.queue))
+            events = or_exit(lambda: publish_plan(plan, publisher, progress=lambda n: progress.advance(task, n)))
+        for sent in events:
+            out_console.print(f"queued {sent.member_number}: event {sent.event_id}")
+    out_console.print(f"{len(plan.queue)} member(s) {'would be ' if dry_run else ''}queued")
+    if plan.unknown or plan.refused:
+        raise typer.Exit(int(ExitCode.MEMBER_PROBLEM))
+
+
+@app.command(rich_help_panel="Sync members")
+def status(member: Annotated[str | None, typer.Option("--member", help="one member's history")] = None) -> None:
+    """Counts by status and recent failures, or one member's history."""
+    from sync_worker.cli.views import attempts_table, overview
+    from sync_worker.ledger.sql import build_ledger
+
+    settings = settings_or_exit()
+    ledger = or_exit(lambda: build_ledger(settings))
+    if member is None:
+        out_console.print(or_exit(lambda: overview(ledger, now=datetime.now(UTC))))
+        return
+    history = or_exit(lambda: ledger.history(member))
+    if not history:
+        fail(ExitCode.MEMBER_PROBLEM, f"no attempts recorded for member {member}")
+    out_console.print(attempts_table(f"History of {member}, newest first", history))
+
+
+@app.command(rich_help_panel="Sync members")
+def preview(member: Annotated[str, typer.Option("--member", help="the Member Number")]) -> None:
+    """Show the CrowdTwist payload a member maps to and whether it passes CrowdTwist's rules. Calls nothing."""
+    from sync_worker.bootstrap import build_member_store
+    from sync_worker.core.mapping import map_member
+    from sync_worker.core.member import skip_reason
+
+    settings = settings_or_exit()
+    store = or_exit(lambda: build_member_store(settings))
+    found = or_exit(lambda: store.get_member(member))
+    if found is None:
+        fail(ExitCode.MEMBER_PROBLEM, f"ct-sync preview: no member {member} in Siebel")
+    reason = skip_reason(found, program_id=settings.siebel.program_id)
+    mapping = map_member(found, settings.defaults)
+    out_console.print_json(data=mapping.payload.body())
+    if reason:
+        out_console.print(f"not sent: {reason}")
+    if mapping.accepted:
+        out_console.print("passes CrowdTwist's documented rules")
+    else:
+        out_console.print(f"Data Error: {mapping.error_text}", markup=False)
+        raise typer.Exit(int(ExitCode.MEMBER_PROBLEM))
+
+
+@app.command(rich_help_panel="Sync members")
+def check() -> None:
+    """Validate the settings and reach every configured system; the exit code says which failed."""
+    from sync_worker.cli.check import run_checks
+
+    settings = settings_or_exit()
+    results = run_checks(settings)
+    table = Table(title="ct-sync check")
+    table.add_column("system")
+    table.add_column("result")
+    table.add_column("detail", overflow="fold")
+    table.add_row("settings", "ok", str(settings.data_dir.resolve()))
+    for result in results:
+        table.add_row(result.system, "ok" if result.ok else "[red]unreachable[/]", result.detail)
+    out_console.print(table)
+    if not all(result.ok for result in results):
+        raise typer.Exit(int(ExitCode.UNREACHABLE))
