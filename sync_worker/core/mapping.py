@@ -20,6 +20,7 @@ from sync_worker.core.member import Member
 
 # CrowdTwist's name rule (doc): letters of any script, digits, space, and - ’ _ @ . ,
 _NAME_PUNCTUATION = frozenset(" -’_@.,")
+_COMBINING_MARKS = frozenset({"Mn", "Mc", "Me"})
 # Longest name we send. CrowdTwist does not publish one (guess: its user table's 255-character columns).
 MAX_NAME_LENGTH = 255
 MAX_EMAIL_LENGTH = 254  # RFC 5321's limit on a forward path
@@ -89,11 +90,27 @@ def _name(label: str, value: str | None, problems: list[str], *, required: bool)
     text = unicodedata.normalize("NFC", value).replace("'", "’")
     if len(text) > MAX_NAME_LENGTH:
         problems.append(f"{label} is longer than {MAX_NAME_LENGTH} characters")
-    elif any(not (char.isalpha() or char.isdigit() or char in _NAME_PUNCTUATION) for char in text):
+    elif not name_follows_the_rule(text):
         problems.append(
             f"{label} has characters CrowdTwist refuses: only letters, digits, spaces and - ’ _ @ . , are allowed"
         )
     return text
+
+
+def name_follows_the_rule(text: str) -> bool:
+    """CrowdTwist's name rule: letters of any script, digits, space, and - ’ _ @ . , — where a letter may carry
+    combining marks (Unicode Mn/Mc/Me), as most Indic and Arabic names do: 'प्रिया', 'محمّد'. A mark that
+    follows no letter is refused."""
+    after_letter = False
+    for char in text:
+        if unicodedata.category(char) in _COMBINING_MARKS:
+            if not after_letter:
+                return False
+            continue
+        after_letter = char.isalpha()
+        if not (after_letter or char.isdigit() or char in _NAME_PUNCTUATION):
+            return False
+    return True
 
 
 def _email(member: Member, defaults: DefaultsSettings, problems: list[str]) -> str | None:
