@@ -92,9 +92,9 @@ def measure(*, operations: int, repeats: int) -> dict[str, tuple[str, float]]:
                              lambda i: store.write_outcome(f"1-B{i}", outcome)),
             "mapping": ("map to the CrowdTwist payload, fingerprint it",
                         lambda i: map_member(loaded[i], defaults).fingerprint()),  # type: ignore[arg-type]
-            "state_read": ("ledger: read the synced state", lambda i: ledger.get_synced_state(numbers[i])),
+            "state_read": ("ledger: read the known state", lambda i: ledger.known_state(numbers[i])),
             "state_write": ("ledger: write the synced state (one thread: no group commit)",
-                            lambda i: ledger.put_synced_state(numbers[i], state)),
+                            lambda i: ledger.remember(numbers[i], state)),
             "attempt": ("ledger: attempt row (one thread: no group commit)", lambda i: ledger.record([attempt(i)])),
             "log": ("one structured log line (JSON, redaction)", lambda i: log.info("member_handled", member=i)),
         }  # fmt: skip

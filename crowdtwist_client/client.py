@@ -4,9 +4,10 @@ The only module that speaks CrowdTwist HTTP. httpx errors are translated here, o
 messages never contain a URL, so the API key (which may travel in the query string) cannot leak through them.
 
 Retries (tenacity): transient failures only, exponential backoff with full jitter, bounded by attempts and time.
-A create (`POST /v2/users`) is not idempotent: it is retried only when the request provably never reached
-CrowdTwist (connect errors, 429, 503); after a read timeout CrowdTwist may have stored the member, so the error goes
-up at once and the worker's next attempt updates first.
+A write (`POST`, `PUT`, `DELETE`) is retried here only when the request provably never reached CrowdTwist (connect
+errors, 429, 503). After a read timeout CrowdTwist may have applied it, and re-sending the same body later could
+overwrite a newer state another worker sent meanwhile: the error goes up at once, marked `outcome_unknown`, and the
+worker's next attempt reads the member afresh and sends what Siebel holds then.
 """
 
 from __future__ import annotations
@@ -35,10 +36,6 @@ log = structlog.get_logger("ct_sync.crowdtwist")
 Observer = Callable[[str, int | None, float], None]  # operation, status code (None: no answer), seconds
 _V21_PAGE_SIZE = 25
 _REWARDS_PAGE_SIZE = 10
-
-
-class _NotSent(TransientError):
-    """The request never reached CrowdTwist (connect failure): safe to retry even a create."""
 
 
 class CrowdTwistClient:
@@ -133,19 +130,21 @@ class CrowdTwistClient:
         return None if document is None else CtUser.model_validate(document)
 
     def create_user(self, payload: UserPayload) -> CtUser:
-        document = self._call("create_user", "POST", "/v2/users", json=payload.body(), idempotent=False)
+        document = self._call("create_user", "POST", "/v2/users", json=payload.body(), replayable=False)
         if document is None:  # a 404 on the collection itself: the base URL is wrong
             raise TransientError("CrowdTwist answered 404 to create: check the base URL", system=SYSTEM)
         return CtUser.model_validate(document)
 
     def update_user(self, third_party_id: str, payload: UserPayload) -> CtUser | None:
         path = f"/v2/users/{_segment(third_party_id)}"
-        document = self._call("update_user", "PUT", path, params={"id_type": "third_party_id"}, json=payload.body())
+        document = self._call(
+            "update_user", "PUT", path, params={"id_type": "third_party_id"}, json=payload.body(), replayable=False
+        )
         return None if document is None else CtUser.model_validate(document)
 
     def delete_user(self, value: str | int, *, id_type: str = "third_party_id") -> DeletionTicket | None:
         path = f"/v2/users/{_segment(value)}"
-        document = self._call("delete_user", "DELETE", path, params={"id_type": id_type})
+        document = self._call("delete_user", "DELETE", path, params={"id_type": id_type}, replayable=False)
         return None if document is None else DeletionTicket.model_validate(document)
 
     def deletion_status(self, ct_user_id: int) -> DeletionStatus | None:
@@ -197,7 +196,7 @@ class CrowdTwistClient:
         *,
         params: dict[str, Any] | None = None,
         json: dict[str, Any] | None = None,
-        idempotent: bool = True,
+        replayable: bool = True,
         base_url: str | None = None,
         header_auth: bool = False,
     ) -> Any:
@@ -206,8 +205,7 @@ class CrowdTwistClient:
         def retryable(exc: BaseException) -> bool:
             if not isinstance(exc, TransientError):
                 return False
-            provably_unprocessed = isinstance(exc, _NotSent | RateLimited) or exc.status_code == 503
-            return idempotent or provably_unprocessed
+            return replayable or not exc.outcome_unknown
 
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(retryable),
@@ -256,9 +254,9 @@ class CrowdTwistClient:
         try:
             response = self._http.request(method, base_url + path, params=query, json=json, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            failure = _NotSent(self._describe(exc), system=SYSTEM, operation=operation)
-        except httpx.TransportError as exc:  # read/write timeouts, resets, protocol errors
-            failure = TransientError(self._describe(exc), system=SYSTEM, operation=operation)
+            failure = TransientError(self._describe(exc), system=SYSTEM, operation=operation)  # never sent
+        except httpx.TransportError as exc:  # read/write timeouts, resets, protocol errors: sent, fate unknown
+            failure = TransientError(self._describe(exc), system=SYSTEM, operation=operation, outcome_unknown=True)
         if failure is not None:
             # Raised outside the except block: the httpx exception, whose text may hold the URL, is not chained.
             self._observe(operation, None, started)

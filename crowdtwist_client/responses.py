@@ -59,7 +59,14 @@ def error_for(status: int, headers: Mapping[str, str], body: bytes, *, operation
     if status in (401, 403):
         return NotAuthorized(f"HTTP {status}: {message}", system=SYSTEM, operation=operation, status_code=status)
     if status >= 500:
-        return TransientError(f"HTTP {status}: {message}", system=SYSTEM, operation=operation, status_code=status)
+        # 503 is maintenance: nothing was processed. Other 5xx may have been answered after the write was applied.
+        return TransientError(
+            f"HTTP {status}: {message}",
+            system=SYSTEM,
+            operation=operation,
+            status_code=status,
+            outcome_unknown=status != 503,
+        )
     if status in (400, 409, 422) and isinstance(document, dict):
         if _already_exists(status, message, operation=operation):
             return AlreadyExists(message, system=SYSTEM, operation=operation, status_code=status)

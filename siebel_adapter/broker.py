@@ -17,8 +17,8 @@ from typing import Any
 from kombu.connection import Connection
 from kombu.transport import sqlalchemy as kombu_sqlalchemy
 from kombu.utils.encoding import bytes_to_str
-from kombu.utils.json import loads
-from sqlalchemy import create_engine, event, text, update
+from kombu.utils.json import dumps, loads
+from sqlalchemy import create_engine, event, text
 
 from config.settings import Settings
 
@@ -59,6 +59,8 @@ class _EmbeddedChannel(kombu_sqlalchemy.Channel):
                 raise Empty()
             row.visible = False
             payload = loads(bytes_to_str(row.payload))
+            if payload.get("redelivered"):  # kombu's own restore mark, or ours from reclaim_unacked()
+                payload["properties"].setdefault("delivery_info", {})["redelivered"] = True
             with self._rows_lock:
                 self._rows[payload["properties"]["delivery_tag"]] = row.id
             return payload
@@ -110,15 +112,19 @@ def open_broker(settings: Settings) -> Connection:
 
 
 def reclaim_unacked(connection: Connection) -> int:
-    """Embedded queue only: make messages a killed consumer held visible again. Returns how many."""
+    """Embedded queue only: make messages a killed consumer held visible again, marked redelivered (what the dead
+    consumer did with them is unknown, as after a RabbitMQ redelivery). Returns how many."""
     if not isinstance(connection.transport, EmbeddedTransport):
         return 0
     channel = connection.channel()
     try:
-        result = channel.session.execute(
-            update(channel.message_cls).where(channel.message_cls.visible.is_(False)).values(visible=True)
-        )
+        held = channel.session.query(channel.message_cls).filter(channel.message_cls.visible.is_(False)).all()
+        for row in held:
+            payload = loads(bytes_to_str(row.payload))
+            payload["redelivered"] = True
+            row.payload = dumps(payload)
+            row.visible = True
         channel.session.commit()
-        return int(result.rowcount or 0)
+        return len(held)
     finally:
         channel.close()

@@ -31,8 +31,7 @@ def replay_dead_letters(
     queue.declare()
     while (message := queue.get(no_ack=False)) is not None:
         reason = str(message.headers.get(HEADER_REASON, "unknown"))
-        reference = member_reference(message.body)
-        number = reference[0] if reference else None
+        number = member_reference(message.body)
         seen.append(DeadLetter(number, reason))
         if publisher is not None and number is not None:
             publisher.publish(resubmit_event(number))

@@ -29,9 +29,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sync_worker.core.errors import CtSyncError
-from sync_worker.core.member import Member, SyncOutcome, SyncStatus
+from sync_worker.core.member import Member, SyncStatus
 from sync_worker.core.messages import MemberEvent
 from sync_worker.core.ports import EventPublisher, MemberStore
+from sync_worker.core.sync import write_failure
 
 log = structlog.get_logger("ct_sync.intake")
 EVENTS_PATH = "/v1/member-events"
@@ -94,7 +95,7 @@ def create_intake_app(
         except CtSyncError as exc:
             reason = f"Integration queue unavailable: {exc.message}"
             log.error("intake_queue_unavailable", member_number=event.member_number, error=exc.message)
-            await run_in_threadpool(_write_oic_failure, store, event.row_id or "", reason)
+            await run_in_threadpool(_write_oic_failure, store, event.member_number, reason)
             return JSONResponse({"detail": reason}, status_code=503)
         log.info("intake_event_queued", member_number=event.member_number, event_id=event.event_id)
         return JSONResponse({"event_id": event.event_id}, status_code=202)
@@ -183,11 +184,9 @@ def _has_control(value: str) -> bool:
     return any(unicodedata.category(char) == "Cc" for char in value)
 
 
-def _write_oic_failure(store: MemberStore, row_id: str, reason: str) -> None:
-    if not row_id:
-        return
+def _write_oic_failure(store: MemberStore, member_number: str, reason: str) -> None:
     try:
-        store.write_outcome(row_id, SyncOutcome(status=SyncStatus.OIC_FAILURE, error=reason, at=datetime.now(UTC)))
+        write_failure(store, member_number, status=SyncStatus.OIC_FAILURE, error=reason, at=datetime.now(UTC))
     except CtSyncError as exc:
         log.error("intake_oic_failure_not_written", error=exc.message)
 

@@ -115,7 +115,7 @@ def build_worker(
     sync = MemberSync(
         store=store,
         crowdtwist=crowdtwist,
-        synced_states=ledger,
+        known_states=ledger,
         defaults=settings.defaults,
         program_id=settings.siebel.program_id,
         clock=clock,
@@ -147,10 +147,10 @@ def build_worker(
     )
 
     def dead_lettered(body: bytes | str, reason: str) -> None:
-        reference = member_reference(body)
-        supervisor.dead_lettered(reference[0] if reference else None, reason)
-        if reference is not None:
-            _write_oic_failure(sync, reference, reason)
+        member_number = member_reference(body)
+        supervisor.dead_lettered(member_number, reason)
+        if member_number is not None:
+            _write_oic_failure(sync, member_number, reason)
 
     connection = open_broker(settings)
     reclaim_unacked(connection)  # the embedded queue: take back what a killed worker held
@@ -187,13 +187,11 @@ def _resubmit_ct_failures(settings: Settings, store: MemberStore, since: datetim
         publisher.close()
 
 
-def _write_oic_failure(sync: MemberSync, reference: tuple[str, str | None], reason: str) -> None:
+def _write_oic_failure(sync: MemberSync, member_number: str, reason: str) -> None:
     """A dead-lettered message that still names a member: tell the Siebel admin on the member (OIC Failure)."""
-    member_number, row_id = reference
     try:
         sync.write_failure(
             member_number,
-            row_id=row_id,
             status=SyncStatus.OIC_FAILURE,
             error=f"event could not be processed: {reason}"[:500],
         )

@@ -12,7 +12,7 @@ from sync_worker.core.ct_user import CtUser, UserPayload
 from sync_worker.core.errors import AlreadyExists, CtSyncError, DataRejected
 from sync_worker.core.member import Member, SyncOutcome
 from sync_worker.core.messages import MemberEvent
-from sync_worker.core.ports import Alert, AttemptRecord, SyncedState
+from sync_worker.core.ports import Alert, AttemptRecord, KnownState, RefusedState, SyncedState
 
 
 class FakeClock:
@@ -44,9 +44,13 @@ class Script:
 
 
 class FakeCrowdTwist:
-    """CrowdTwist as documented: third_party_id and email unique, 404 (None) for unknown users."""
+    """CrowdTwist as documented: email unique, 404 (None) for unknown users. What it does with a second create for
+    a taken third_party_id is not documented: `duplicates` chooses — "refuse" (AlreadyExists), "email-first" (a
+    taken email is refused before the third_party_id is looked at), or "accept" (a second user; `users` then
+    keeps the newest, `creates` counts them all)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, duplicates: str = "refuse") -> None:
+        self.duplicates = duplicates
         self.users: dict[str, CtUser] = {}
         self.calls: dict[str, int] = defaultdict(int)
         self.creates: dict[str, int] = defaultdict(int)
@@ -65,9 +69,11 @@ class FakeCrowdTwist:
         assert payload.is_active is None, "is_active is update-only"
         third_party_id = payload.third_party_id or ""
         with self._lock:
-            if third_party_id in self.users:
+            if self.duplicates == "email-first":
+                self._check_email("", payload.email_address)
+            if third_party_id in self.users and self.duplicates != "accept":
                 raise AlreadyExists("Third Party Id is already taken", system="crowdtwist", status_code=400)
-            self._check_email(third_party_id, payload.email_address)
+            self._check_email(third_party_id if self.duplicates != "accept" else "", payload.email_address)
             self.creates[third_party_id] += 1
             user = CtUser(id=next(self._ids), **payload.body())
             self.users[third_party_id] = user
@@ -145,20 +151,24 @@ class FakeStore:
             yield changed
 
 
-class FakeSyncedStates:
+class FakeKnownStates:
     def __init__(self) -> None:
-        self.states: dict[str, SyncedState] = {}
+        self.states: dict[str, KnownState] = {}
         self.script = Script()
 
-    def get_synced_state(self, member_number: str) -> SyncedState | None:
+    def known_state(self, member_number: str) -> KnownState:
         self.script.next()
-        return self.states.get(member_number)
+        return self.states.get(member_number, KnownState())
 
-    def put_synced_state(self, member_number: str, state: SyncedState) -> None:
+    def remember(self, member_number: str, state: SyncedState | RefusedState) -> None:
         self.script.next()
-        self.states[member_number] = state
+        current = self.states.get(member_number, KnownState())
+        if isinstance(state, SyncedState):
+            self.states[member_number] = KnownState(synced=state)
+        else:
+            self.states[member_number] = KnownState(synced=current.synced, refused=state)
 
-    def forget_synced_state(self, member_number: str) -> None:
+    def forget(self, member_number: str) -> None:
         self.states.pop(member_number, None)
 
 

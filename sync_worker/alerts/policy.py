@@ -28,7 +28,8 @@ class AlertPolicy:
         self._interval = digest_interval
         self._clock = clock
         self._lock = threading.Lock()  # fed from the consumer thread, read by the dispatcher's tick
-        self._pending: list[MemberFailure] = []
+        # Member → its latest failure: a member failing again before the digest goes is one member, not two.
+        self._pending: dict[str, MemberFailure] = {}
         self._successes: Counter[str] = Counter()
         self._last_digest: datetime | None = None
         self._quiet = True  # no member failures in the last interval
@@ -39,7 +40,8 @@ class AlertPolicy:
             return
         with self._lock:
             if status in FAILURES:
-                self._pending.append(MemberFailure(member_number, status, reason or ""))
+                self._pending.pop(member_number, None)  # re-inserted: the digest lists members by latest failure
+                self._pending[member_number] = MemberFailure(member_number, status, reason or "")
             else:
                 self._successes[status] += 1
 
@@ -74,8 +76,8 @@ class AlertPolicy:
             interval_over = self._last_digest is None or now - self._last_digest >= self._interval
             if self._pending and (self._quiet or interval_over or flush):
                 # The first failures after a quiet spell are a state change: tell at once.
-                alerts.append(_with_state(failure_digest(self._pending), first=self._quiet))
-                self._pending, self._quiet, self._last_digest = [], False, now
+                alerts.append(_with_state(failure_digest(list(self._pending.values())), first=self._quiet))
+                self._pending, self._quiet, self._last_digest = {}, False, now
             elif interval_over and not self._pending:
                 if self._notify == "all" and self._successes:
                     alerts.append(_successes(self._successes, self._interval))

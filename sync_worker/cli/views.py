@@ -20,7 +20,7 @@ def overview(ledger: SqlLedger, *, now: datetime) -> Group:
     counts.add_column("outcome")
     counts.add_column("members", justify="right")
     counts.add_column("attempts (24 h)", justify="right")
-    for outcome in (*_STATUSES, "Retrying"):
+    for outcome in (*_STATUSES, "Unchanged", "Retrying"):
         if outcome in members or outcome in recent:
             counts.add_row(outcome, str(members.get(outcome, 0)), str(recent.get(outcome, 0)))
     return Group(counts, attempts_table("Recent failures", ledger.recent_failures(limit=20)))

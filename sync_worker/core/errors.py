@@ -33,7 +33,22 @@ class CtSyncError(Exception):
 
 
 class TransientError(CtSyncError):
-    """The other side may answer differently later: retry with backoff."""
+    """The other side may answer differently later: retry with backoff.
+
+    `outcome_unknown`: the request reached the other side and no verdict came back (a read timeout, a reset, a 5xx
+    other than 503): a write may or may not have been applied."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        system: str = "",
+        operation: str = "",
+        status_code: int | None = None,
+        outcome_unknown: bool = False,
+    ) -> None:
+        super().__init__(message, system=system, operation=operation, status_code=status_code)
+        self.outcome_unknown = outcome_unknown
 
 
 class RateLimited(TransientError):
@@ -75,11 +90,24 @@ class AlreadyExists(DataRejected):
 
 
 class InvalidRecord(DataRejected):
-    """A Siebel record that is not a valid member; `row_id` says where to write the Data Error."""
+    """A Siebel record that is not a valid member. Says where to write the Data Error (`row_id`), whose it is (the
+    Member Number, when that much is readable), its current CT Sync Status, and a fingerprint of its member fields,
+    so an unchanged bad record is not written and alerted again every time it comes round."""
 
-    def __init__(self, message: str, *, row_id: str) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        row_id: str,
+        member_number: str | None = None,
+        fingerprint: str = "",
+        sync_status: str | None = None,
+    ) -> None:
         super().__init__(message, system="siebel", operation="get_member")
         self.row_id = row_id
+        self.member_number = member_number
+        self.fingerprint = fingerprint
+        self.sync_status = sync_status
 
 
 class NotAuthorized(PermanentError):

@@ -7,6 +7,8 @@ strings for empty fields, which become `None` here so every later rule has one n
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
@@ -144,6 +146,18 @@ def skip_reason(member: Member, *, program_id: str | None) -> str | None:
     return None
 
 
+# The Siebel fields a member is read from, but for the stamp every write moves: what makes a record "the same".
+_MEMBER_FIELDS = tuple(
+    sorted(info.alias for name, info in Member.model_fields.items() if info.alias and name != "updated")
+)
+
+
+def record_fingerprint(document: dict[str, Any]) -> str:
+    """A stable hash of the member fields of a raw record; write-back fields and `Updated` do not count."""
+    canonical = json.dumps([str(document.get(name)) for name in _MEMBER_FIELDS], separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def member_from_record(document: dict[str, Any], *, ct_user_id_field: str, status_field: str) -> Member:
     """A store record → Member with its write-back fields. A record that is no valid member raises InvalidRecord,
     whose text names the fields (never their values), so the worker can write it back as a Data Error."""
@@ -153,8 +167,13 @@ def member_from_record(document: dict[str, Any], *, ct_user_id_field: str, statu
         problems = "; ".join(
             f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors(include_url=False)
         )
+        number = document.get(MEMBER_NUMBER)
         raise InvalidRecord(
-            f"Siebel record is not a valid member: {problems}", row_id=str(document.get(ROW_ID, ""))
+            f"Siebel record is not a valid member: {problems}",
+            row_id=str(document.get(ROW_ID, "")),
+            member_number=number.strip() if isinstance(number, str) and number.strip() else None,
+            fingerprint=record_fingerprint(document),
+            sync_status=document.get(status_field) or None,
         ) from None
     ct_user_id = str(document.get(ct_user_id_field) or "")
     return member.model_copy(

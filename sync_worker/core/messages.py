@@ -88,15 +88,11 @@ def decode_event(body: bytes | str, *, content_type: str | None = CONTENT_TYPE) 
         raise InvalidEvent(f"event does not match schema {SCHEMA_VERSION}: {problems}") from None
 
 
-def member_reference(body: bytes | str) -> tuple[str, str | None] | None:
-    """The Member Number (and row id) a message still names when it is not a valid event (a dead letter)."""
+def member_reference(body: bytes | str) -> str | None:
+    """The Member Number a message still names when it is not a valid event (a dead letter), if it names one."""
     try:
         document = json.loads(body)
     except (UnicodeDecodeError, ValueError):
         return None
-    if not isinstance(document, dict):
-        return None
-    number, row_id = document.get("member_number"), document.get("row_id")
-    if not isinstance(number, str) or not number.strip():
-        return None
-    return number, row_id if isinstance(row_id, str) else None
+    number = document.get("member_number") if isinstance(document, dict) else None
+    return number.strip() if isinstance(number, str) and number.strip() else None

@@ -67,7 +67,9 @@ class Clock(Protocol):
     def monotonic(self) -> float: ...
 
 
-AttemptOutcome = Literal["Synced", "Data Error", "CT Failure", "OIC Failure", "Skipped", "Retrying", "Dead-lettered"]
+AttemptOutcome = Literal[
+    "Synced", "Data Error", "CT Failure", "OIC Failure", "Unchanged", "Skipped", "Retrying", "Dead-lettered"
+]
 
 
 @dataclass(frozen=True)
@@ -96,12 +98,34 @@ class SyncedState:
     synced_at: datetime
 
 
-class SyncedStates(Protocol):
-    def get_synced_state(self, member_number: str) -> SyncedState | None: ...
+@dataclass(frozen=True)
+class RefusedState:
+    """Data last refused for a member (by CrowdTwist or the pre-check): while the member is unchanged, it costs no
+    call, no write and no alert, however often Siebel's write-back stamps bring it round again."""
 
-    def put_synced_state(self, member_number: str, state: SyncedState) -> None: ...
+    fingerprint: str
+    reason: str
+    refused_at: datetime
 
-    def forget_synced_state(self, member_number: str) -> None: ...
+
+@dataclass(frozen=True)
+class KnownState:
+    synced: SyncedState | None = None
+    refused: RefusedState | None = None
+
+
+class KnownStates(Protocol):
+    """What ct-sync last learned of each member. The ledger keeps it; an outage of it only costs calls."""
+
+    def known_state(self, member_number: str) -> KnownState: ...
+
+    def remember(self, member_number: str, state: SyncedState | RefusedState) -> None:
+        """A sync's verdict. Synced replaces any refusal; a refusal keeps what CrowdTwist still holds."""
+        ...
+
+    def forget(self, member_number: str) -> None:
+        """A send whose outcome is unknown (a timeout): the next sync of the member sends, whatever it finds."""
+        ...
 
 
 class Ledger(Protocol):

@@ -2,9 +2,15 @@
 outcome back onto the member.
 
 Calls spent, in the common paths: an unchanged member 0; an update 1 (PUT by third_party_id); an enroll 1 (create);
-an update of a member CrowdTwist does not know 2 (PUT → 404 → create). A second CrowdTwist member for one Member
-Number is never created: every create that CrowdTwist refuses as "already exists" becomes an update, and after a
-create whose result is unknown (a timeout), later attempts update first instead of creating blindly.
+an update of a member CrowdTwist does not know 2 (PUT → 404 → create); unchanged data CrowdTwist refused before 0.
+
+What the ledger knows (what CrowdTwist last accepted or refused) is trusted only on a *fresh* delivery: the first
+delivery of a first attempt. A redelivered message, a later attempt or a resubmit always sends, because its earlier
+attempt may have reached CrowdTwist in an order no one saw; a send whose outcome is unknown (a timeout) forgets
+what the ledger knew. A create is tried first only for a fresh enroll of a member never synced; otherwise it is
+update first. A second CrowdTwist member for one Member Number is never made: a create refused as "already exists"
+becomes an update, and a create refused for any other reason is followed by a look-up by third_party_id before the
+member is blamed with a Data Error (a create repeated after a crash may be refused on its email first).
 
 Pure core: talks to the outside only through the ports.
 """
@@ -12,16 +18,33 @@ Pure core: talks to the outside only through the ports.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 import structlog
 
 from config.settings import DefaultsSettings
 from sync_worker.core.ct_user import CtUser, UserPayload
-from sync_worker.core.errors import AlreadyExists, CtSyncError, DataRejected, InvalidRecord, TransientError
+from sync_worker.core.errors import (
+    AlreadyExists,
+    CtSyncError,
+    DataRejected,
+    InvalidRecord,
+    NotAuthorized,
+    PermanentError,
+    TransientError,
+)
 from sync_worker.core.mapping import Mapping, map_member
 from sync_worker.core.member import Member, SyncOutcome, SyncStatus, skip_reason
-from sync_worker.core.ports import Clock, CrowdTwistUsers, MemberStore, SyncedState, SyncedStates
+from sync_worker.core.ports import (
+    Clock,
+    CrowdTwistUsers,
+    KnownState,
+    KnownStates,
+    MemberStore,
+    RefusedState,
+    SyncedState,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -49,36 +72,80 @@ class MemberSync:
         *,
         store: MemberStore,
         crowdtwist: CrowdTwistUsers,
-        synced_states: SyncedStates,
+        known_states: KnownStates,
         defaults: DefaultsSettings,
         program_id: str | None,
         clock: Clock,
     ) -> None:
         self._store = store
         self._crowdtwist = crowdtwist
-        self._synced_states = synced_states
+        self._known_states = known_states
         self._defaults = defaults
         self._program_id = program_id
         self._clock = clock
 
-    def sync(self, member_number: str, *, enroll: bool, first_attempt: bool = True, force: bool = False) -> SyncResult:
+    def sync(self, member_number: str, *, enroll: bool, fresh: bool = True, force: bool = False) -> SyncResult:
         """Sync one member. Raises TransientError / NotAuthorized for the caller's retry decision.
 
-        After sending, the member is read again: if Siebel now holds other data (it changed meanwhile, or another
-        worker process sent an older state after ours), it is sent again, unconditionally. The last write to
-        CrowdTwist is therefore always followed by a check by its writer, which is what makes concurrent workers
-        converge on the newest Siebel state.
+        `fresh`: the first delivery of a first attempt (see the module docstring); `force`: send even when the
+        ledger says unchanged (a resubmit). After sending, the member is read again: if Siebel now holds other data
+        (it changed meanwhile, or another worker sent an older state after ours), it is sent again. The last write
+        to CrowdTwist is therefore always followed by a check by its writer, so concurrent workers converge.
         """
         calls = _Calls()
+        create_first, trust = enroll and fresh, fresh and not force
         result = SyncResult("skipped")
         for _pass in range(_MAX_PASSES):
-            result, sent = self._sync_once(
-                member_number, enroll=enroll, first_attempt=first_attempt, force=force, calls=calls
-            )
+            result, sent = self._sync_once(member_number, create_first=create_first, trust=trust, calls=calls)
             if sent is None or not self._changed_since(member_number, sent):
                 return result
-            force, enroll = True, False
+            create_first, trust = False, False
         return result
+
+    def write_failure(self, member_number: str, *, status: SyncStatus, error: str) -> None:
+        """Write a failure status (CT Failure, OIC Failure) found outside `sync`."""
+        write_failure(self._store, member_number, status=status, error=error, at=self._clock.now())
+
+    # -- one pass --------------------------------------------------------------------------------------------------
+
+    def _sync_once(
+        self, member_number: str, *, create_first: bool, trust: bool, calls: _Calls
+    ) -> tuple[SyncResult, str | None]:
+        """One pass; also the fingerprint of what was sent to CrowdTwist, if anything was."""
+        try:
+            member = self._store.get_member(member_number)
+        except InvalidRecord as invalid:
+            return self._refuse_record(invalid, trust=trust), None
+        if member is None:
+            return SyncResult("skipped", reason="no such member in Siebel"), None
+        reason = skip_reason(member, program_id=self._program_id)
+        if reason is not None:
+            return SyncResult("skipped", reason=reason), None
+
+        known = self._known_state(member_number)
+        mapping = map_member(member, self._defaults)
+        fingerprint = mapping.fingerprint()
+        if not mapping.accepted:
+            return self._refuse(member, fingerprint, mapping.error_text, known=known if trust else None), None
+        if trust and known.synced is not None and known.synced.payload_hash == fingerprint:
+            return self._unchanged(member, known.synced), None
+        if trust and _still_refused(known, fingerprint, member.sync_status):
+            return _unchanged_refusal(known), None
+
+        try:
+            user = self._send(member, mapping, calls, known=known.synced is not None, create_first=create_first)
+        except DataRejected as rejected:
+            return self._refuse(member, fingerprint, rejected.message, known=None, calls=calls.count), None
+        except TransientError as failure:
+            if failure.outcome_unknown:  # CrowdTwist may hold what we sent, or not: trust nothing next time
+                self._forget(member_number)
+            raise
+        if user is None:
+            return SyncResult("skipped", reason="inactive and never in CrowdTwist", calls=calls.count), None
+
+        self._remember(member_number, SyncedState(fingerprint, user.id, self._now()))
+        self._write(member.row_id, SyncOutcome(status=SyncStatus.SYNCED, ct_user_id=user.id, at=self._now()))
+        return SyncResult("synced", ct_user_id=user.id, calls=calls.count), fingerprint
 
     def _changed_since(self, member_number: str, fingerprint: str) -> bool:
         try:
@@ -87,62 +154,13 @@ class MemberSync:
             return False  # the next event for it writes the Data Error
         return member is not None and map_member(member, self._defaults).fingerprint() != fingerprint
 
-    def _sync_once(
-        self, member_number: str, *, enroll: bool, first_attempt: bool, force: bool, calls: _Calls
-    ) -> tuple[SyncResult, str | None]:
-        """One pass; also the fingerprint of what was sent to CrowdTwist, if anything was."""
-        try:
-            member = self._store.get_member(member_number)
-        except InvalidRecord as invalid:
-            self._store.write_outcome(
-                invalid.row_id, SyncOutcome(status=SyncStatus.DATA_ERROR, error=invalid.message, at=self._clock.now())
-            )
-            return SyncResult("rejected", reason=invalid.message), None
-        if member is None:
-            return SyncResult("skipped", reason="no such member in Siebel"), None
-        reason = skip_reason(member, program_id=self._program_id)
-        if reason is not None:
-            return SyncResult("skipped", reason=reason), None
-
-        mapping = map_member(member, self._defaults)
-        if not mapping.accepted:
-            self._write(member, SyncStatus.DATA_ERROR, error=mapping.error_text)
-            return SyncResult("rejected", reason=mapping.error_text), None
-
-        fingerprint = mapping.fingerprint()
-        state = self._known_state(member_number)
-        if not force and state is not None and state.payload_hash == fingerprint:
-            return self._unchanged(member, state), None
-
-        try:
-            user = self._send(
-                member, mapping, calls, known=state is not None, enroll=enroll, first_attempt=first_attempt
-            )
-        except DataRejected as rejected:
-            self._write(member, SyncStatus.DATA_ERROR, error=rejected.message)
-            return SyncResult("rejected", reason=rejected.message, calls=calls.count), None
-        if user is None:
-            return SyncResult("skipped", reason="inactive and never in CrowdTwist", calls=calls.count), None
-
-        self._remember(member_number, SyncedState(fingerprint, user.id, self._clock.now()))
-        self._write(member, SyncStatus.SYNCED, ct_user_id=user.id)
-        return SyncResult("synced", ct_user_id=user.id, calls=calls.count), fingerprint
-
-    def write_failure(self, member_number: str, *, row_id: str | None, status: SyncStatus, error: str) -> None:
-        """Write a failure status (CT Failure, OIC Failure) found outside `sync`; needs only the row id."""
-        if row_id is None:
-            member = self._store.get_member(member_number)
-            if member is None:
-                return
-            row_id = member.row_id
-        self._store.write_outcome(row_id, SyncOutcome(status=status, error=error, at=self._clock.now()))
+    # -- CrowdTwist ------------------------------------------------------------------------------------------------
 
     def _send(
-        self, member: Member, mapping: Mapping, calls: _Calls, *, known: bool, enroll: bool, first_attempt: bool
+        self, member: Member, mapping: Mapping, calls: _Calls, *, known: bool, create_first: bool
     ) -> CtUser | None:
         known = known or member.ct_user_id is not None
-        # Create first only when this is surely new: an enroll, never synced, not after an uncertain create.
-        if enroll and first_attempt and not known and member.is_active:
+        if create_first and not known and member.is_active:
             return self._create(member, mapping.payload, calls)
         user = self._update(member, mapping.payload, calls)
         if user is not None:
@@ -156,40 +174,110 @@ class MemberSync:
         try:
             return self._crowdtwist.create_user(payload.for_create())
         except AlreadyExists:
-            user = self._update(member, payload, calls)
-            if user is None:  # CrowdTwist contradicts itself; try again later rather than guess
-                raise TransientError(
-                    "CrowdTwist says the member exists but cannot find it", system="crowdtwist", operation="update_user"
-                ) from None
-            return user
+            return self._update_existing(member, payload, calls)
+        except PermanentError as refused:
+            if isinstance(refused, NotAuthorized):
+                raise
+            # Not yet the member's fault: CrowdTwist may already hold it (a create repeated after a crash, refused
+            # on the email before the third_party_id). One read, only on this path, before any Data Error.
+            calls.count += 1
+            if self._crowdtwist.get_user(member.member_number) is None:
+                raise
+            log.info("create_refused_but_member_exists", refused=refused.message)
+            return self._update_existing(member, payload, calls)
+
+    def _update_existing(self, member: Member, payload: UserPayload, calls: _Calls) -> CtUser:
+        user = self._update(member, payload, calls)
+        if user is None:  # CrowdTwist contradicts itself; try again later rather than guess
+            raise TransientError(
+                "CrowdTwist says the member exists but cannot find it", system="crowdtwist", operation="update_user"
+            )
+        return user
 
     def _update(self, member: Member, payload: UserPayload, calls: _Calls) -> CtUser | None:
         calls.count += 1
         return self._crowdtwist.update_user(member.member_number, payload)
 
+    # -- outcomes --------------------------------------------------------------------------------------------------
+
     def _unchanged(self, member: Member, state: SyncedState) -> SyncResult:
         """CrowdTwist already holds exactly this payload: spend no call; repair the status if it is stale."""
         if member.sync_status == SyncStatus.SYNCED and member.ct_user_id == state.ct_user_id:
             return SyncResult("unchanged", ct_user_id=state.ct_user_id, reason="unchanged since last sync")
-        self._write(member, SyncStatus.SYNCED, ct_user_id=state.ct_user_id)
+        self._write(member.row_id, SyncOutcome(status=SyncStatus.SYNCED, ct_user_id=state.ct_user_id, at=self._now()))
         return SyncResult("synced", ct_user_id=state.ct_user_id)
 
-    def _known_state(self, member_number: str) -> SyncedState | None:
-        # The synced-state table saves calls; when it is unavailable, syncing costs a call more, nothing worse.
-        try:
-            return self._synced_states.get_synced_state(member_number)
-        except CtSyncError as exc:
-            log.warning("synced_state_unavailable", error=exc.message)
-            return None
+    def _refuse(
+        self, member: Member, fingerprint: str, reason: str, *, known: KnownState | None, calls: int = 0
+    ) -> SyncResult:
+        """Data Error, unless this very data was refused before and the member already says so (`known` is given
+        only when the ledger may be trusted)."""
+        if known is not None and _still_refused(known, fingerprint, member.sync_status):
+            return _unchanged_refusal(known)
+        self._write(member.row_id, SyncOutcome(status=SyncStatus.DATA_ERROR, error=reason, at=self._now()))
+        self._remember(member.member_number, RefusedState(fingerprint, reason, self._now()))
+        return SyncResult("rejected", reason=reason, calls=calls)
 
-    def _remember(self, member_number: str, state: SyncedState) -> None:
-        try:
-            self._synced_states.put_synced_state(member_number, state)
-        except CtSyncError as exc:
-            log.warning("synced_state_unavailable", error=exc.message)
+    def _refuse_record(self, invalid: InvalidRecord, *, trust: bool) -> SyncResult:
+        """A Siebel record that is no valid member: Data Error on its row, once while it stays as it is."""
+        number = invalid.member_number
+        if trust and number is not None:
+            known = self._known_state(number)
+            if _still_refused(known, invalid.fingerprint, invalid.sync_status):
+                return _unchanged_refusal(known)
+        self._write(invalid.row_id, SyncOutcome(status=SyncStatus.DATA_ERROR, error=invalid.message, at=self._now()))
+        if number is not None:
+            self._remember(number, RefusedState(invalid.fingerprint, invalid.message, self._now()))
+        return SyncResult("rejected", reason=invalid.message)
 
-    def _write(
-        self, member: Member, status: SyncStatus, *, error: str | None = None, ct_user_id: int | None = None
-    ) -> None:
-        outcome = SyncOutcome(status=status, error=error, ct_user_id=ct_user_id, at=self._clock.now())
-        self._store.write_outcome(member.row_id, outcome)
+    def _write(self, row_id: str, outcome: SyncOutcome) -> None:
+        self._store.write_outcome(row_id, outcome)
+
+    def _now(self) -> datetime:
+        return self._clock.now()
+
+    # -- the ledger's knowledge: saves calls; when it is unavailable, syncing costs a call more, nothing worse ------
+
+    def _known_state(self, member_number: str) -> KnownState:
+        try:
+            return self._known_states.known_state(member_number)
+        except CtSyncError as exc:
+            log.warning("known_state_unavailable", error=exc.message)
+            return KnownState()
+
+    def _remember(self, member_number: str, state: SyncedState | RefusedState) -> None:
+        try:
+            self._known_states.remember(member_number, state)
+        except CtSyncError as exc:
+            log.warning("known_state_unavailable", error=exc.message)
+
+    def _forget(self, member_number: str) -> None:
+        try:
+            self._known_states.forget(member_number)
+        except CtSyncError as exc:
+            # The retry that follows sends anyway (it is not fresh); only a later fresh event could be misled.
+            log.warning("known_state_unavailable", error=exc.message)
+
+
+def write_failure(store: MemberStore, member_number: str, *, status: SyncStatus, error: str, at: datetime) -> None:
+    """Write a failure status onto the member with this Member Number. Its row is looked up now, never taken from
+    an event, whose row id may be stale or another member's. A member Siebel no longer has gets nothing."""
+    try:
+        member = store.get_member(member_number)
+        row_id = member.row_id if member is not None else None
+    except InvalidRecord as invalid:
+        row_id = invalid.row_id
+    if row_id is None:
+        log.warning("failure_not_written_no_such_member", status=str(status))
+        return
+    store.write_outcome(row_id, SyncOutcome(status=status, error=error, at=at))
+
+
+def _still_refused(known: KnownState, fingerprint: str, sync_status: str | None) -> bool:
+    refused = known.refused
+    return refused is not None and refused.fingerprint == fingerprint and sync_status == SyncStatus.DATA_ERROR
+
+
+def _unchanged_refusal(known: KnownState) -> SyncResult:
+    assert known.refused is not None
+    return SyncResult("unchanged", reason=f"unchanged since refused: {known.refused.reason}")

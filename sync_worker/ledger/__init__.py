@@ -1,4 +1,4 @@
-"""The ledger: one row per attempt and the last state CrowdTwist accepted per member, in SQLite (embedded) or
-PostgreSQL (production), through SQLAlchemy Core. Implements the core's `Ledger` and `SyncedStates` ports; also
-answers `status` and `resubmit`, and purges what is past retention.
+"""The ledger: one row per attempt, and what ct-sync last learned of each member (the payload CrowdTwist accepted,
+the data it refused), in SQLite (embedded) or PostgreSQL (production), through SQLAlchemy Core. Implements the
+core's `Ledger` and `KnownStates` ports; also answers `status` and `resubmit`, and purges what is past retention.
 """

@@ -43,10 +43,13 @@ from sqlalchemy.sql import Executable
 from config.redaction import redact_text
 from config.settings import Settings
 from sync_worker.core.errors import TransientError
-from sync_worker.core.ports import AttemptRecord, SyncedState
+from sync_worker.core.ports import AttemptRecord, KnownState, RefusedState, SyncedState
 from sync_worker.ledger.group_commit import GroupCommit
 
-SCHEMA_VERSION = 1  # bump with a migration note when a column changes
+# Bump with a migration note when a column changes.
+# 2: ct_sync_member_state (synced and refused state) replaces ct_sync_synced_state, which is left unused: the first
+#    sync of each member after the upgrade costs one CrowdTwist call more, nothing else.
+SCHEMA_VERSION = 2
 metadata = MetaData()
 
 attempts = Table(
@@ -66,20 +69,27 @@ attempts = Table(
     Column("at", DateTime(timezone=True), nullable=False, index=True),
 )
 
-synced_states = Table(
-    "ct_sync_synced_state",
+member_states = Table(
+    "ct_sync_member_state",
     metadata,
     Column("member_number", String(100), primary_key=True),
-    Column("payload_hash", String(64), nullable=False),
-    Column("ct_user_id", Integer().with_variant(postgresql.BIGINT(), "postgresql"), nullable=False),
-    Column("synced_at", DateTime(timezone=True), nullable=False),
+    # What CrowdTwist last accepted …
+    Column("payload_hash", String(64)),
+    Column("ct_user_id", Integer().with_variant(postgresql.BIGINT(), "postgresql")),
+    Column("synced_at", DateTime(timezone=True)),
+    # … and the data it (or the pre-check) last refused, while the member stays as it is.
+    Column("refused_hash", String(64)),
+    Column("refused_reason", Text),
+    Column("refused_at", DateTime(timezone=True)),
 )
+_SYNCED_COLUMNS = ("payload_hash", "ct_user_id", "synced_at")
+_REFUSED_COLUMNS = ("refused_hash", "refused_reason", "refused_at")
 
 FAILURES = ("Data Error", "CT Failure", "OIC Failure", "Dead-lettered")
 
 _INSERT_ATTEMPT = insert(attempts)
-_SELECT_STATE = select(synced_states).where(synced_states.c.member_number == bindparam("member_number"))
-_DELETE_STATE = delete(synced_states).where(synced_states.c.member_number == bindparam("member_number"))
+_SELECT_STATE = select(member_states).where(member_states.c.member_number == bindparam("member_number"))
+_DELETE_STATE = delete(member_states).where(member_states.c.member_number == bindparam("member_number"))
 _Write = tuple[Executable, list[dict[str, Any]]]  # a prebuilt statement and its rows of parameters
 
 
@@ -113,7 +123,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 class SqlLedger:
-    """Implements the `Ledger` and `SyncedStates` ports."""
+    """Implements the `Ledger` and `KnownStates` ports."""
 
     def __init__(self, url: str, *, pool_size: int = 16) -> None:
         url = normalise_url(url)
@@ -124,7 +134,10 @@ class SqlLedger:
             event.listen(self._engine, "connect", _sqlite_pragmas)
         else:
             self._engine = create_engine(url, pool_size=pool_size, max_overflow=4, pool_pre_ping=True)
-        self._upsert_state = _upsert_statement(sqlite.insert if self._is_sqlite else postgresql.insert)
+        dialect_insert = sqlite.insert if self._is_sqlite else postgresql.insert
+        # A sync replaces any refusal; a refusal leaves what CrowdTwist still holds.
+        self._upsert_synced = _upsert_statement(dialect_insert, _SYNCED_COLUMNS + _REFUSED_COLUMNS)
+        self._upsert_refused = _upsert_statement(dialect_insert, _REFUSED_COLUMNS)
         self._writes: GroupCommit[_Write] = GroupCommit(self._commit, failed=_failed)
         with self._begin(write=True) as connection:
             metadata.create_all(connection)
@@ -177,32 +190,45 @@ class SqlLedger:
             )
         )
 
-    # -- SyncedStates port ---------------------------------------------------------------------------------------
+    # -- KnownStates port ----------------------------------------------------------------------------------------
 
-    def get_synced_state(self, member_number: str) -> SyncedState | None:
+    def known_state(self, member_number: str) -> KnownState:
         with self._begin() as connection:
             row = connection.execute(_SELECT_STATE, {"member_number": member_number}).first()
         if row is None:
-            return None
-        return SyncedState(row.payload_hash, int(row.ct_user_id), _aware(row.synced_at))
+            return KnownState()
+        synced = refused = None
+        if row.payload_hash is not None and row.ct_user_id is not None and row.synced_at is not None:
+            synced = SyncedState(row.payload_hash, int(row.ct_user_id), _aware(row.synced_at))
+        if row.refused_hash is not None and row.refused_at is not None:
+            refused = RefusedState(row.refused_hash, row.refused_reason or "", _aware(row.refused_at))
+        return KnownState(synced=synced, refused=refused)
 
-    def put_synced_state(self, member_number: str, state: SyncedState) -> None:
-        values = {
-            "member_number": member_number,
-            "payload_hash": state.payload_hash,
-            "ct_user_id": state.ct_user_id,
-            "synced_at": state.synced_at,
-        }
-        self._writes.submit((self._upsert_state, [values]))
+    def remember(self, member_number: str, state: SyncedState | RefusedState) -> None:
+        if isinstance(state, SyncedState):
+            values: dict[str, Any] = {
+                "payload_hash": state.payload_hash,
+                "ct_user_id": state.ct_user_id,
+                "synced_at": state.synced_at,
+                "refused_hash": None,
+                "refused_reason": None,
+                "refused_at": None,
+            }
+            statement = self._upsert_synced
+        else:
+            values = {"refused_hash": state.fingerprint, "refused_reason": state.reason, "refused_at": state.refused_at}
+            statement = self._upsert_refused
+        self._writes.submit((statement, [{"member_number": member_number, **values}]))
 
-    def forget_synced_state(self, member_number: str) -> None:
+    def forget(self, member_number: str) -> None:
         self._writes.submit((_DELETE_STATE, [{"member_number": member_number}]))
 
     # -- queries for `ct-sync status` and `resubmit` ---------------------------------------------------------------
 
     def member_statuses(self) -> dict[str, int]:
         """Members per latest outcome (the newest attempt of each member that decided something)."""
-        decided = select(attempts).where(attempts.c.outcome != "Retrying").subquery()
+        # A retry or an unchanged re-check decides nothing: the member stays as its last verdict left it.
+        decided = select(attempts).where(attempts.c.outcome.not_in(("Retrying", "Unchanged"))).subquery()
         newest = (
             select(decided.c.member_number, func.max(decided.c.id).label("id"))
             .group_by(decided.c.member_number)
@@ -269,11 +295,12 @@ class SqlLedger:
             ]
 
 
-def _upsert_statement(dialect_insert: Any) -> Executable:
-    statement = dialect_insert(synced_states)
+def _upsert_statement(dialect_insert: Any, columns: tuple[str, ...]) -> Executable:
+    """Insert the member's row, or set these columns on it."""
+    statement = dialect_insert(member_states)
     return statement.on_conflict_do_update(  # type: ignore[no-any-return]
-        index_elements=[synced_states.c.member_number],
-        set_={key: statement.excluded[key] for key in ("payload_hash", "ct_user_id", "synced_at")},
+        index_elements=[member_states.c.member_number],
+        set_={key: statement.excluded[key] for key in columns},
     )
 
 

@@ -82,7 +82,7 @@ class Topology(Protocol):
 
 
 class Handler(Protocol):
-    def handle(self, events: Sequence[MemberEvent]) -> Handled: ...
+    def handle(self, events: Sequence[MemberEvent], *, redelivered: bool = False) -> Handled: ...
 
     def crashed(self, events: Sequence[MemberEvent], exc: Exception) -> Handled: ...
 
@@ -93,6 +93,7 @@ class _Batch:
     generation: int
     messages: list[Message] = field(default_factory=list)
     events: list[MemberEvent] = field(default_factory=list)
+    redelivered: bool = False  # a message of the batch was delivered before: its fate then is unknown
 
 
 class QueueWorker:
@@ -234,6 +235,7 @@ class QueueWorker:
                     self._ready.append(event.member_number)
             batch.messages.append(message)
             batch.events.append(event)
+            batch.redelivered = batch.redelivered or bool(message.delivery_info.get("redelivered"))
 
     def _on_delayed(self, message: Message) -> None:
         not_before = float(message.headers.get(HEADER_NOT_BEFORE, 0))
@@ -333,7 +335,7 @@ class QueueWorker:
         pool thread never idles waiting for the connection thread to notice it is free."""
         while batch is not None:
             try:
-                handled = self._handler.handle(batch.events)
+                handled = self._handler.handle(batch.events, redelivered=batch.redelivered)
             except Exception as exc:  # the consumer's top loop: a bug must not kill the thread or lose the message
                 log.exception("sync_crashed", member_number=batch.member_number)
                 handled = self._handler.crashed(batch.events, exc)

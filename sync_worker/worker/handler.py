@@ -25,7 +25,7 @@ log = structlog.get_logger("ct_sync.worker")
 
 _RESULT_OUTCOMES: dict[str, AttemptOutcome] = {
     "synced": "Synced",
-    "unchanged": "Skipped",
+    "unchanged": "Unchanged",
     "skipped": "Skipped",
     "rejected": "Data Error",
 }
@@ -73,8 +73,11 @@ class EventHandler:
         self._retry = retry
         self._jitter = jitter
 
-    def handle(self, events: Sequence[MemberEvent]) -> Handled:
-        """Sync the member the events name, once, and decide what becomes of the messages."""
+    def handle(self, events: Sequence[MemberEvent], *, redelivered: bool = False) -> Handled:
+        """Sync the member the events name, once, and decide what becomes of the messages.
+
+        `redelivered`: the broker delivered one of these messages before (a worker died holding it): whatever that
+        delivery did is unknown, so this one trusts nothing the ledger says."""
         event = merge(events)
         structlog.contextvars.bind_contextvars(member_number=event.member_number, event_id=event.event_id)
         started = self._clock.monotonic()
@@ -86,7 +89,7 @@ class EventHandler:
                 result = self._sync.sync(
                     event.member_number,
                     enroll=event.event_type == "enroll",
-                    first_attempt=event.attempt == 1,
+                    fresh=event.attempt == 1 and not redelivered,
                     force=event.source == "resubmit",
                 )
                 logical_calls, ct_user_id = result.calls, result.ct_user_id
@@ -128,9 +131,7 @@ class EventHandler:
         if decision.write_status is None:
             return decision
         try:
-            self._sync.write_failure(
-                event.member_number, row_id=event.row_id, status=decision.write_status, error=decision.reason or ""
-            )
+            self._sync.write_failure(event.member_number, status=decision.write_status, error=decision.reason or "")
         except TransientError as write_error:
             # The outcome could not be written: keep the message, so the outcome is not lost.
             return decide_failure(

@@ -72,3 +72,19 @@ def test_notify_none_sends_nothing_and_all_adds_success_counts() -> None:
         "[ct-sync] CrowdTwist unreachable: syncing paused",
         "[ct-sync] 1 member event(s) handled in the last 15m",
     ]
+
+
+def test_a_digest_counts_members_not_attempts() -> None:
+    clock = FakeClock()
+    subject = policy(clock)
+    subject.member_outcome("296-0", "Data Error", "x")
+    subject.due()
+    for attempt in range(3):
+        subject.member_outcome("296-1", "CT Failure", f"attempt {attempt}")
+    subject.member_outcome("296-2", "Data Error", "Email Address is already taken")
+    clock.advance(INTERVAL)
+    [digest] = subject.due()
+    assert "2 member(s)" in digest.subject
+    assert digest.body.count("296-1") == 2  # its line (latest failure only) and the resubmit command
+    assert "attempt 2" in digest.body
+    assert "attempt 0" not in digest.body

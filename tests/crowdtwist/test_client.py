@@ -100,16 +100,43 @@ def test_a_taken_email_is_data_rejected_with_crowdtwist_message(mock: respx.Mock
 
 
 def test_transient_errors_are_retried_then_succeed(mock: respx.MockRouter) -> None:
-    route = mock.put("/v2/users/296-1")
+    route = mock.get("/v2/users/296-1")
     route.side_effect = [
         httpx.Response(503, text="<html>maintenance</html>"),
         httpx.ReadTimeout("slow"),
         httpx.Response(200, json=USER),
     ]
     with count_calls() as meter:
-        assert client().update_user("296-1", PAYLOAD) is not None
+        assert client().get_user("296-1") is not None
     assert route.call_count == 3
     assert meter.calls == 3
+
+
+def test_a_write_is_resent_only_when_crowdtwist_surely_did_not_apply_it(mock: respx.MockRouter) -> None:
+    route = mock.put("/v2/users/296-1")
+    route.side_effect = [
+        httpx.Response(503, text="<html>maintenance</html>"),
+        httpx.ConnectError("refused"),
+        httpx.Response(429, json={"error": "rate_limit_exceeded", "message": "Too Many Requests"}),
+        httpx.Response(200, json=USER),
+    ]
+    assert client().update_user("296-1", PAYLOAD) is not None
+    assert route.call_count == 4
+
+
+@pytest.mark.parametrize(
+    "answer", [httpx.ReadTimeout("slow"), httpx.Response(500, json={"error": "internal_error", "message": "boom"})]
+)
+def test_a_write_whose_fate_is_unknown_is_not_resent_with_its_old_body(
+    mock: respx.MockRouter, answer: httpx.Response | Exception
+) -> None:
+    """Re-sending the same body later could overwrite a newer state another worker sent meanwhile."""
+    route = mock.put("/v2/users/296-1")
+    route.side_effect = [answer, httpx.Response(200, json=USER)]
+    with pytest.raises(TransientError) as caught:
+        client().update_user("296-1", PAYLOAD)
+    assert caught.value.outcome_unknown
+    assert route.call_count == 1
 
 
 def test_retries_are_bounded_by_attempts(mock: respx.MockRouter) -> None:

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from sync_worker.core.errors import TransientError
-from sync_worker.core.ports import AttemptRecord, SyncedState
+from sync_worker.core.ports import AttemptRecord, KnownState, RefusedState, SyncedState
 from sync_worker.ledger.sql import SqlLedger
 
 NOON = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -80,12 +80,24 @@ def test_resubmissions_are_counted_per_member(ledger: SqlLedger) -> None:
 
 
 def test_synced_state_is_upserted_and_forgotten(ledger: SqlLedger) -> None:
-    assert ledger.get_synced_state("296-1") is None
-    ledger.put_synced_state("296-1", SyncedState("a" * 64, 564865656, NOON))
-    ledger.put_synced_state("296-1", SyncedState("b" * 64, 564865656, NOON + timedelta(minutes=1)))
-    assert ledger.get_synced_state("296-1") == SyncedState("b" * 64, 564865656, NOON + timedelta(minutes=1))
-    ledger.forget_synced_state("296-1")
-    assert ledger.get_synced_state("296-1") is None
+    assert ledger.known_state("296-1") == KnownState()
+    ledger.remember("296-1", SyncedState("a" * 64, 564865656, NOON))
+    ledger.remember("296-1", SyncedState("b" * 64, 564865656, NOON + timedelta(minutes=1)))
+    assert ledger.known_state("296-1").synced == SyncedState("b" * 64, 564865656, NOON + timedelta(minutes=1))
+    ledger.forget("296-1")
+    assert ledger.known_state("296-1") == KnownState()
+
+
+def test_a_refusal_keeps_what_crowdtwist_holds_and_a_sync_clears_the_refusal(ledger: SqlLedger) -> None:
+    synced = SyncedState("a" * 64, 564865656, NOON)
+    refused = RefusedState("b" * 64, "Email Address is already taken", NOON + timedelta(minutes=1))
+    ledger.remember("296-1", refused)
+    assert ledger.known_state("296-1") == KnownState(refused=refused)
+    ledger.remember("296-1", synced)
+    ledger.remember("296-1", refused)
+    assert ledger.known_state("296-1") == KnownState(synced=synced, refused=refused)
+    ledger.remember("296-1", synced)
+    assert ledger.known_state("296-1") == KnownState(synced=synced)
 
 
 def test_retention_purges_old_attempts(ledger: SqlLedger) -> None:
@@ -103,7 +115,7 @@ def test_many_threads_record_and_upsert_at_once(ledger: SqlLedger) -> None:
         try:
             for n in range(25):
                 ledger.record([row(f"296-{n}", "Synced", ct_calls=1)])
-                ledger.put_synced_state(f"296-{n}", SyncedState(f"{worker:064d}", n, NOON))
+                ledger.remember(f"296-{n}", SyncedState(f"{worker:064d}", n, NOON))
         except BaseException as exc:  # collected for the assertion below
             errors.append(exc)
 
@@ -114,7 +126,7 @@ def test_many_threads_record_and_upsert_at_once(ledger: SqlLedger) -> None:
         thread.join()
     assert errors == []
     assert ledger.totals() == {"attempts": 200, "ct_calls": 200}
-    assert all(ledger.get_synced_state(f"296-{n}") is not None for n in range(25))
+    assert all(ledger.known_state(f"296-{n}").synced is not None for n in range(25))
 
 
 def test_an_unreachable_database_is_a_transient_error_without_the_password() -> None:

@@ -17,17 +17,17 @@ from sync_worker.core.messages import MemberEvent
 from sync_worker.core.sync import MemberSync
 from sync_worker.worker.handler import EventHandler
 from tests.builders import PROGRAM, changed, member
-from tests.fakes import FakeClock, FakeCrowdTwist, FakeLedger, FakeStore, FakeSyncedStates
+from tests.fakes import FakeClock, FakeCrowdTwist, FakeKnownStates, FakeLedger, FakeStore
 
 DEFAULTS = DefaultsSettings(email_domain="members.example.com")
 NAMES = st.sampled_from(["Lee", "Li", "Leigh", "O'Lee", "Lee-Smith", ""])  # "" is a Data Error
 
 
-def _handler(store: FakeStore, crowdtwist: FakeCrowdTwist, clock: FakeClock, states: FakeSyncedStates) -> EventHandler:
+def _handler(store: FakeStore, crowdtwist: FakeCrowdTwist, clock: FakeClock, states: FakeKnownStates) -> EventHandler:
     sync = MemberSync(
         store=store,
         crowdtwist=crowdtwist,
-        synced_states=states,  # the ledger's table, shared by every worker process as in production
+        known_states=states,  # the ledger's table, shared by every worker process as in production
         defaults=DEFAULTS,
         program_id=PROGRAM,
         clock=clock,
@@ -52,7 +52,7 @@ def test_any_interleaving_converges_to_the_newest_state_with_one_member(
 ) -> None:
     clock = FakeClock()
     store, crowdtwist = FakeStore(), FakeCrowdTwist()
-    states = FakeSyncedStates()
+    states = FakeKnownStates()
     handlers = [_handler(store, crowdtwist, clock, states), _handler(store, crowdtwist, clock, states)]  # two workers
     ann = member()
     store.put(ann)
@@ -107,7 +107,7 @@ def test_two_workers_racing_on_the_same_members_create_each_once() -> None:
         for subject in members:
             handler.handle([MemberEvent(event_type="enroll", member_number=subject.member_number)])
 
-    states = FakeSyncedStates()
+    states = FakeKnownStates()
     threads = [threading.Thread(target=work, args=(_handler(store, crowdtwist, clock, states),)) for _ in range(4)]
     for thread in threads:
         thread.start()

@@ -17,7 +17,7 @@ from sync_worker.core.messages import MemberEvent
 from sync_worker.core.sync import MemberSync
 from sync_worker.worker.handler import EventHandler, Handled
 from tests.builders import PROGRAM, changed, member
-from tests.fakes import FakeClock, FakeCrowdTwist, FakeLedger, FakeStore, FakeSyncedStates
+from tests.fakes import FakeClock, FakeCrowdTwist, FakeKnownStates, FakeLedger, FakeStore
 
 DEFAULTS = DefaultsSettings(email_domain="members.example.com")
 
@@ -26,7 +26,7 @@ DEFAULTS = DefaultsSettings(email_domain="members.example.com")
 class World:
     store: FakeStore = field(default_factory=FakeStore)
     crowdtwist: FakeCrowdTwist = field(default_factory=FakeCrowdTwist)
-    states: FakeSyncedStates = field(default_factory=FakeSyncedStates)
+    states: FakeKnownStates = field(default_factory=FakeKnownStates)
     ledger: FakeLedger = field(default_factory=FakeLedger)
     clock: FakeClock = field(default_factory=FakeClock)
 
@@ -34,7 +34,7 @@ class World:
         sync = MemberSync(
             store=self.store,
             crowdtwist=self.crowdtwist,
-            synced_states=self.states,
+            known_states=self.states,
             defaults=DEFAULTS,
             program_id=PROGRAM,
             clock=self.clock,
@@ -59,6 +59,14 @@ class World:
 @pytest.fixture
 def world() -> World:
     return World()
+
+
+def enroll_of(subject: Member) -> MemberEvent:
+    return MemberEvent(event_type="enroll", member_number=subject.member_number, row_id=subject.row_id)
+
+
+def update_of(subject: Member) -> MemberEvent:
+    return MemberEvent(event_type="update", member_number=subject.member_number, row_id=subject.row_id)
 
 
 def test_an_enroll_costs_one_create_and_is_written_synced(world: World) -> None:
@@ -110,7 +118,7 @@ def test_an_unchanged_member_costs_no_call_and_writes_nothing(world: World) -> N
     world.send(ann, "enroll")
     writes = len(world.store.outcomes[ann.row_id])
     handled = world.send(ann, "update")
-    assert (handled.calls, handled.decision.ledger_outcome) == (0, "Skipped")
+    assert (handled.calls, handled.decision.ledger_outcome) == (0, "Unchanged")
     assert len(world.store.outcomes[ann.row_id]) == writes
 
 
@@ -208,16 +216,128 @@ def test_refused_credentials_are_retried_not_blamed_on_the_member(world: World) 
     assert world.status_of(ann) is None
 
 
-def test_siebel_down_during_write_back_keeps_the_message_and_the_next_try_costs_no_call(world: World) -> None:
+def test_siebel_down_during_write_back_keeps_the_message_and_the_next_try_updates(world: World) -> None:
     ann = member()
     world.store.put(ann)
     world.store.write_script.failures = [TransientError("Siebel 503", system="siebel")]
     first = world.send(ann, "enroll")
     assert first.decision.action == "retry_later"
     second = world.send(ann, "enroll", attempt=2)
-    assert (second.decision.action, second.calls) == ("ack", 0)
+    # A later attempt trusts no "unchanged": one PUT, and still never a second create.
+    assert (second.decision.action, second.calls) == ("ack", 1)
     assert world.status_of(ann) == "Synced"
     assert world.crowdtwist.creates[ann.member_number] == 1
+
+
+@pytest.mark.parametrize("duplicates", ["refuse", "email-first", "accept"])
+def test_a_redelivered_enroll_of_a_member_crowdtwist_holds_is_no_second_create_and_no_data_error(
+    duplicates: str,
+) -> None:
+    """A worker killed after CrowdTwist created the member but before the outcome was written: the broker delivers
+    the enroll again. However CrowdTwist treats a second create, the member ends Synced, created once."""
+    world = World(crowdtwist=FakeCrowdTwist(duplicates=duplicates))
+    ann = member()
+    world.store.put(ann)
+    world.crowdtwist.create_user(world_payload(ann))  # the first delivery's create, its outcome never written
+    handled = world.handler.handle([enroll_of(ann)], redelivered=True)
+    assert handled.decision.ledger_outcome == "Synced"
+    assert world.crowdtwist.creates[ann.member_number] == 1
+    assert world.status_of(ann) == "Synced"
+
+
+@pytest.mark.parametrize("duplicates", ["refuse", "email-first"])
+def test_a_create_refused_on_the_email_of_a_member_crowdtwist_holds_looks_it_up_and_updates(duplicates: str) -> None:
+    """A fresh enroll whose member CrowdTwist already holds (created by a run whose outcome was lost, its ledger
+    gone): the create is refused on the email; one look-up finds the member, and it is updated, not blamed."""
+    world = World(crowdtwist=FakeCrowdTwist(duplicates=duplicates))
+    ann = member()
+    world.store.put(ann)
+    world.crowdtwist.create_user(world_payload(ann))
+    world.crowdtwist.calls.clear()
+    handled = world.send(ann, "enroll")
+    assert handled.decision.ledger_outcome == "Synced"
+    assert world.crowdtwist.creates[ann.member_number] == 1
+    if duplicates == "email-first":
+        assert dict(world.crowdtwist.calls) == {"create_user": 1, "get_user": 1, "update_user": 1}
+
+
+def test_a_create_refused_for_a_member_crowdtwist_does_not_hold_is_a_data_error_after_one_look_up(
+    world: World,
+) -> None:
+    world.crowdtwist.duplicates = "email-first"
+    ann, bob = member(), member()
+    world.store.put(ann)
+    world.store.put(bob.model_copy(update={"email_address": ann.email_address}))
+    world.send(ann, "enroll")
+    world.crowdtwist.calls.clear()
+    handled = world.send(world.store.members[bob.member_number], "enroll")
+    assert handled.decision.ledger_outcome == "Data Error"
+    assert dict(world.crowdtwist.calls) == {"create_user": 1, "get_user": 1}
+
+
+def test_a_later_attempt_sends_even_when_the_ledger_says_unchanged(world: World) -> None:
+    """Another worker may have sent an older state after ours: a retry never trusts "unchanged"."""
+    ann = member()
+    world.store.put(ann)
+    world.send(ann, "enroll")
+    assert world.send(ann, "update", attempt=2).calls == 1
+    assert world.handler.handle([update_of(ann)], redelivered=True).calls == 1
+    assert world.send(ann, "update").calls == 0
+
+
+def test_a_send_whose_fate_is_unknown_forgets_what_the_ledger_knew(world: World) -> None:
+    ann = member()
+    world.store.put(ann)
+    world.send(ann, "enroll")
+    world.crowdtwist.script.failures = [
+        TransientError("ReadTimeout", system="crowdtwist", operation="update_user", outcome_unknown=True)
+    ]
+    world.send(ann, "update", source="resubmit")
+    assert world.states.known_state(ann.member_number).synced is None
+    assert world.send(ann, "update").calls == 1
+
+
+def test_an_unchanged_member_refused_before_costs_no_call_no_write_and_no_alert(world: World) -> None:
+    ann, bob = member(), member()
+    world.store.put(ann)
+    world.store.put(bob.model_copy(update={"email_address": ann.email_address}))
+    world.send(ann, "enroll")
+    first = world.send(world.store.members[bob.member_number], "enroll")
+    assert first.decision.ledger_outcome == "Data Error"
+    writes, calls = len(world.store.outcomes[bob.row_id]), world.crowdtwist.total_calls
+    # Siebel's write-back moved Updated: the poller brings the member round again, unchanged.
+    again = world.send(world.store.members[bob.member_number], "update")
+    assert (again.decision.ledger_outcome, again.calls) == ("Unchanged", 0)
+    assert (len(world.store.outcomes[bob.row_id]), world.crowdtwist.total_calls) == (writes, calls)
+    # An edit is tried again.
+    world.store.put(changed(world.store.members[bob.member_number], email_address="bob@example.com"))
+    assert world.send(world.store.members[bob.member_number], "update").decision.ledger_outcome == "Synced"
+
+
+def test_an_unchanged_member_the_pre_check_refused_is_written_once(world: World) -> None:
+    ann = member(**{"Last Name": ""})
+    world.store.put(ann)
+    assert world.send(ann).decision.ledger_outcome == "Data Error"
+    again = world.send(world.store.members[ann.member_number])
+    assert again.decision.ledger_outcome == "Unchanged"
+    assert len(world.store.outcomes[ann.row_id]) == 1
+
+
+def test_a_failure_is_written_to_the_member_the_event_names_not_to_a_stale_row_id(world: World) -> None:
+    ann, bob = member(), member()
+    world.store.put(ann)
+    world.store.put(bob)
+    world.crowdtwist.script.failures = [TransientError("HTTP 503", system="crowdtwist", status_code=503)]
+    stale = MemberEvent(
+        event_type="update",
+        member_number=ann.member_number,
+        row_id=bob.row_id,  # a stale id: the row now belongs to another member
+        attempt=7,
+        first_failure_at=world.clock.now() - timedelta(minutes=11),
+    )
+    assert world.handler.handle([stale]).decision.ledger_outcome == "CT Failure"
+    assert world.status_of(ann) == "CT Failure"
+    assert world.status_of(bob) is None
 
 
 def test_an_uncertain_create_is_followed_by_an_update_not_a_second_create(world: World) -> None:
