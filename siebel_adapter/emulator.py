@@ -6,7 +6,10 @@ over real HTTP (tests, `ct-sync demo --with-rest`, `ct-sync sandbox`).
     PUT /siebel/v1.0/data/{BusObj}/{BusComp}/{Id}       flat JSON of field names; bumps Updated, as Siebel does
 
 Basic auth; 404 "There is no data for the requested resource" for an empty result, as Siebel answers; a `down`
-switch answers 503. The searchspec is parsed (siebel_adapter.searchspec), never evaluated as text.
+switch answers 503. The searchspec is parsed (siebel_adapter.searchspec), never evaluated as text; `sortspec` takes
+several keys (`Updated:ASC,Id:ASC`). As unkind as Siebel: `Updated` is answered to the second in Siebel's
+`MM/DD/YYYY HH:MM:SS`, so many rows share one stamp, and every write (the worker's write-back too) moves a row to
+the end of the change order while a reader pages through it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import base64
 import hmac
 import json
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -24,7 +28,7 @@ from starlette.routing import Route
 
 from siebel_adapter import searchspec
 from siebel_adapter.sqlite_store import SqliteMemberStore
-from sync_worker.core.member import ROW_ID, parse_siebel_datetime
+from sync_worker.core.member import ROW_ID, UPDATED, parse_siebel_datetime
 
 BASE_PATH = "/siebel/v1.0"  # what the base-URL setting ends with
 PREFIX = BASE_PATH + "/data"
@@ -67,9 +71,9 @@ class SiebelEmulator:
         size = min(int(params.get("PageSize", "10")), _MAX_PAGE)
         start = int(params.get("StartRowNum", "0"))
         records = [document for document in self.store.documents() if matches(document)]
-        sort = params.get("sortspec")
-        if sort:
-            field, _, direction = sort.partition(":")
+        # sortspec "Field1:ASC,Field2:DESC": apply the keys last to first (Python's sort is stable).
+        for part in reversed([part for part in params.get("sortspec", "").split(",") if part.strip()]):
+            field, _, direction = part.strip().partition(":")
             records.sort(key=lambda document: _sort_key(document.get(field)), reverse=direction.upper() == "DESC")
         page = records[start : start + size]
         if not page:
@@ -116,8 +120,11 @@ class SiebelEmulator:
 
 
 def _item(document: dict[str, Any], request: Request) -> dict[str, Any]:
+    """A record as Siebel answers it: system stamps in its own `MM/DD/YYYY HH:MM:SS`, a self link."""
     link = {"rel": "self", "href": f"{request.url.path}/{document.get(ROW_ID)}", "name": "LOY Member"}
-    return {**document, "Link": [link]}
+    updated = parse_siebel_datetime(document.get(UPDATED))
+    stamp = updated.strftime(searchspec.SIEBEL_DATETIME) if isinstance(updated, datetime) else document.get(UPDATED)
+    return {**document, UPDATED: stamp, "Link": [link]}
 
 
 def _sort_key(value: Any) -> Any:

@@ -1,17 +1,19 @@
 """Adapter: Siebel CRM REST (`/siebel/v1.0/data/{BusObj}/{BusComp}`), the production member store.
 
 Reads with `searchspec` (every value quoted by `searchspec.quote`, never pasted), `uniformresponse=yes`, and
-`PageSize`/`StartRowNum` paging until a short page (Siebel gives no total). Writes the outcome with a PUT by row id,
-which Siebel treats as an idempotent upsert. Outages are `TransientError`s; a refused login or an unknown business
+pages until a short one (Siebel gives no total). Pages are read by key, never by offset (`StartRowNum` stays 0):
+Siebel bumps Updated on every write and our write-backs move members out of a status, so rows shift while a long
+read goes on, and an offset would skip some. Writes the outcome with a PUT by row id, which Siebel treats as an
+idempotent upsert. Outages are `TransientError`s; a refused login or an unknown business
 object/component is a `ConfigurationError`, because retrying cannot fix either.
 """
 
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote as quote_path
 
 import httpx
@@ -19,10 +21,20 @@ import httpx
 from config.redaction import redact_text
 from config.settings import SiebelSettings
 from siebel_adapter import searchspec
-from sync_worker.core.errors import ConfigurationError, TransientError
-from sync_worker.core.member import MEMBER_NUMBER, UPDATED, Member, SyncOutcome, member_from_record
+from sync_worker.core.errors import ConfigurationError, InvalidRecord, TransientError
+from sync_worker.core.member import (
+    MEMBER_NUMBER,
+    ROW_ID,
+    UPDATED,
+    Member,
+    SyncOutcome,
+    member_from_record,
+    parse_siebel_datetime,
+)
+from sync_worker.core.ports import ChangeCursor, ChangePage
 
 SYSTEM = "siebel"
+Key = TypeVar("Key")
 # Siebel answers 404 both for "no record matched" and for a wrong object name; only the text tells them apart.
 _NO_DATA = "no data"
 
@@ -78,25 +90,45 @@ class SiebelRestStore:
             searchspec.compare(time_field, ">=", since) if since else "",
             searchspec.compare(time_field, "<", until) if until else "",
         )
-        for page in self._pages(spec):
-            yield from page
+        pages = self._keyset_pages(
+            lambda last_id: searchspec.all_of(spec, searchspec.compare(ROW_ID, ">", last_id) if last_id else ""),
+            start=None,
+            sort=f"{ROW_ID}:ASC",
+            key=lambda item: str(item[ROW_ID]),
+        )
+        for items in pages:
+            yield from (self._member(item) for item in items)
 
-    def changed_since(self, watermark: datetime | None) -> Iterator[list[Member]]:
-        spec = searchspec.compare(UPDATED, ">", watermark) if watermark else ""
-        yield from self._pages(spec, sort=f"{UPDATED}:ASC")
+    def changed_after(self, cursor: ChangeCursor | None) -> Iterator[ChangePage]:
+        pages = self._keyset_pages(
+            lambda last: searchspec.after_key(UPDATED, last.updated, ROW_ID, last.row_id) if last else "",
+            start=cursor,
+            sort=f"{UPDATED}:ASC,{ROW_ID}:ASC",
+            key=_key,
+        )
+        for items in pages:
+            yield ChangePage(items=[self._read(item) for item in items], last=_key(items[-1]))
 
     # -- HTTP --------------------------------------------------------------------------------------------------------
 
-    def _pages(self, spec: str, *, sort: str | None = None) -> Iterator[list[Member]]:
+    def _keyset_pages(
+        self,
+        spec: Callable[[Key | None], str],
+        *,
+        start: Key | None,
+        sort: str,
+        key: Callable[[dict[str, Any]], Key],
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Pages in `sort` order, each asking for the records after the last one read, until a short page."""
         size = self._settings.page_size
-        start = 0
+        last = start
         while True:
-            items = self._query(spec, start=start, size=size, sort=sort)
+            items = self._query(spec(last), start=0, size=size, sort=sort)
             if items:
-                yield [self._member(item) for item in items]
+                yield items
             if len(items) < size:
                 return
-            start += size
+            last = key(items[-1])
 
     def _query(self, spec: str, *, start: int, size: int, sort: str | None = None) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"uniformresponse": "yes", "PageSize": size, "StartRowNum": start}
@@ -134,7 +166,21 @@ class SiebelRestStore:
             raise ConfigurationError(f"Siebel refused the request (HTTP {status}): {detail}", system=SYSTEM)
         return response.json() if response.content else {}
 
+    def _read(self, item: dict[str, Any]) -> Member | InvalidRecord:
+        try:
+            return self._member(item)
+        except InvalidRecord as invalid:
+            return invalid
+
     def _member(self, item: dict[str, Any]) -> Member:
         return member_from_record(
             item, ct_user_id_field=self._settings.ct_user_id_field, status_field=self._settings.status_field
         )
+
+
+def _key(item: dict[str, Any]) -> ChangeCursor:
+    """Where a record stands in the change order. Updated and Id are Siebel's own system fields."""
+    updated = parse_siebel_datetime(item.get(UPDATED))
+    if not isinstance(updated, datetime) or not item.get(ROW_ID):
+        raise ConfigurationError(f"Siebel answered a record without a readable {UPDATED} or {ROW_ID}", system=SYSTEM)
+    return ChangeCursor(updated, str(item[ROW_ID]))

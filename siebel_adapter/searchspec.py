@@ -44,12 +44,22 @@ def any_of(field: str, values: Sequence[str]) -> str:
     return "(" + " OR ".join(field_is(field, value) for value in values) + ")"
 
 
-def compare(field: str, op: str, moment: datetime) -> str:
-    return f"[{field}] {op} {quote(moment.astimezone(UTC).strftime(SIEBEL_DATETIME))}"
+def compare(field: str, op: str, value: datetime | str) -> str:
+    """`[Field] op 'value'`; a datetime in Siebel's format (UTC, to the second)."""
+    text = value.astimezone(UTC).strftime(SIEBEL_DATETIME) if isinstance(value, datetime) else value
+    return f"[{field}] {op} {quote(text)}"
 
 
 def all_of(*parts: str) -> str:
     return " AND ".join(part for part in parts if part)
+
+
+def after_key(time_field: str, moment: datetime, id_field: str, row_id: str) -> str:
+    """Keyset paging: records strictly after (moment, row_id) in (time_field, id_field) order."""
+    return (
+        f"({compare(time_field, '>', moment)}) OR "
+        f"({all_of(compare(time_field, '=', moment), compare(id_field, '>', row_id))})"
+    )
 
 
 # -- parsing (the emulator) ------------------------------------------------------------------------------------------

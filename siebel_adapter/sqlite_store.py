@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import SiebelSettings
-from sync_worker.core.errors import TransientError
+from sync_worker.core.errors import InvalidRecord, TransientError
 from sync_worker.core.member import MEMBER_NUMBER, ROW_ID, UPDATED, Member, SyncOutcome, member_from_record
+from sync_worker.core.ports import ChangeCursor, ChangePage
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS members (
@@ -33,8 +34,8 @@ CREATE INDEX IF NOT EXISTS members_updated ON members (updated, row_id);
 
 
 def _stamp(moment: datetime) -> str:
-    """ISO UTC with microseconds: sorts as text in time order."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """ISO UTC to the second, as Siebel keeps its stamps (so many rows share one): sorts as text in time order."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class SqliteMemberStore:
@@ -93,8 +94,8 @@ class SqliteMemberStore:
                 continue
             yield self._member(document)
 
-    def changed_since(self, watermark: datetime | None) -> Iterator[list[Member]]:
-        after = (_stamp(watermark), "\uffff") if watermark else ("", "")
+    def changed_after(self, cursor: ChangeCursor | None) -> Iterator[ChangePage]:
+        after = (_stamp(cursor.updated), cursor.row_id) if cursor else ("", "")
         while True:
             with self._connection() as db:
                 rows = db.execute(
@@ -104,11 +105,14 @@ class SqliteMemberStore:
                 ).fetchall()
             if not rows:
                 return
-            page = [self._member(json.loads(document)) for _, _, document in rows]
-            yield page
+            last_updated, last_row_id = rows[-1][0], rows[-1][1]
+            yield ChangePage(
+                items=[self._read(json.loads(document)) for _, _, document in rows],
+                last=ChangeCursor(datetime.fromisoformat(last_updated.replace("Z", "+00:00")), last_row_id),
+            )
             if len(rows) < self._page_size:
                 return
-            after = (rows[-1][0], rows[-1][1])
+            after = (last_updated, last_row_id)
 
     # -- the Siebel administrator's side (demo, tests) ----------------------------------------------------------
 
@@ -178,6 +182,12 @@ class SqliteMemberStore:
             rows = db.execute("SELECT document FROM members ORDER BY member_number").fetchall()
         for (document,) in rows:
             yield json.loads(document)
+
+    def _read(self, document: dict[str, Any]) -> Member | InvalidRecord:
+        try:
+            return self._member(document)
+        except InvalidRecord as invalid:
+            return invalid
 
     def _member(self, document: dict[str, Any]) -> Member:
         return member_from_record(

@@ -12,7 +12,15 @@ from sync_worker.core.ct_user import CtUser, UserPayload
 from sync_worker.core.errors import AlreadyExists, CtSyncError, DataRejected
 from sync_worker.core.member import Member, SyncOutcome
 from sync_worker.core.messages import MemberEvent
-from sync_worker.core.ports import Alert, AttemptRecord, KnownState, RefusedState, SyncedState
+from sync_worker.core.ports import (
+    Alert,
+    AttemptRecord,
+    ChangeCursor,
+    ChangePage,
+    KnownState,
+    RefusedState,
+    SyncedState,
+)
 
 
 class FakeClock:
@@ -143,12 +151,17 @@ class FakeStore:
             if (since is None or last.at >= since) and (until is None or last.at < until):
                 yield member
 
-    def changed_since(self, watermark: datetime | None) -> Iterator[list[Member]]:
+    def changed_after(self, cursor: ChangeCursor | None) -> Iterator[ChangePage]:
         changed = sorted(
-            (m for m in self.members.values() if watermark is None or m.updated > watermark), key=lambda m: m.updated
+            (
+                m
+                for m in self.members.values()
+                if cursor is None or (m.updated, m.row_id) > (cursor.updated, cursor.row_id)
+            ),
+            key=lambda m: (m.updated, m.row_id),
         )
         if changed:
-            yield changed
+            yield ChangePage(list(changed), ChangeCursor(changed[-1].updated, changed[-1].row_id))
 
 
 class FakeKnownStates:

@@ -63,7 +63,7 @@ def intake() -> None:
 def poll(
     every: Annotated[str | None, typer.Option(help="repeat at this interval, e.g. 5m; default: once")] = None,
 ) -> None:
-    """Publish an event for every member changed in Siebel since the last watermark."""
+    """Publish an event for every member changed in Siebel since the last poll (the first poll: every member)."""
     from config.durations import parse_duration
     from siebel_adapter.poller import Poller
     from siebel_adapter.queue import build_publisher
@@ -90,7 +90,13 @@ def poll(
 
             report = or_exit(lambda: poller.run_once(advance))
         kind = "initial load" if report.initial_load else "changes"
+        if report.resumed:
+            kind = "initial load (resumed)"
         out_console.print(f"{kind}: published {report.published}, skipped {sum(report.skipped.values())}")
+        if report.unreadable:
+            out_console.print(
+                f"  {report.unreadable} unreadable record(s) published: the worker writes their Data Error"
+            )
         for reason, count in report.skipped.most_common():
             out_console.print(f"  skipped {count}: {reason}")
         if interval is None:

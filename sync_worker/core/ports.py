@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 from sync_worker.core.ct_user import CtUser, UserPayload
+from sync_worker.core.errors import InvalidRecord
 from sync_worker.core.member import Member, SyncOutcome
 from sync_worker.core.messages import MemberEvent
 
@@ -31,6 +32,23 @@ class CrowdTwistUsers(Protocol):
         ...
 
 
+@dataclass(frozen=True, order=True)
+class ChangeCursor:
+    """A place in Siebel's change order: the (Updated, Id) of the last record read."""
+
+    updated: datetime
+    row_id: str
+
+
+@dataclass(frozen=True)
+class ChangePage:
+    """One page of changed records. A record that is no valid member stays in its page as the `InvalidRecord`
+    describing it (one bad record stops nothing); `last` is where the next page starts."""
+
+    items: list[Member | InvalidRecord]
+    last: ChangeCursor
+
+
 class MemberStore(Protocol):
     """Siebel's members: read the current state, write the sync outcome back."""
 
@@ -46,8 +64,10 @@ class MemberStore(Protocol):
         """Members whose CT Sync Status is one of `statuses`, last written inside the window."""
         ...
 
-    def changed_since(self, watermark: datetime | None) -> Iterator[list[Member]]:
-        """Pages of members whose Updated stamp is after `watermark` (all members when None), oldest first."""
+    def changed_after(self, cursor: ChangeCursor | None) -> Iterator[ChangePage]:
+        """Pages of members in Siebel's change order, (Updated, Id), strictly after `cursor` (every member when
+        None). Keyset paging, never offsets: a write moves a row to the end of the order (Siebel bumps Updated on
+        every write, ours included), so an offset would skip rows; a key cannot."""
         ...
 
 

@@ -16,7 +16,7 @@ from siebel_adapter.rest_store import SiebelRestStore
 from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.core.errors import ConfigurationError, InvalidRecord, TransientError
 from sync_worker.core.member import SyncOutcome, SyncStatus
-from sync_worker.core.ports import MemberStore
+from sync_worker.core.ports import ChangeCursor, ChangePage, MemberStore
 from sync_worker.emulators import SiebelEmulatorServer
 from tests.builders import siebel_member
 
@@ -117,11 +117,47 @@ def test_changed_members_come_page_by_page_oldest_first(stores: Stores) -> None:
     start = datetime(2026, 11, 1, tzinfo=UTC)
     for n in range(7):
         stores.admin.upsert_member(siebel_member(**{"Member Number": f"296-{n}"}), at=start + timedelta(minutes=n))
-    pages = list(stores.store.changed_since(None))
-    assert [len(page) for page in pages] == [3, 3, 1]
-    assert [m.member_number for page in pages for m in page] == [f"296-{n}" for n in range(7)]
-    later = list(stores.store.changed_since(start + timedelta(minutes=4)))
-    assert [m.member_number for page in later for m in page] == ["296-5", "296-6"]
+    pages = list(stores.store.changed_after(None))
+    assert [len(page.items) for page in pages] == [3, 3, 1]
+    assert [numbers(page) for page in pages] == [["296-0", "296-1", "296-2"], ["296-3", "296-4", "296-5"], ["296-6"]]
+    later = list(stores.store.changed_after(ChangeCursor(start + timedelta(minutes=4), "\uffff")))
+    assert [number for page in later for number in numbers(page)] == ["296-5", "296-6"]
+
+
+def test_changed_members_sharing_one_stamp_are_paged_by_id_none_twice_none_lost(stores: Stores) -> None:
+    same_second = datetime(2026, 11, 1, 10, 0, 0, tzinfo=UTC)
+    for n in range(8):
+        stores.admin.upsert_member(siebel_member(**{"Member Number": f"296-{n}"}), at=same_second)
+    read = [number for page in stores.store.changed_after(None) for number in numbers(page)]
+    assert sorted(read) == [f"296-{n}" for n in range(8)]
+
+
+def test_a_member_written_while_pages_are_read_moves_to_the_end_and_is_still_read(stores: Stores) -> None:
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    rows = [
+        stores.admin.upsert_member(siebel_member(**{"Member Number": f"296-{n}"}), at=start + timedelta(minutes=n))
+        for n in range(7)
+    ]
+    read: list[str] = []
+    for page in stores.store.changed_after(None):
+        read += numbers(page)
+        if len(read) == 3:  # like a write-back between two page reads: 296-0 moves behind everyone
+            stores.store.write_outcome(rows[0], SyncOutcome(status=SyncStatus.SYNCED, at=start))
+    assert set(read) == {f"296-{n}" for n in range(7)}
+    assert read.count("296-0") == 2
+
+
+def test_a_record_that_is_no_valid_member_stays_in_its_page(stores: Stores) -> None:
+    stores.admin.upsert_member(siebel_member(**{"Member Number": "296-1", "Date of Birth": "31/31/1985"}))
+    [page] = list(stores.store.changed_after(None))
+    [invalid] = page.items
+    assert isinstance(invalid, InvalidRecord)
+    assert invalid.member_number == "296-1"
+    assert "Date of Birth" in invalid.message
+
+
+def numbers(page: ChangePage) -> list[str]:
+    return [item.member_number or "" for item in page.items]
 
 
 def test_a_record_that_is_no_valid_member_is_named_not_hidden(stores: Stores) -> None:
