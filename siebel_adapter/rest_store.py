@@ -19,8 +19,8 @@ import httpx
 from config.redaction import redact_text
 from config.settings import SiebelSettings
 from siebel_adapter import searchspec
-from sync_worker.core.errors import ConfigurationError, TransientError
-from sync_worker.core.member import MEMBER_NUMBER, UPDATED, Member, SyncOutcome, member_from_record
+from sync_worker.core.errors import ConfigurationError, InvalidRecord, TransientError
+from sync_worker.core.member import MEMBER_NUMBER, UPDATED, Member, SyncOutcome, member_from_record, member_or_invalid
 
 SYSTEM = "siebel"
 # Siebel answers 404 both for "no record matched" and for a wrong object name; only the text tells them apart.
@@ -84,6 +84,18 @@ class SiebelRestStore:
     def changed_since(self, watermark: datetime | None) -> Iterator[list[Member]]:
         spec = searchspec.compare(UPDATED, ">", watermark) if watermark else ""
         yield from self._pages(spec, sort=f"{UPDATED}:ASC")
+
+    def find_matching(self, conditions: Sequence[tuple[str, str]]) -> Iterator[Member | InvalidRecord]:
+        spec = searchspec.all_of(*(searchspec.field_is(field, value) for field, value in conditions))
+        sort = f"{MEMBER_NUMBER}:ASC"
+        start, size = 0, self._settings.page_size
+        while True:
+            items = self._query(spec, start=start, size=size, sort=sort)
+            for item in items:
+                yield member_or_invalid(item, self._member)
+            if len(items) < size:
+                return
+            start += size
 
     # -- HTTP --------------------------------------------------------------------------------------------------------
 

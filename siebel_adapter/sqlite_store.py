@@ -18,8 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import SiebelSettings
-from sync_worker.core.errors import TransientError
-from sync_worker.core.member import MEMBER_NUMBER, ROW_ID, UPDATED, Member, SyncOutcome, member_from_record
+from sync_worker.core.errors import InvalidRecord, TransientError
+from sync_worker.core.member import (
+    MEMBER_NUMBER,
+    ROW_ID,
+    UPDATED,
+    Member,
+    SyncOutcome,
+    member_from_record,
+    member_or_invalid,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS members (
@@ -30,6 +38,13 @@ CREATE TABLE IF NOT EXISTS members (
 );
 CREATE INDEX IF NOT EXISTS members_updated ON members (updated, row_id);
 """
+
+
+def _json_path(field: str) -> str:
+    """The JSON path of a Siebel field name (they hold spaces and slashes: `$."M/F"`)."""
+    if '"' in field:
+        raise ValueError(f"a Siebel field name cannot hold a double quote: {field!r}")
+    return f'$."{field}"'
 
 
 def _stamp(moment: datetime) -> str:
@@ -109,6 +124,25 @@ class SqliteMemberStore:
             if len(rows) < self._page_size:
                 return
             after = (rows[-1][0], rows[-1][1])
+
+    def find_matching(self, conditions: Sequence[tuple[str, str]]) -> Iterator[Member | InvalidRecord]:
+        # Keyset paging on the unique Member Number: each page is one index range, so memory stays one page.
+        # A missing field matches the empty value, as in Siebel's searchspec.
+        where = "".join(" AND COALESCE(json_extract(document, ?), '') = ?" for _ in conditions)
+        values = [part for field, value in conditions for part in (_json_path(field), value)]
+        query = (
+            f"SELECT member_number, document FROM members WHERE member_number > ?{where} "  # noqa: S608 - placeholders
+            "ORDER BY member_number LIMIT ?"
+        )
+        after = ""
+        while True:
+            with self._connection() as db:
+                rows = db.execute(query, (after, *values, self._page_size)).fetchall()
+            for _, document in rows:
+                yield member_or_invalid(json.loads(document), self._member)
+            if len(rows) < self._page_size:
+                return
+            after = rows[-1][0]
 
     # -- the Siebel administrator's side (demo, tests) ----------------------------------------------------------
 

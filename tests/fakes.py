@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 from sync_worker.core.ct_user import CtUser, UserPayload
-from sync_worker.core.errors import AlreadyExists, CtSyncError, DataRejected
+from sync_worker.core.errors import AlreadyExists, CtSyncError, DataRejected, InvalidRecord
 from sync_worker.core.member import Member, SyncOutcome
 from sync_worker.core.messages import MemberEvent
 from sync_worker.core.ports import Alert, AttemptRecord, SyncedState
@@ -143,6 +143,13 @@ class FakeStore:
         )
         if changed:
             yield changed
+
+
+    def find_matching(self, conditions: Sequence[tuple[str, str]]) -> Iterator[Member | InvalidRecord]:
+        for number in sorted(self.members):
+            document = self.members[number].to_siebel()
+            if all(str(document.get(field) or "") == value for field, value in conditions):
+                yield self.members[number]
 
 
 class FakeSyncedStates:

@@ -7,6 +7,7 @@ strings for empty fields, which become `None` here so every later rule has one n
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
@@ -163,3 +164,12 @@ def member_from_record(document: dict[str, Any], *, ct_user_id_field: str, statu
             "sync_status": document.get(status_field) or None,
         }
     )
+
+
+def member_or_invalid(document: dict[str, Any], read: Callable[[dict[str, Any]], Member]) -> Member | InvalidRecord:
+    """For streams of many members: a record that is no valid member comes as its `InvalidRecord`, not raised, so
+    one bad record is reported without ending the stream."""
+    try:
+        return read(document)
+    except InvalidRecord as exc:
+        return exc
