@@ -160,6 +160,8 @@ class Deliveries(Protocol):
     highest suffix already used is known only from here. A suffix is reserved before the upload, so two runs
     never take the same one."""
 
+    def highest_suffix(self, segment: str, day: date) -> int | None: ...
+
     def reserve_suffix(self, segment: str, day: date, *, propose: Callable[[int | None], int], run_id: str) -> int:
         """Reserve `propose(highest suffix already reserved that day)` for this segment; unique per (segment, day)."""
         ...

@@ -190,17 +190,21 @@ class RunLedger:
 
     # -- Deliveries port ---------------------------------------------------------------------------------------------
 
-    def reserve_suffix(self, segment: str, day: date, *, propose: Callable[[int | None], int], run_id: str) -> int:
-        key = f"{day:%Y%m%d}"
+    def highest_suffix(self, segment: str, day: date) -> int | None:
+        with self._begin() as connection:
+            return _highest_suffix(connection, segment, day)
 
+    def reserve_suffix(self, segment: str, day: date, *, propose: Callable[[int | None], int], run_id: str) -> int:
         def take(connection: Connection) -> int:
-            highest = connection.execute(
-                select(func.max(deliveries.c.suffix)).where(deliveries.c.segment == segment, deliveries.c.day == key)
-            ).scalar()
-            suffix = propose(None if highest is None else int(highest))
+            suffix = propose(_highest_suffix(connection, segment, day))
             connection.execute(
                 insert(deliveries).values(
-                    segment=segment, day=key, suffix=suffix, run_id=run_id, state="reserved", at=datetime.now(UTC)
+                    segment=segment,
+                    day=f"{day:%Y%m%d}",
+                    suffix=suffix,
+                    run_id=run_id,
+                    state="reserved",
+                    at=datetime.now(UTC),
                 )
             )
             return suffix
@@ -267,6 +271,14 @@ class RunLedger:
                 )
                 for row in connection.execute(query)
             ]
+
+
+def _highest_suffix(connection: Connection, segment: str, day: date) -> int | None:
+    query = select(func.max(deliveries.c.suffix)).where(
+        deliveries.c.segment == segment, deliveries.c.day == f"{day:%Y%m%d}"
+    )
+    highest = connection.execute(query).scalar()
+    return None if highest is None else int(highest)
 
 
 def _delivery_key(segment: str, day: date, suffix: int) -> tuple[Any, ...]:
