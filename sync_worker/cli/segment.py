@@ -72,7 +72,8 @@ def export(
             fail(ExitCode.UNREACHABLE, f"{command}: {exc.message}")
     if dry_run:
         _say(
-            f"dry run: would send {report.file_name} to {exporter.drop.destination}: {report.rows} rows, {report.size} bytes"
+            f"dry run: would send {report.file_name} to {exporter.drop.destination}: "
+            f"{report.rows} rows, {report.size} bytes"
         )
     else:
         _say(

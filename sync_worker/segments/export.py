@@ -177,7 +177,7 @@ class SegmentExport:
                         if report.size > self.max_bytes:
                             raise SegmentTooLarge(
                                 f"segment {request.name} grows past {self.max_bytes} bytes at row {report.rows + 1} "
-                                f"(CrowdTwist accepts at most 128 MB): nothing sent"
+                                "(CTSYNC_SFTP__MAX_FILE_BYTES; CrowdTwist accepts at most 128 MB): nothing sent"
                             )
                         out.write(line)
                         report.rows += 1
