@@ -74,8 +74,8 @@ class SshServer:
     def start(self) -> SshServer:
         self.root.mkdir(parents=True, exist_ok=True)
         if not (self.root / "host_key").exists():
-            _keygen(self.root / "host_key")
-            _keygen(self.user_key)
+            keygen(self.root / "host_key")
+            keygen(self.user_key)
             shutil.copy(self.user_key.with_suffix(".pub"), self.root / "authorized_keys")
         self.upload_dir.mkdir(exist_ok=True)
         self.port = self.port or _free_port()
@@ -84,8 +84,8 @@ class SshServer:
         config = self.root / "sshd_config"
         config.write_text(self._config())
         PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
-        log = (self.root / "sshd.log").open("ab")
-        self.process = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stderr=log, stdout=log)
+        with (self.root / "sshd.log").open("ab") as log:  # the child keeps its own copy of the descriptor
+            self.process = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stderr=log, stdout=log)
         deadline = time.monotonic() + 30
         while not _listening(self.port):
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -141,7 +141,7 @@ def require_sshd() -> None:
     pytest.skip(problem)
 
 
-def _keygen(path: Path) -> None:
+def keygen(path: Path) -> None:
     subprocess.run(
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ct-sync-test", "-f", str(path)],
         check=True,

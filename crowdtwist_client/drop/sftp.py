@@ -22,6 +22,7 @@ unreachable server, a dropped connection or a failing disk are `TransientError`s
 from __future__ import annotations
 
 import contextlib
+import logging
 import posixpath
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,7 +31,7 @@ from pathlib import Path
 import paramiko
 import structlog
 from paramiko.ssh_exception import IncompatiblePeer
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from config.settings import SftpSettings
 from sync_worker.core.errors import ConfigurationError, CtSyncError, TransientError
@@ -59,6 +60,8 @@ class SftpDrop:
         self._known_hosts = _check_known_hosts(settings.known_hosts)
         passphrase = settings.key_passphrase.get_secret_value() if settings.key_passphrase else None
         self._key = _load_key(settings.key_file, passphrase)
+        # paramiko narrates every connection at INFO; our own lines say what matters, its warnings still show.
+        logging.getLogger("paramiko").setLevel(max(logging.WARNING, logging.getLogger("paramiko").level))
 
     @property
     def destination(self) -> str:
@@ -68,7 +71,7 @@ class SftpDrop:
         retrying = Retrying(
             retry=retry_if_exception_type(TransientError),
             stop=stop_after_attempt(self._attempts),
-            wait=wait_exponential_jitter(initial=self._retry_wait, max=60),
+            wait=wait_random_exponential(multiplier=self._retry_wait, max=60),
             before_sleep=_log_retry,
             reraise=True,
         )

@@ -35,7 +35,7 @@ def export(
 ) -> None:
     """Export a segment of members to CrowdTwist's SFTP folder as NAME_YYYYMMDD_HHMM.csv."""
     from sync_worker.bootstrap import build_run_ledger, build_segment_export
-    from sync_worker.core.errors import CtSyncError
+    from sync_worker.core.errors import ConfigurationError, CtSyncError
     from sync_worker.core.segments import SegmentError, check_segment_name, parse_where
     from sync_worker.segments.export import SegmentRequest
 
@@ -63,13 +63,13 @@ def export(
     with Progress(console=err_console, transient=True) as progress:
         task = progress.add_task(f"segment {name}: members read", total=None)
         try:
-            report = or_exit(
-                lambda: exporter.run(request, dry_run=dry_run, progress=lambda n: progress.update(task, completed=n))
-            )
+            report = exporter.run(request, dry_run=dry_run, progress=lambda n: progress.update(task, completed=n))
         except SegmentError as exc:
             fail(ExitCode(exc.exit_code), f"{command}: {exc.message}")
-        except CtSyncError as exc:  # or_exit maps these; kept for the type checker's sake
-            fail(ExitCode.UNREACHABLE, f"{command}: {exc.message}")
+        except ConfigurationError as exc:
+            fail(ExitCode.CONFIGURATION, f"{command}: {exc.message}")
+        except CtSyncError as exc:
+            fail(ExitCode.UNREACHABLE, f"{command}: {exc.system or 'a system'} unreachable: {exc.message}")
     if dry_run:
         _say(
             f"dry run: would send {report.file_name} to {exporter.drop.destination}: "
