@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import SiebelSettings
-from sync_worker.core.errors import InvalidRecord, TransientError
+from sync_worker.core.errors import ConfigurationError, InvalidRecord, TransientError
 from sync_worker.core.member import (
     MEMBER_NUMBER,
     ROW_ID,
@@ -43,7 +43,7 @@ CREATE INDEX IF NOT EXISTS members_updated ON members (updated, row_id);
 def _json_path(field: str) -> str:
     """The JSON path of a Siebel field name (they hold spaces and slashes: `$."M/F"`)."""
     if '"' in field:
-        raise ValueError(f"a Siebel field name cannot hold a double quote: {field!r}")
+        raise ConfigurationError(f"a Siebel field name cannot hold a double quote: {field!r}", system="siebel")
     return f'$."{field}"'
 
 

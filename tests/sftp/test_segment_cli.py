@@ -94,3 +94,13 @@ def test_a_segment_over_the_size_limit_exits_1_and_sends_nothing(
     assert code == 1
     assert "grows past 20 bytes at row 3" in err
     assert list(clean_upload.upload_dir.iterdir()) == []
+
+
+def test_check_logs_in_to_the_sftp_server_and_names_the_cipher(
+    siebel: SqliteMemberStore, clean_upload: SshServer
+) -> None:
+    result = runner.invoke(app, ["check"])
+    sftp_row = next(line for line in result.stdout.splitlines() if "sftp" in line and "127.0.0.1" in line)
+    assert "ok" in sftp_row
+    assert "-ctr" in sftp_row
+    assert list(clean_upload.upload_dir.iterdir()) == []
