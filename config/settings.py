@@ -83,6 +83,7 @@ BrokerUrl = Annotated[str, AfterValidator(_broker_url)]
 DatabaseUrl = Annotated[str, AfterValidator(_database_url)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 EmailList = Annotated[list[str], NoDecode]
+NameList = Annotated[list[str], NoDecode]  # comma-separated in the environment
 
 
 class _Section(BaseModel):
@@ -244,6 +245,61 @@ class MetricsSettings(_Section):
     host: str = Field(default="127.0.0.1", description="interface the metrics server binds")
 
 
+CROWDTWIST_SFTP_CIPHERS = ["aes256-ctr", "aes192-ctr", "aes128-ctr"]
+CROWDTWIST_SEGMENT_MAX_BYTES = 128 * 1024 * 1024  # CrowdTwist's limit for one segment file
+
+
+class SftpSettings(_Section):
+    """CrowdTwist's SFTP drop folder, where segment files go. No host: files go to `<data dir>/sftp/` instead."""
+
+    host: str | None = Field(default=None, description="SFTP server; empty: the local folder <data dir>/sftp/")
+    port: Port = Field(default=22, description="SFTP port")
+    username: str | None = Field(default=None, description="login CrowdTwist gave you")
+    key_file: Path | None = Field(default=None, description="private key (key authentication only)")
+    key_passphrase: SecretStr | None = Field(default=None, description="passphrase of the private key")
+    known_hosts: Path | None = Field(
+        default=None, description="OpenSSH known_hosts file holding the server's host key (no trust on first use)"
+    )
+    ciphers: NameList = Field(
+        default=CROWDTWIST_SFTP_CIPHERS, description="ciphers offered, comma-separated (CrowdTwist: the aes-ctr three)"
+    )
+    segment_directory: str = Field(default="", description="remote folder for segments, relative to the login one")
+    timeout: Duration = Field(default=timedelta(seconds=30), description="connect and read timeout")
+    attempts: int = Field(default=4, ge=1, le=20, description="tries of one upload when the connection fails")
+    retry_wait: Duration = Field(
+        default=timedelta(seconds=2), description="first wait between tries; doubles, with jitter"
+    )
+    max_file_bytes: int = Field(
+        default=CROWDTWIST_SEGMENT_MAX_BYTES,
+        gt=0,
+        le=CROWDTWIST_SEGMENT_MAX_BYTES,
+        description="largest segment file sent (CrowdTwist refuses more than 128 MB)",
+    )
+
+    @field_validator("ciphers", mode="before")
+    @classmethod
+    def _split_ciphers(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [cipher.strip() for cipher in value.split(",") if cipher.strip()]
+        return value
+
+    @field_validator("ciphers")
+    @classmethod
+    def _some_cipher(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("name at least one cipher")
+        return value
+
+    @model_validator(mode="after")
+    def _a_host_needs_credentials(self) -> SftpSettings:
+        if self.host is None:
+            return self
+        for name in ("username", "key_file", "known_hosts"):
+            if getattr(self, name) is None:
+                raise ValueError(f"{name}: is required when host is set")
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -263,6 +319,7 @@ class Settings(BaseSettings):
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    sftp: SftpSettings = Field(default_factory=SftpSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -295,6 +352,16 @@ class Settings(BaseSettings):
     @property
     def outbox_dir(self) -> Path:
         return self.data_dir / "outbox"
+
+    @property
+    def drop_folder(self) -> Path:
+        """The embedded drop folder used when no SFTP host is set."""
+        return self.data_dir / "sftp"
+
+    @property
+    def archive_dir(self) -> Path:
+        """Copies of the files delivered to CrowdTwist."""
+        return self.data_dir / "archive"
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -29,6 +29,7 @@ from sync_worker.core.member import (
     Member,
     SyncOutcome,
     member_from_record,
+    member_or_invalid,
     parse_siebel_datetime,
 )
 from sync_worker.core.ports import ChangeCursor, ChangePage
@@ -107,7 +108,19 @@ class SiebelRestStore:
             key=_key,
         )
         for items in pages:
-            yield ChangePage(items=[self._read(item) for item in items], last=_key(items[-1]))
+            yield ChangePage(items=[member_or_invalid(item, self._member) for item in items], last=_key(items[-1]))
+
+    def find_matching(self, conditions: Sequence[tuple[str, str]]) -> Iterator[Member | InvalidRecord]:
+        spec = searchspec.all_of(*(searchspec.field_is(field, value) for field, value in conditions))
+        sort = f"{MEMBER_NUMBER}:ASC"
+        start, size = 0, self._settings.page_size
+        while True:
+            items = self._query(spec, start=start, size=size, sort=sort)
+            for item in items:
+                yield member_or_invalid(item, self._member)
+            if len(items) < size:
+                return
+            start += size
 
     # -- HTTP --------------------------------------------------------------------------------------------------------
 
@@ -165,12 +178,6 @@ class SiebelRestStore:
             detail = redact_text(response.text[:200])
             raise ConfigurationError(f"Siebel refused the request (HTTP {status}): {detail}", system=SYSTEM)
         return response.json() if response.content else {}
-
-    def _read(self, item: dict[str, Any]) -> Member | InvalidRecord:
-        try:
-            return self._member(item)
-        except InvalidRecord as invalid:
-            return invalid
 
     def _member(self, item: dict[str, Any]) -> Member:
         return member_from_record(

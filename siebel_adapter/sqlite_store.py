@@ -18,8 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import SiebelSettings
-from sync_worker.core.errors import InvalidRecord, TransientError
-from sync_worker.core.member import MEMBER_NUMBER, ROW_ID, UPDATED, Member, SyncOutcome, member_from_record
+from sync_worker.core.errors import ConfigurationError, InvalidRecord, TransientError
+from sync_worker.core.member import (
+    MEMBER_NUMBER,
+    ROW_ID,
+    UPDATED,
+    Member,
+    SyncOutcome,
+    member_from_record,
+    member_or_invalid,
+)
 from sync_worker.core.ports import ChangeCursor, ChangePage
 
 _SCHEMA = """
@@ -31,6 +39,13 @@ CREATE TABLE IF NOT EXISTS members (
 );
 CREATE INDEX IF NOT EXISTS members_updated ON members (updated, row_id);
 """
+
+
+def _json_path(field: str) -> str:
+    """The JSON path of a Siebel field name (they hold spaces and slashes: `$."M/F"`)."""
+    if '"' in field:
+        raise ConfigurationError(f"a Siebel field name cannot hold a double quote: {field!r}", system="siebel")
+    return f'$."{field}"'
 
 
 def _stamp(moment: datetime) -> str:
@@ -107,12 +122,31 @@ class SqliteMemberStore:
                 return
             last_updated, last_row_id = rows[-1][0], rows[-1][1]
             yield ChangePage(
-                items=[self._read(json.loads(document)) for _, _, document in rows],
+                items=[member_or_invalid(json.loads(document), self._member) for _, _, document in rows],
                 last=ChangeCursor(datetime.fromisoformat(last_updated.replace("Z", "+00:00")), last_row_id),
             )
             if len(rows) < self._page_size:
                 return
             after = (last_updated, last_row_id)
+
+    def find_matching(self, conditions: Sequence[tuple[str, str]]) -> Iterator[Member | InvalidRecord]:
+        # Keyset paging on the unique Member Number: each page is one index range, so memory stays one page.
+        # A missing field matches the empty value, as in Siebel's searchspec.
+        where = "".join(" AND COALESCE(json_extract(document, ?), '') = ?" for _ in conditions)
+        values = [part for field, value in conditions for part in (_json_path(field), value)]
+        query = (
+            f"SELECT member_number, document FROM members WHERE member_number > ?{where} "  # noqa: S608 - placeholders
+            "ORDER BY member_number LIMIT ?"
+        )
+        after = ""
+        while True:
+            with self._connection() as db:
+                rows = db.execute(query, (after, *values, self._page_size)).fetchall()
+            for _, document in rows:
+                yield member_or_invalid(json.loads(document), self._member)
+            if len(rows) < self._page_size:
+                return
+            after = rows[-1][0]
 
     # -- the Siebel administrator's side (demo, tests) ----------------------------------------------------------
 
@@ -182,12 +216,6 @@ class SqliteMemberStore:
             rows = db.execute("SELECT document FROM members ORDER BY member_number").fetchall()
         for (document,) in rows:
             yield json.loads(document)
-
-    def _read(self, document: dict[str, Any]) -> Member | InvalidRecord:
-        try:
-            return self._member(document)
-        except InvalidRecord as invalid:
-            return invalid
 
     def _member(self, document: dict[str, Any]) -> Member:
         return member_from_record(

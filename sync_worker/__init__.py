@@ -4,8 +4,9 @@
     bootstrap.py  the composition root: builds the worker from `Settings`, accepts fakes
     emulators.py  the emulators served on loopback (demo, `ct-sync sandbox`, tests, benchmarks)
     worker/       the kombu consumer, the handler, the supervisor, the outage breaker, readiness
+    segments/     the segment export run: members in, a CrowdTwist segment file out (beside worker/)
     alerts/       when to email and what; the dispatcher; the SMTP and outbox mailers
-    ledger/       the SQL history of every attempt, group commit, retention
+    ledger/       the SQL history of every attempt, group commit, retention; job runs and deliveries
     http.py       the one place that serves HTTP (health, metrics; the intake and the emulators)
     metrics.py    the Prometheus registry
     core/         the model, mapping, decisions, the use cases, ports: imports no I/O library and no adapter

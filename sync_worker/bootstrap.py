@@ -12,6 +12,7 @@ import structlog
 
 from config.settings import Settings
 from crowdtwist_client.client import CrowdTwistClient
+from crowdtwist_client.drop.folder import FolderDrop
 from siebel_adapter.broker import open_broker, reclaim_unacked
 from siebel_adapter.queue import QueueTopology, build_publisher
 from siebel_adapter.rest_store import SiebelRestStore
@@ -24,13 +25,15 @@ from sync_worker.core.decisions import RetryPolicy
 from sync_worker.core.errors import CtSyncError
 from sync_worker.core.member import SyncStatus
 from sync_worker.core.messages import member_reference
-from sync_worker.core.ports import Clock, Mailer, MemberStore
+from sync_worker.core.ports import Clock, FileDrop, Mailer, MemberStore, NoPrivacyDeletions, PrivacyDeletions
 from sync_worker.core.resubmit import resubmit_event
 from sync_worker.core.sync import MemberSync
 from sync_worker.http import HealthServer
 from sync_worker.ledger.retention import purge_history
+from sync_worker.ledger.runs import RunLedger
 from sync_worker.ledger.sql import SqlLedger, build_ledger
 from sync_worker.metrics import Metrics
+from sync_worker.segments.export import SegmentExport
 from sync_worker.worker.breaker import Breaker, BreakerState
 from sync_worker.worker.consumer import QueueWorker
 from sync_worker.worker.handler import EventHandler
@@ -44,6 +47,44 @@ def build_member_store(settings: Settings) -> MemberStore:
     if settings.siebel.backend == "rest":
         return SiebelRestStore(settings.siebel)
     return SqliteMemberStore(settings.siebel_sqlite_path, settings.siebel)
+
+
+def build_file_drop(settings: Settings) -> FileDrop:
+    """CrowdTwist's SFTP folder when a host is set, else the local folder `<data dir>/sftp/` (the embedded default)."""
+    if settings.sftp.host is not None:
+        from crowdtwist_client.drop.sftp import SftpDrop  # paramiko loads only where SFTP is used, not in the worker
+
+        return SftpDrop(settings.sftp)
+    return FolderDrop(settings.drop_folder / settings.sftp.segment_directory.strip("/"))
+
+
+def build_segment_export(
+    settings: Settings,
+    *,
+    runs: RunLedger,
+    store: MemberStore | None = None,
+    drop: FileDrop | None = None,
+    privacy: PrivacyDeletions | None = None,
+    clock: Clock | None = None,
+) -> SegmentExport:
+    return SegmentExport(
+        store=store or build_member_store(settings),
+        drop=drop or build_file_drop(settings),
+        deliveries=runs,
+        runs=runs,
+        privacy=privacy or NoPrivacyDeletions(),  # issue 20 brings the register of deletions
+        clock=clock or SystemClock(),
+        program_id=settings.siebel.program_id,
+        max_bytes=settings.sftp.max_file_bytes,
+        spool_dir=settings.data_dir / "segments",
+        archive_dir=settings.archive_dir,
+    )
+
+
+def build_run_ledger(settings: Settings) -> RunLedger:
+    if settings.ledger.url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return RunLedger(settings.ledger_url)
 
 
 def build_crowdtwist(

@@ -7,9 +7,10 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sync_worker.core.ct_user import CtUser, UserPayload
-from sync_worker.core.errors import AlreadyExists, CtSyncError, DataRejected
+from sync_worker.core.errors import AlreadyExists, CtSyncError, DataRejected, InvalidRecord
 from sync_worker.core.member import Member, SyncOutcome
 from sync_worker.core.messages import MemberEvent
 from sync_worker.core.ports import (
@@ -17,6 +18,7 @@ from sync_worker.core.ports import (
     AttemptRecord,
     ChangeCursor,
     ChangePage,
+    Delivery,
     KnownState,
     RefusedState,
     SyncedState,
@@ -163,6 +165,12 @@ class FakeStore:
         if changed:
             yield ChangePage(list(changed), ChangeCursor(changed[-1].updated, changed[-1].row_id))
 
+    def find_matching(self, conditions: Sequence[tuple[str, str]]) -> Iterator[Member | InvalidRecord]:
+        for number in sorted(self.members):
+            document = self.members[number].to_siebel()
+            if all(str(document.get(field) or "") == value for field, value in conditions):
+                yield self.members[number]
+
 
 class FakeKnownStates:
     def __init__(self) -> None:
@@ -220,3 +228,29 @@ class FakeMailer:
     def send(self, alert: Alert) -> None:
         self.script.next()
         self.sent.append(alert)
+
+
+class FakeDrop:
+    """A drop folder in memory: `files` holds what arrived whole; `script` fails deliveries first."""
+
+    destination = "fake://drop"
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.script = Script()
+
+    def deliver(self, local: Path, name: str, *, progress: Callable[[int], None] | None = None) -> Delivery:
+        self.script.next()
+        self.files[name] = local.read_bytes()
+        return Delivery(name=name, size=len(self.files[name]), destination=self.destination)
+
+    def text(self, name: str) -> str:
+        return self.files[name].decode()
+
+
+class FakePrivacyDeletions:
+    def __init__(self, deleted: dict[str, str] | None = None) -> None:
+        self.deleted = deleted or {}
+
+    def deletion_request(self, member_number: str) -> str | None:
+        return self.deleted.get(member_number)

@@ -3,6 +3,7 @@
     app.py        the Typer app, exit codes, one-line failures
     rehearsal.py  `demo`, `sandbox`: try it with no production system
     sync.py       `worker`, `intake`, `poll`, `publish`, `resubmit`, `status`, `preview`, `check`
+    segment.py    `segment export`: segment files to CrowdTwist's SFTP folder
     demo.py       the demo's chain and sample members
     check.py      the checks `check` runs
     views.py      the tables `status` prints
@@ -16,7 +17,7 @@ import sys
 import warnings
 
 # Importing a command module registers its commands on `app`, in the order `ct-sync --help` lists them.
-from sync_worker.cli import rehearsal, sync  # noqa: F401  isort: skip
+from sync_worker.cli import rehearsal, segment, sync  # noqa: F401  isort: skip
 from sync_worker.cli.app import app
 
 __all__ = ["app", "main"]

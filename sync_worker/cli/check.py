@@ -29,6 +29,7 @@ def run_checks(settings: Settings) -> list[CheckResult]:
         _check("crowdtwist", lambda: _crowdtwist(settings)),
         _check("ledger", lambda: _ledger(settings)),
         _check("smtp", lambda: _smtp(settings)),
+        _check("sftp", lambda: _sftp(settings)),
     ]
 
 
@@ -84,3 +85,13 @@ def _smtp(settings: Settings) -> str:
     with smtplib.SMTP(alerts.smtp_host, alerts.smtp_port, timeout=10) as smtp:
         smtp.noop()
     return f"{alerts.smtp_host}:{alerts.smtp_port}"
+
+
+def _sftp(settings: Settings) -> str:
+    """Log in to CrowdTwist's SFTP server (host key, key, ciphers), upload nothing."""
+    if settings.sftp.host is None:
+        return f"no SFTP host: segment files go to {settings.drop_folder}"
+    from crowdtwist_client.drop.sftp import SftpDrop
+
+    drop = SftpDrop(settings.sftp)
+    return f"{drop.destination}, cipher {drop.negotiated_cipher()}"

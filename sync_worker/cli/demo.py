@@ -1,6 +1,7 @@
 """`ct-sync demo`: the whole chain on a laptop, no servers. A CrowdTwist sandbox, the SQLite Siebel stand-in seeded
 with realistic members, the embedded queue, the intake and the worker, all in one process; events go through the
-intake exactly as Siebel's workflow sends them. Files stay under `<data dir>/demo/` for a look afterwards.
+intake exactly as Siebel's workflow sends them; then the members CrowdTwist now knows go out as a segment file to
+the embedded drop folder. Files stay under `<data dir>/demo/` for a look afterwards.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from siebel_adapter.intake import EVENTS_PATH, create_intake_app
 from siebel_adapter.queue import build_publisher
 from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.alerts.texts import resubmit_command
-from sync_worker.bootstrap import build_worker
+from sync_worker.bootstrap import build_run_ledger, build_segment_export, build_worker
 from sync_worker.core.member import FAILURE_STATUSES
 from sync_worker.emulators import SandboxServer, SiebelEmulatorServer
 from sync_worker.http import BackgroundServer
+from sync_worker.segments.export import SegmentReport, SegmentRequest
 
 PROGRAM = "1-DEMO"
 TAKEN_EMAIL = "j.smith@example.com"
@@ -87,6 +89,7 @@ class DemoReport:
     data_dir: Path
     emails: list[Path] = field(default_factory=list)
     resubmit: str | None = None
+    segment: SegmentReport | None = None
     seconds: float = 0.0
 
 
@@ -165,6 +168,7 @@ def run_demo(base: Settings, *, with_rest: bool = False) -> DemoReport:
             worker.close()
         ct_calls = dict(sandbox.state.stats()["calls"])
     rows = _rows(store)
+    segment = _export_segment(settings, store)
     failures = [row.member_number for row in rows if row.status in FAILURE_STATUSES]
     return DemoReport(
         rows=rows,
@@ -172,8 +176,19 @@ def run_demo(base: Settings, *, with_rest: bool = False) -> DemoReport:
         data_dir=data_dir,
         emails=sorted(settings.outbox_dir.glob("*.eml")),  # the worker's own alerts
         resubmit=resubmit_command(failures) if failures else None,
+        segment=segment,
         seconds=time.monotonic() - started,
     )
+
+
+def _export_segment(settings: Settings, store: SqliteMemberStore) -> SegmentReport:
+    """The members now in CrowdTwist, as a segment file in the embedded drop folder (`<data dir>/sftp/`)."""
+    runs = build_run_ledger(settings)
+    try:
+        exporter = build_segment_export(settings, runs=runs, store=store)
+        return exporter.run(SegmentRequest(name="DemoMembers", where=(("Program Id", PROGRAM),)))
+    finally:
+        runs.close()
 
 
 def _post_all(siebel: httpx.Client, store: SqliteMemberStore, event: str, numbers: list[str]) -> int:

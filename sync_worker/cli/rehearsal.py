@@ -1,6 +1,6 @@
 """Commands to try ct-sync with no production system: `demo` (the whole chain in one process) and `sandbox` (the
-CrowdTwist and Siebel REST emulators on 127.0.0.1, to point a real worker at). Heavy imports wait inside the
-commands, so `ct-sync --help` stays quick.
+CrowdTwist and Siebel REST emulators and an SFTP drop folder on 127.0.0.1, to point a real worker at). Heavy
+imports wait inside the commands, so `ct-sync --help` stays quick.
 """
 
 from __future__ import annotations
@@ -37,6 +37,16 @@ def demo(
         out_console.print(f"Failure email written to: {email}")
     if report.resubmit:
         out_console.print(f"After fixing the cause, try again with: {report.resubmit}")
+    if report.segment is not None:
+        segment = report.segment
+        out_console.print(
+            f"Segment file {segment.file_name} ({segment.rows} members CrowdTwist knows) delivered to "
+            f"{segment.destination}; its first lines:",
+            markup=False,
+            soft_wrap=True,
+        )
+        for line in segment.first_lines:
+            out_console.print(f"  {line}", markup=False, highlight=False)
     out_console.print(f"Demo files are under {report.data_dir} ({report.seconds:.1f} s)")
 
 
@@ -44,9 +54,11 @@ def demo(
 def sandbox(
     port: Annotated[int, typer.Option(help="CrowdTwist sandbox port")] = 8765,
     siebel_port: Annotated[int, typer.Option(help="Siebel REST emulator port")] = 8766,
+    sftp_port: Annotated[int, typer.Option(help="SFTP drop folder port (CrowdTwist's segment folder)")] = 8022,
 ) -> None:
-    """Serve the CrowdTwist and Siebel REST emulators on 127.0.0.1 until interrupted."""
+    """Serve the CrowdTwist and Siebel REST emulators and an SFTP drop folder on 127.0.0.1 until interrupted."""
     from crowdtwist_client.sandbox import SandboxState, create_sandbox_app
+    from crowdtwist_client.sandbox.sftp import SANDBOX_USER, SandboxSftpServer, ensure_sandbox_keys
     from siebel_adapter.emulator import SiebelEmulator
     from siebel_adapter.sqlite_store import SqliteMemberStore
     from sync_worker.emulators import SiebelEmulatorServer
@@ -57,7 +69,18 @@ def sandbox(
     password = settings.siebel.password.get_secret_value() if settings.siebel.password else "sandbox"
     store = SqliteMemberStore(settings.siebel_sqlite_path, settings.siebel)
     emulator = SiebelEmulator(store, username=username, password=password)
-    with SiebelEmulatorServer(emulator, port=siebel_port) as siebel:
+    keys = ensure_sandbox_keys(settings.data_dir / "sandbox-sftp-keys", port=sftp_port)
+    with (
+        SiebelEmulatorServer(emulator, port=siebel_port) as siebel,
+        SandboxSftpServer(settings.data_dir / "sandbox-sftp", keys, port=sftp_port) as sftp,
+    ):
         out_console.print(f"Siebel REST emulator on {siebel.base_url} (Basic auth as {username}), data in {store.path}")
+        out_console.print(
+            f"SFTP drop folder on 127.0.0.1:{sftp.port}, files land in {sftp.folder}; send segments there with\n"
+            f"  CTSYNC_SFTP__HOST=127.0.0.1 CTSYNC_SFTP__PORT={sftp.port} CTSYNC_SFTP__USERNAME={SANDBOX_USER} "
+            f"CTSYNC_SFTP__KEY_FILE={keys.user_key.resolve()} CTSYNC_SFTP__KNOWN_HOSTS={keys.known_hosts.resolve()}",
+            markup=False,
+            soft_wrap=True,
+        )
         out_console.print(f"CrowdTwist sandbox on http://127.0.0.1:{port} (faults and counters under /_sandbox/)")
         serve_forever(create_sandbox_app(SandboxState()), host="127.0.0.1", port=port)

@@ -5,9 +5,10 @@ Every port raises only the `sync_worker.core.errors` tree. Each has an in-memory
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
 from typing import Literal, Protocol
 
 from sync_worker.core.ct_user import CtUser, UserPayload
@@ -68,6 +69,12 @@ class MemberStore(Protocol):
         """Pages of members in Siebel's change order, (Updated, Id), strictly after `cursor` (every member when
         None). Keyset paging, never offsets: a write moves a row to the end of the order (Siebel bumps Updated on
         every write, ours included), so an offset would skip rows; a key cannot."""
+        ...
+
+    def find_matching(self, conditions: Sequence[tuple[str, str]]) -> Iterator[Member | InvalidRecord]:
+        """Every member whose Siebel fields equal these values (ANDed), streamed page by page in Member Number
+        order. Values are quoted like every searchspec, never pasted. A record that is no valid member comes as
+        its `InvalidRecord` (not raised), so one bad record does not end the stream."""
         ...
 
 
@@ -166,3 +173,85 @@ class Mailer(Protocol):
     """Sends an alert (SMTP) or files it (outbox .eml); raises TransientError when the server is down."""
 
     def send(self, alert: Alert) -> None: ...
+
+
+# -- files to CrowdTwist's drop folder, and the runs that deliver them -------------------------------------------
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A file now visible under its final name in the drop folder, with the size the server reports."""
+
+    name: str
+    size: int
+    destination: str  # "sftp://user@host:port/folder" or the local folder; never a secret
+
+
+class FileDrop(Protocol):
+    """CrowdTwist's drop folder (SFTP, or a local folder by default). A file appears under `name` whole or not at
+    all: written under a temporary name, renamed when complete, its size checked. Raises `ConfigurationError`
+    for a refused host key, login or folder, `TransientError` when the server cannot be reached or fails."""
+
+    @property
+    def destination(self) -> str: ...
+
+    def deliver(self, local: Path, name: str, *, progress: Callable[[int], None] | None = None) -> Delivery: ...
+
+
+class Deliveries(Protocol):
+    """The ledger's record of files delivered per segment and date: CrowdTwist empties its folder, so the
+    highest suffix already used is known only from here. A suffix is reserved before the upload, so two runs
+    never take the same one."""
+
+    def highest_suffix(self, segment: str, day: date) -> int | None: ...
+
+    def reserve_suffix(self, segment: str, day: date, *, propose: Callable[[int | None], int], run_id: str) -> int:
+        """Reserve `propose(highest suffix already reserved that day)` for this segment; unique per (segment, day)."""
+        ...
+
+    def mark_delivered(self, segment: str, day: date, suffix: int, *, file_name: str, rows: int, size: int) -> None: ...
+
+    def release_suffix(self, segment: str, day: date, suffix: int) -> None:
+        """Forget a reservation whose upload failed (nothing visible under that name)."""
+        ...
+
+
+RunStatus = Literal["Running", "Success", "Failed", "Stopped"]
+
+
+@dataclass
+class RunResult:
+    """What a finished job run reports: its counts, the files it delivered, its error (None on success)."""
+
+    status: RunStatus
+    counts: Mapping[str, int] = field(default_factory=dict)
+    files: Sequence[str] = ()
+    error: str | None = None
+
+
+class JobRuns(Protocol):
+    """The ledger's record of job runs (`JOB.RUN` ids) and their log lines. A segment export started from the
+    command line is a run of the job `cli-segment-NAME`."""
+
+    def start_run(self, job: str, *, kind: str, trigger: str, at: datetime) -> str:
+        """Record a `Running` run; returns its id `JOB.N` (N grows per job)."""
+        ...
+
+    def log(self, run_id: str, line: str, *, at: datetime) -> None: ...
+
+    def finish_run(self, run_id: str, result: RunResult, *, at: datetime) -> None: ...
+
+
+class PrivacyDeletions(Protocol):
+    """Members deleted in CrowdTwist on a privacy request (issue 20 implements it): never written to a segment."""
+
+    def deletion_request(self, member_number: str) -> str | None:
+        """The id of the privacy request that deleted this member, or None."""
+        ...
+
+
+class NoPrivacyDeletions:
+    """Until privacy requests exist, nobody is deleted."""
+
+    def deletion_request(self, member_number: str) -> str | None:
+        return None

@@ -122,18 +122,23 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def create_ledger_engine(url: str, *, pool_size: int = 4) -> Engine:
+    """An engine on the ledger database: SQLite in WAL mode shared by threads, or a PostgreSQL pool."""
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_size=pool_size, max_overflow=4, pool_pre_ping=True)
+
+
 class SqlLedger:
     """Implements the `Ledger` and `KnownStates` ports."""
 
     def __init__(self, url: str, *, pool_size: int = 16) -> None:
-        url = normalise_url(url)
-        self._is_sqlite = url.startswith("sqlite")
+        self._engine = create_ledger_engine(url, pool_size=pool_size)
+        self._is_sqlite = self._engine.dialect.name == "sqlite"
         self._write_lock = threading.Lock() if self._is_sqlite else None
-        if self._is_sqlite:
-            self._engine: Engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-            event.listen(self._engine, "connect", _sqlite_pragmas)
-        else:
-            self._engine = create_engine(url, pool_size=pool_size, max_overflow=4, pool_pre_ping=True)
         dialect_insert = sqlite.insert if self._is_sqlite else postgresql.insert
         # A sync replaces any refusal; a refusal leaves what CrowdTwist still holds.
         self._upsert_synced = _upsert_statement(dialect_insert, _SYNCED_COLUMNS + _REFUSED_COLUMNS)

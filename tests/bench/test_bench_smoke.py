@@ -46,3 +46,16 @@ def test_the_cpu_floors_are_measured_for_every_step_of_a_sync() -> None:
     print(costs)
     assert set(floors.ONE_SYNC) <= set(costs)
     assert all(cost > 0 for _, cost in costs.values())
+
+
+def test_the_segment_export_benchmark_runs_at_smoke_size(tmp_path: Path) -> None:
+    from bench import segment_export
+    from tests.sshd import require_sshd
+
+    require_sshd()
+    result = segment_export.run(300, tmp_path)
+    print(result)
+    assert result["rows"] == 300  # every seeded member is one CrowdTwist knows
+    assert {"export_rows_per_s", "ct_sync_upload_mb_per_s", "sftp_upload_mb_per_s", "upload_ratio", "peak_rss_mb"} <= (
+        result.keys()
+    )

@@ -63,3 +63,14 @@ def test_ct_sync_demo_prints_the_table_and_where_the_email_went(tmp_path: Path, 
     assert "Data Error" in result.output
     assert "Failure email written to" in result.output
     assert "ct-sync resubmit --member 296-2185775" in result.output
+    assert "Segment file DemoMembers_" in result.output
+
+
+def test_the_demo_ends_with_a_segment_of_the_members_crowdtwist_knows(tmp_path: Path) -> None:
+    report = run_demo(load_settings(data_dir=tmp_path))
+    assert report.segment is not None
+    synced = sorted(row.ct_user_id for row in report.rows if row.status == "Synced")
+    delivered = (tmp_path / "demo" / "sftp" / report.segment.file_name).read_text().splitlines()
+    assert delivered[0] == "CTUserID"
+    assert sorted(delivered[1:]) == synced
+    assert report.segment.first_lines == delivered[:6]

@@ -160,6 +160,30 @@ def numbers(page: ChangePage) -> list[str]:
     return [item.member_number or "" for item in page.items]
 
 
+def test_members_matching_fields_stream_in_member_number_order_across_pages(stores: Stores) -> None:
+    for n in (5, 1, 4, 2, 6, 3, 0):
+        tier = "Gold" if n != 3 else "Silver"
+        stores.admin.upsert_member(siebel_member(**{"Member Number": f"296-{n}", "Tier": tier}))
+    found = stores.store.find_matching([("Tier", "Gold"), ("Status", "Active")])
+    assert [m.member_number for m in found] == ["296-0", "296-1", "296-2", "296-4", "296-5", "296-6"]  # type: ignore[union-attr]
+
+
+def test_a_match_value_is_quoted_never_pasted(stores: Stores) -> None:
+    hostile = "Gold' OR [Status] = 'Active"
+    stores.admin.upsert_member(siebel_member(**{"Member Number": "296-1", "Tier": "Gold"}))
+    stores.admin.upsert_member(siebel_member(**{"Member Number": "296-2", "Tier": hostile}))
+    found = list(stores.store.find_matching([("Tier", hostile)]))
+    assert [m.member_number for m in found] == ["296-2"]  # type: ignore[union-attr]
+
+
+def test_an_invalid_record_in_a_match_stream_is_reported_and_the_stream_goes_on(stores: Stores) -> None:
+    stores.admin.upsert_member(siebel_member(**{"Member Number": "296-1", "Date of Birth": "30.11.1979"}))
+    stores.admin.upsert_member(siebel_member(**{"Member Number": "296-2"}))
+    found = list(stores.store.find_matching([("Status", "Active")]))
+    assert isinstance(found[0], InvalidRecord)
+    assert [m.member_number for m in found[1:]] == ["296-2"]  # type: ignore[union-attr]
+
+
 def test_a_record_that_is_no_valid_member_is_named_not_hidden(stores: Stores) -> None:
     stores.admin.upsert_member(siebel_member(**{"Member Number": "296-1", "Date of Birth": "30.11.1979"}))
     with pytest.raises(InvalidRecord, match="Date of Birth") as caught:

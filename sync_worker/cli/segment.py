@@ -1,0 +1,95 @@
+"""The segment commands: `ct-sync segment export NAME`, a CrowdTwist segment file from Siebel members (by
+`--where`) or from a member list, delivered to CrowdTwist's drop folder (design.md, "Segment export").
+
+Exit codes: 0 delivered (members left out are reported, not a failure), 1 the run failed on its data (count file,
+size, suffixes of the day used up), 2 usage or configuration (bad NAME, host key, login), 75 the server unreachable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import Progress
+
+from sync_worker.cli.app import ExitCode, app, err_console, fail, or_exit, out_console, settings_or_exit
+
+segment_app = typer.Typer(no_args_is_help=True, help="Segment files for CrowdTwist, over SFTP.")
+app.add_typer(segment_app, name="segment", rich_help_panel="Files to CrowdTwist")
+
+
+@segment_app.command("export")
+def export(
+    name: Annotated[str, typer.Argument(help="the segment's NAME: 1-50 of A-Z a-z 0-9 _ -")],
+    where: Annotated[
+        list[str] | None, typer.Option(help='a Siebel field and value, e.g. "Tier=Gold" (repeatable, ANDed)')
+    ] = None,
+    from_file: Annotated[Path | None, typer.Option(help="a CSV member list with a 'Member Number' column")] = None,
+    count_file: Annotated[Path | None, typer.Option(help="a file holding the member list's number of lines")] = None,
+    identifier: Annotated[str, typer.Option(help="ct_user_id (header CTUserID) or third_party_id")] = "ct_user_id",
+    ready: Annotated[str, typer.Option(help="ready file after the data file: none, empty or count")] = "none",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="write the file locally and show it; send nothing")
+    ] = False,
+) -> None:
+    """Export a segment of members to CrowdTwist's SFTP folder as NAME_YYYYMMDD_HHMM.csv."""
+    from sync_worker.bootstrap import build_run_ledger, build_segment_export
+    from sync_worker.core.errors import ConfigurationError, CtSyncError
+    from sync_worker.core.segments import SegmentError, check_segment_name, parse_where
+    from sync_worker.segments.export import SegmentRequest
+
+    command = "ct-sync segment export"
+    try:
+        check_segment_name(name)
+        conditions = tuple(parse_where(where)) if where else ()
+    except SegmentError as exc:
+        fail(ExitCode.CONFIGURATION, f"{command}: {exc.message}")
+    if bool(conditions) == (from_file is not None):
+        fail(ExitCode.CONFIGURATION, f"{command}: say which members: --where FIELD=VALUE or --from-file PATH")
+    if count_file is not None and from_file is None:
+        fail(ExitCode.CONFIGURATION, f"{command}: --count-file goes with --from-file")
+    if identifier not in ("ct_user_id", "third_party_id"):
+        fail(ExitCode.CONFIGURATION, f"{command}: --identifier must be ct_user_id or third_party_id, not {identifier}")
+    if ready not in ("none", "empty", "count"):
+        fail(ExitCode.CONFIGURATION, f"{command}: --ready must be none, empty or count, not {ready}")
+    request = SegmentRequest(
+        name=name, where=conditions, from_file=from_file, count_file=count_file,
+        identifier=identifier, ready=ready,  # type: ignore[arg-type]  # checked just above
+    )  # fmt: skip
+    settings = settings_or_exit()
+    runs = or_exit(lambda: build_run_ledger(settings))
+    exporter = or_exit(lambda: build_segment_export(settings, runs=runs))
+    with Progress(console=err_console, transient=True) as progress:
+        task = progress.add_task(f"segment {name}: members read", total=None)
+        try:
+            report = exporter.run(request, dry_run=dry_run, progress=lambda n: progress.update(task, completed=n))
+        except SegmentError as exc:
+            fail(ExitCode(exc.exit_code), f"{command}: {exc.message}")
+        except ConfigurationError as exc:
+            fail(ExitCode.CONFIGURATION, f"{command}: {exc.message}")
+        except CtSyncError as exc:
+            fail(ExitCode.UNREACHABLE, f"{command}: {exc.system or 'a system'} unreachable: {exc.message}")
+    if dry_run:
+        _say(
+            f"dry run: would send {report.file_name} to {exporter.drop.destination}: "
+            f"{report.rows} rows, {report.size} bytes"
+        )
+    else:
+        _say(
+            f"delivered {report.file_name} to {report.destination}: {report.rows} rows, {report.size} bytes, "
+            f"{report.seconds:.1f} s (run {report.run_id})"
+        )
+    for reason, count in report.left_out.most_common():
+        _say(f"  left out {count}: {reason}")
+    if report.left_out:
+        _say(f"left-out members listed in {report.left_out_file}")
+    _say("first lines:")
+    for line in report.first_lines:
+        _say(f"  {line}")
+    _say(f"{'file written to' if dry_run else 'archived copy'}: {report.archived}")
+
+
+def _say(line: str) -> None:
+    """Plain text, never wrapped: file names and paths are copied from here."""
+    out_console.print(line, markup=False, highlight=False, soft_wrap=True)
