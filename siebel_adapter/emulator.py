@@ -14,6 +14,7 @@ the end of the change order while a reader pages through it.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
 import json
@@ -48,6 +49,7 @@ class SiebelEmulator:
     ) -> None:
         self.store = store
         self.down = False
+        self.latency = 0.0  # seconds every answer takes, as a loaded Siebel's do (awaited: others are not held up)
         self.requests = 0
         self._credentials = f"{username}:{password}".encode()
         self._object = (business_object, business_component)
@@ -60,7 +62,7 @@ class SiebelEmulator:
         )
 
     async def _query(self, request: Request) -> Response:
-        refusal = self._refusal(request)
+        refusal = await self._admit(request)
         if refusal is not None:
             return refusal
         params = request.query_params
@@ -81,7 +83,7 @@ class SiebelEmulator:
         return JSONResponse({"items": [_item(document, request) for document in page]})
 
     async def _one(self, request: Request) -> Response:
-        refusal = self._refusal(request)
+        refusal = await self._admit(request)
         if refusal is not None:
             return refusal
         row_id = unquote(request.path_params["row_id"])
@@ -96,6 +98,11 @@ class SiebelEmulator:
             return JSONResponse({"items": {ROW_ID: row_id}})
         record = next((d for d in self.store.documents() if d.get(ROW_ID) == row_id), None)
         return JSONResponse({"items": [_item(record, request)]}) if record else JSONResponse(NO_DATA, status_code=404)
+
+    async def _admit(self, request: Request) -> Response | None:
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        return self._refusal(request)
 
     def _refusal(self, request: Request) -> Response | None:
         self.requests += 1

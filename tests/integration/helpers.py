@@ -16,17 +16,19 @@ class ScriptedHandler:
 
     def __init__(self, decide: Callable[[Sequence[MemberEvent]], Decision] | None = None) -> None:
         self.batches: list[list[MemberEvent]] = []
+        self.redelivered: list[bool] = []  # per batch: did the broker say it delivered one of them before
         self.lock = threading.Lock()
         self.gate = threading.Event()
         self.gate.set()
         self.entered = threading.Event()  # set once a sync has begun
         self.decide = decide or (lambda events: Decision("ack", "Synced"))
 
-    def handle(self, events: Sequence[MemberEvent]) -> Handled:
+    def handle(self, events: Sequence[MemberEvent], *, redelivered: bool = False) -> Handled:
         self.entered.set()
         self.gate.wait(10)
         with self.lock:
             self.batches.append(list(events))
+            self.redelivered.append(redelivered)
         return Handled(self.decide(events), events[0].member_number, 1)
 
     def crashed(self, events: Sequence[MemberEvent], exc: Exception) -> Handled:

@@ -162,3 +162,20 @@ def test_stop_finishes_the_sync_in_flight_and_acks_it(rabbitmq_url: str, topolog
     handler.gate.set()
     eventually(lambda: len(handler.handled_events) == 1)
     eventually(lambda: depth(rabbitmq_url, topology.work_queue) == 0)
+
+
+def test_a_message_a_dead_consumer_held_reaches_the_handler_marked_redelivered(  # type: ignore[no-untyped-def]
+    rabbitmq_url: str, topology: Topology, run_worker
+) -> None:
+    publish(rabbitmq_url, topology, [encode_event(event("296-1"))])
+    with Connection(rabbitmq_url) as dying:
+        taken = threading.Event()
+        with dying.Consumer([topology.work_queue], on_message=lambda message: taken.set()):
+            dying.drain_events(timeout=5)
+        assert taken.is_set()  # never acked: the connection closes, RabbitMQ requeues it as redelivered
+    publish(rabbitmq_url, topology, [encode_event(event("296-2"))])
+    handler = ScriptedHandler()
+    run_worker(handler, concurrency=1, prefetch=1)
+    eventually(lambda: len(handler.handled_events) == 2)
+    flags = {batch[0].member_number: flag for batch, flag in zip(handler.batches, handler.redelivered, strict=True)}
+    assert flags == {"296-1": True, "296-2": False}

@@ -104,3 +104,35 @@ def test_the_worker_consumes_from_the_embedded_queue(tmp_path: Path) -> None:
         worker.stop()
         thread.join(10)
     assert len({event.member_number for event in handler.handled_events}) == 50
+
+
+def test_a_reclaimed_message_reaches_the_handler_marked_redelivered(tmp_path: Path) -> None:
+    """What the killed worker did with it is unknown: the next sync must trust nothing (no create first)."""
+    topology = Topology.named("ct-sync-embedded")
+    with _connection(tmp_path) as connection:
+        topology.declare(connection)
+        Producer(connection.default_channel, exchange=topology.exchange).publish(
+            encode_event(MemberEvent(event_type="enroll", member_number="296-1")),
+            routing_key="work",
+            content_type="application/json",
+            content_encoding="utf-8",
+        )
+    crashed = _connection(tmp_path)
+    held = threading.Event()
+    with Consumer(crashed.channel(), queues=[topology.work_queue], on_message=lambda message: held.set()):
+        crashed.drain_events(timeout=5)
+    assert held.is_set()  # taken, never acked; the process "dies" here
+    handler = ScriptedHandler()
+    with _connection(tmp_path) as connection:
+        reclaim_unacked(connection)
+    worker = QueueWorker(
+        connection=_connection(tmp_path), topology=topology, handler=handler, concurrency=1, prefetch=1
+    )
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        eventually(lambda: len(handler.handled_events) == 1)
+    finally:
+        worker.stop()
+        thread.join(10)
+    assert handler.redelivered == [True]
