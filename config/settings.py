@@ -144,6 +144,9 @@ class SiebelSettings(_Section):
     error_field: str = Field(default="CT Sync Error", min_length=1, description="field for the error text")
     ct_user_id_field: str = Field(default="CT User Id", min_length=1, description="field for the CrowdTwist id")
     sync_time_field: str = Field(default="CT Sync Time", min_length=1, description="field for the sync time")
+    error_field_length: int = Field(
+        default=255, ge=20, description="length of the error field: longer texts are cut (Siebel refuses them)"
+    )
     program_id: str | None = Field(default=None, description="the program marked for CrowdTwist")
     page_size: int = Field(default=100, ge=1, le=100, description="Siebel PageSize (max 100)")
     timeout: Duration = Field(default=timedelta(seconds=30), description="timeout of one Siebel call")
@@ -226,6 +229,9 @@ class WorkerSettings(_Section):
         default=timedelta(seconds=15), description="first redelivery delay after a transient failure; doubles"
     )
     retry_max_delay: Duration = Field(default=timedelta(minutes=5), description="longest redelivery delay")
+    siebel_refusals: int = Field(
+        default=3, ge=1, description="attempts Siebel may refuse (a 4xx) before the message is dead-lettered"
+    )
     max_resubmits: int = Field(default=5, ge=1, description="resubmits of one member before --force is needed")
     breaker_threshold: int = Field(
         default=5, ge=1, description="consecutive CrowdTwist outages that pause syncing (the outage breaker)"

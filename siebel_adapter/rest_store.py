@@ -21,13 +21,14 @@ import httpx
 from config.redaction import redact_text
 from config.settings import SiebelSettings
 from siebel_adapter import searchspec
-from sync_worker.core.errors import ConfigurationError, InvalidRecord, TransientError
+from sync_worker.core.errors import ConfigurationError, InvalidRecord, PermanentError, TransientError
 from sync_worker.core.member import (
     MEMBER_NUMBER,
     ROW_ID,
     UPDATED,
     Member,
     SyncOutcome,
+    fit_text,
     member_from_record,
     member_or_invalid,
     parse_siebel_datetime,
@@ -75,7 +76,7 @@ class SiebelRestStore:
     def write_outcome(self, row_id: str, outcome: SyncOutcome) -> None:
         fields = {
             self._settings.status_field: str(outcome.status),
-            self._settings.error_field: outcome.error or "",
+            self._settings.error_field: fit_text(outcome.error or "", self._settings.error_field_length),
             self._settings.sync_time_field: outcome.at.astimezone(UTC).strftime(searchspec.SIEBEL_DATETIME),
         }
         if outcome.ct_user_id is not None:
@@ -174,10 +175,19 @@ class SiebelRestStore:
             )
         if status >= 500 or status == 429:
             raise TransientError(f"Siebel unavailable: HTTP {status}", system=SYSTEM, status_code=status)
-        if status >= 400:
+        if status >= 400:  # a field too long, a validation rule: the same request will be refused again
             detail = redact_text(response.text[:200])
-            raise ConfigurationError(f"Siebel refused the request (HTTP {status}): {detail}", system=SYSTEM)
-        return response.json() if response.content else {}
+            raise PermanentError(
+                f"Siebel refused the request (HTTP {status}): {detail}", system=SYSTEM, status_code=status
+            )
+        if not response.content:
+            return {}
+        try:
+            return response.json()
+        except ValueError:  # a gateway's login or error page in front of Siebel, answered 200
+            raise TransientError(
+                f"Siebel answered HTTP {status} with a page that is not JSON (a gateway's login page?)", system=SYSTEM
+            ) from None
 
     def _member(self, item: dict[str, Any]) -> Member:
         return member_from_record(

@@ -25,6 +25,7 @@ from sync_worker.core.member import (
     UPDATED,
     Member,
     SyncOutcome,
+    fit_text,
     member_from_record,
     member_or_invalid,
 )
@@ -88,7 +89,7 @@ class SqliteMemberStore:
     def write_outcome(self, row_id: str, outcome: SyncOutcome) -> None:
         changes = {
             self._settings.status_field: str(outcome.status),
-            self._settings.error_field: outcome.error or "",
+            self._settings.error_field: fit_text(outcome.error or "", self._settings.error_field_length),
             self._settings.sync_time_field: _stamp(outcome.at),
         }
         if outcome.ct_user_id is not None:

@@ -165,6 +165,7 @@ def build_worker(
         budget=settings.worker.retry_budget,
         first_delay=settings.worker.retry_first_delay,
         max_delay=settings.worker.retry_max_delay,
+        siebel_refusals=settings.worker.siebel_refusals,
     )
     handler = EventHandler(sync=sync, ledger=ledger, clock=clock, retry=retry)
     dispatcher = AlertDispatcher(mailer or build_mailer(settings))

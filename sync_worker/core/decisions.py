@@ -1,12 +1,18 @@
 """What happens to a message after an attempt: a pure function of (result, attempts, age), tested as a table.
+Failures are classified by where they happened, so nothing outside CrowdTwist is ever blamed on it.
 
     synced / unchanged / skipped      → ack
     data rejected                     → ack, the member is written "Data Error"
     CrowdTwist transient / 401 / 403  → redeliver later with a growing delay, until the retry budget runs out;
                                         then ack and write "CT Failure"
+    CrowdTwist refuses the request    → ack and write "CT Failure" at once (another 4xx: not the member's data, not
+                                        an outage; retrying the same request cannot help)
     Siebel unavailable                → redeliver later; Siebel's outage never spends the member's CrowdTwist budget,
                                         because the outcome could not be written anyway
+    Siebel refuses (a 4xx, a write    → redeliver a bounded number of times (a refusal may be a passing lock), then
+    it will not take)                   the dead-letter queue with the reason: never retried for ever
     invalid event                     → dead-letter queue with the reason
+    a bug in ct-sync                  → dead-letter queue with the reason (the traceback is in the log)
 
 The consumer only carries the decision out (dramatiq's Retries middleware, cosmicpython's handlers).
 """
@@ -18,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from config.durations import format_duration
-from sync_worker.core.errors import CtSyncError, InvalidEvent, NotAuthorized
+from sync_worker.core.errors import INTERNAL, CtSyncError, InvalidEvent, NotAuthorized, PermanentError, TransientError
 from sync_worker.core.member import SyncStatus
 from sync_worker.core.messages import MemberEvent
 from sync_worker.core.ports import AttemptOutcome
@@ -31,6 +37,7 @@ class RetryPolicy:
     budget: timedelta = timedelta(minutes=10)
     first_delay: timedelta = timedelta(seconds=15)
     max_delay: timedelta = timedelta(minutes=5)
+    siebel_refusals: int = 3  # attempts Siebel may refuse (a 4xx) before the message goes to the dead-letter queue
 
     @property
     def siebel_delay(self) -> timedelta:
@@ -64,21 +71,21 @@ def decide_failure(
     """The decision after an attempt that failed with `error` (success paths are plain acks)."""
     if isinstance(error, InvalidEvent):
         return Decision("dead_letter", "Dead-lettered", reason=error.message)
+    if error.system == INTERNAL:
+        return Decision("dead_letter", "Dead-lettered", reason=error.message)
     if error.system == "siebel":
-        return Decision(
-            "retry_later",
-            "Retrying",
-            reason=f"Siebel unavailable: {error.message}",
-            retry_event=event.next_attempt(failed_at=now),
-            delay=policy.siebel_delay,
-        )
+        return _siebel(error, event=event, now=now, policy=policy)
+    if error.system == "crowdtwist" and isinstance(error, PermanentError) and not isinstance(error, NotAuthorized):
+        reason = f"CrowdTwist refused the request: {_cause(error)}"
+        return Decision("ack", "CT Failure", write_status=SyncStatus.CT_FAILURE, reason=reason)
     first_failure = event.first_failure_at or now
     elapsed = now - first_failure
     remaining = policy.budget - elapsed
     cause = _cause(error)
     if remaining <= timedelta(0):
         what = "refused our credentials" if isinstance(error, NotAuthorized) else "unreachable"
-        summary = f"CrowdTwist {what} after {event.attempt} attempts over {format_duration(elapsed)}: {cause}"
+        system = "CrowdTwist" if error.system in ("crowdtwist", "") else error.system
+        summary = f"{system} {what} after {event.attempt} attempts over {format_duration(elapsed)}: {cause}"
         return Decision("ack", "CT Failure", write_status=SyncStatus.CT_FAILURE, reason=summary)
     # The last redelivery lands at the end of the budget, not past it.
     delay = min(retry_delay(event.attempt, policy=policy, jitter=jitter), remaining)
@@ -89,6 +96,22 @@ def decide_failure(
         retry_event=event.next_attempt(failed_at=now),
         delay=delay,
     )
+
+
+def _siebel(error: CtSyncError, *, event: MemberEvent, now: datetime, policy: RetryPolicy) -> Decision:
+    retry = event.next_attempt(failed_at=now)
+    if isinstance(error, TransientError):
+        reason = f"Siebel unavailable: {error.message}"
+    else:
+        # Counted apart from the attempts: a member whose CrowdTwist outage spent nine attempts still gets its tries.
+        refusals = event.siebel_refusals + 1
+        if refusals >= policy.siebel_refusals:
+            return Decision(
+                "dead_letter", "Dead-lettered", reason=f"Siebel refused it {refusals} times: {_cause(error)}"
+            )
+        reason = f"Siebel refused: {_cause(error)}"
+        retry = retry.model_copy(update={"siebel_refusals": refusals})
+    return Decision("retry_later", "Retrying", reason=reason, retry_event=retry, delay=policy.siebel_delay)
 
 
 def _cause(error: CtSyncError) -> str:

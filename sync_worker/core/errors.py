@@ -20,6 +20,9 @@ every package may import it.
 
 from __future__ import annotations
 
+# The `system` of a failure that is a bug in ct-sync itself (outside the tree): never blamed on another system.
+INTERNAL = "ct-sync"
+
 
 class CtSyncError(Exception):
     """Root of every error ct-sync raises on purpose."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import unicodedata
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
@@ -128,6 +129,17 @@ class SyncStatus(enum.StrEnum):
 
 
 FAILURE_STATUSES = (SyncStatus.DATA_ERROR, SyncStatus.CT_FAILURE, SyncStatus.OIC_FAILURE)
+
+
+def fit_text(text: str, length: int) -> str:
+    """`text` cut to at most `length` characters for a Siebel field, with an ellipsis, never between a letter and
+    its combining marks (a cut 'प्रिया' must not end on a bare vowel sign)."""
+    if len(text) <= length:
+        return text
+    end = length - 1
+    while end > 0 and unicodedata.category(text[end]) in ("Mn", "Mc", "Me"):
+        end -= 1  # text[end] would open the next piece with a mark: cut before its base letter instead
+    return text[:end].rstrip() + "…"
 
 
 class SyncOutcome(BaseModel):

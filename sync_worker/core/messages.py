@@ -50,6 +50,7 @@ class MemberEvent(BaseModel):
     emitted_at: datetime = Field(default_factory=utc_now)
     attempt: int = Field(default=1, ge=1)
     first_failure_at: datetime | None = Field(default=None, description="start of the retry budget")
+    siebel_refusals: int = Field(default=0, ge=0, description="times Siebel refused this event's reads or writes")
     source: EventSource = "publish"
 
     def next_attempt(self, *, failed_at: datetime) -> MemberEvent:

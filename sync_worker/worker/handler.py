@@ -7,14 +7,16 @@ Several events for one member that are waiting together are coalesced into one s
 from __future__ import annotations
 
 import random
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import structlog
 
 from sync_worker.core.decisions import Decision, RetryPolicy, decide_failure
-from sync_worker.core.errors import CtSyncError, TransientError
+from sync_worker.core.errors import INTERNAL, CtSyncError
 from sync_worker.core.member import SyncStatus
 from sync_worker.core.messages import MemberEvent
 from sync_worker.core.metering import count_calls
@@ -116,10 +118,16 @@ class EventHandler:
         return Handled(decision, event.member_number, calls, error, emitted_at=emitted, events=len(events))
 
     def crashed(self, events: Sequence[MemberEvent], exc: Exception) -> Handled:
-        """A bug, not an outage: retry later like a transient failure, so the budget still bounds it."""
+        """A bug, not an outage and not the member's fault: the dead-letter queue, where it waits for a fix and a
+        replay. The reason says where it happened (the traceback is in the log); never the exception's text, which
+        may hold a member's data. Never raises: it is the consumer's last word on the message."""
         event = merge(events)
-        error = TransientError(f"internal error: {type(exc).__name__}", system="ct-sync")
-        return Handled(self._failure(error, event), event.member_number, 0, error, events=len(events))
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+        error = CtSyncError(f"internal error: {type(exc).__name__}{where}", system=INTERNAL)
+        decision = decide_failure(error, event=event, now=self._clock.now(), policy=self._retry, jitter=0.0)
+        self._record(events, decision, calls=0, ct_user_id=None, duration_ms=0.0)
+        return Handled(decision, event.member_number, 0, error, events=len(events))
 
     def _success(self, result: SyncResult) -> Decision:
         outcome = _RESULT_OUTCOMES[result.kind]
@@ -132,8 +140,9 @@ class EventHandler:
             return decision
         try:
             self._sync.write_failure(event.member_number, status=decision.write_status, error=decision.reason or "")
-        except TransientError as write_error:
-            # The outcome could not be written: keep the message, so the outcome is not lost.
+        except CtSyncError as write_error:
+            # The outcome could not be written: keep the message (Siebel down), or, when Siebel refuses the write
+            # for good, let its refusals run their bounded course to the dead-letter queue; never lose the outcome.
             return decide_failure(
                 write_error, event=event, now=self._clock.now(), policy=self._retry, jitter=self._jitter()
             )

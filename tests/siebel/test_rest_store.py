@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from pydantic import SecretStr
 from config.settings import SiebelSettings
 from siebel_adapter import searchspec
 from siebel_adapter.rest_store import SiebelRestStore
-from sync_worker.core.errors import ConfigurationError, TransientError
+from sync_worker.core.errors import ConfigurationError, PermanentError, TransientError
 from tests.builders import siebel_member
 
 BASE = "https://siebel.example.com/siebel/v1.0"
@@ -51,6 +52,9 @@ def test_no_data_is_no_member(mock: respx.MockRouter) -> None:
         (httpx.ReadTimeout("slow"), TransientError, "Siebel unreachable: ReadTimeout"),
         (httpx.Response(401, text="Unauthorized"), ConfigurationError, "Siebel refused the credentials (HTTP 401)"),
         (httpx.Response(404, json={"ERROR": "Business object not found"}), ConfigurationError, "does not know"),
+        # A gateway's login page answered 200 is Siebel's problem, never CrowdTwist's, and never a crash.
+        (httpx.Response(200, text="<html><form>Sign in</form></html>"), TransientError, "not JSON"),
+        (httpx.Response(400, json={"ERROR": "Value too long for CT Sync Error"}), PermanentError, "HTTP 400"),
     ],
 )
 def test_failures_map_to_the_error_tree(mock: respx.MockRouter, answer: object, error: type, text: str) -> None:
@@ -99,3 +103,14 @@ def test_the_emulator_reads_the_searchspec_subset(spec: str, record: dict[str, s
 def test_anything_outside_the_subset_is_refused(spec: str) -> None:
     with pytest.raises(searchspec.SearchspecError):
         searchspec.parse(spec)
+
+
+def test_an_error_text_longer_than_the_field_is_cut_before_it_is_written(mock: respx.MockRouter) -> None:
+    from sync_worker.core.member import SyncOutcome, SyncStatus
+
+    route = mock.put(f"{COLLECTION}/1-ABC").respond(200, json={"items": {"Id": "1-ABC"}})
+    outcome = SyncOutcome(status=SyncStatus.DATA_ERROR, error="x" * 1000, at=datetime(2026, 11, 22, tzinfo=UTC))
+    SiebelRestStore(SETTINGS.model_copy(update={"error_field_length": 100})).write_outcome("1-ABC", outcome)
+    written = json.loads(route.calls.last.request.content)["CT Sync Error"]
+    assert len(written) == 100
+    assert written.endswith("…")

@@ -7,18 +7,36 @@ from datetime import timedelta
 import pytest
 
 from sync_worker.core.decisions import RetryPolicy, decide_failure, retry_delay
-from sync_worker.core.errors import CtSyncError, InvalidEvent, NotAuthorized, RateLimited, TransientError
+from sync_worker.core.errors import (
+    INTERNAL,
+    ConfigurationError,
+    CtSyncError,
+    InvalidEvent,
+    NotAuthorized,
+    PermanentError,
+    RateLimited,
+    TransientError,
+)
 from sync_worker.core.messages import MemberEvent
 from tests.builders import at
 
 NOW = at("2026-11-22T10:00:00")
 POLICY = RetryPolicy(budget=timedelta(minutes=10))
 UNAVAILABLE = TransientError("HTTP 503", system="crowdtwist", status_code=503)
+SIEBEL_REFUSES = PermanentError(
+    "Siebel refused the request (HTTP 400): value too long", system="siebel", status_code=400
+)
 
 
-def _event(attempt: int = 1, failed_minutes_ago: float | None = None) -> MemberEvent:
+def _event(attempt: int = 1, failed_minutes_ago: float | None = None, siebel_refusals: int = 0) -> MemberEvent:
     first = None if failed_minutes_ago is None else NOW - timedelta(minutes=failed_minutes_ago)
-    return MemberEvent(event_type="update", member_number="296-1", attempt=attempt, first_failure_at=first)
+    return MemberEvent(
+        event_type="update",
+        member_number="296-1",
+        attempt=attempt,
+        first_failure_at=first,
+        siebel_refusals=siebel_refusals,
+    )
 
 
 @pytest.mark.parametrize(
@@ -38,6 +56,32 @@ def _event(attempt: int = 1, failed_minutes_ago: float | None = None) -> MemberE
         ),
         (TransientError("down", system="siebel"), _event(50, failed_minutes_ago=600), "retry_later", "Retrying", None),
         (InvalidEvent("body is not JSON"), _event(1), "dead_letter", "Dead-lettered", None),
+        # Siebel refuses (a field too long, a validation rule): a few tries, then the dead-letter queue.
+        (SIEBEL_REFUSES, _event(7, failed_minutes_ago=11), "retry_later", "Retrying", None),
+        (SIEBEL_REFUSES, _event(9, siebel_refusals=2), "dead_letter", "Dead-lettered", None),
+        (
+            ConfigurationError("credentials refused", system="siebel"),
+            _event(3, siebel_refusals=2),
+            "dead_letter",
+            "Dead-lettered",
+            None,
+        ),
+        # CrowdTwist refuses the request itself (not the data, not an outage): CT Failure at once, no budget spent.
+        (
+            PermanentError("HTTP 405: not allowed", system="crowdtwist", status_code=405),
+            _event(1),
+            "ack",
+            "CT Failure",
+            "CT Failure",
+        ),
+        # A bug in ct-sync is nobody else's fault.
+        (
+            CtSyncError("internal error: KeyError at sync.py:99", system=INTERNAL),
+            _event(1),
+            "dead_letter",
+            "Dead-lettered",
+            None,
+        ),
     ],
 )
 def test_decision_table(error: CtSyncError, event: MemberEvent, action: str, outcome: str, status: str | None) -> None:
@@ -85,3 +129,16 @@ def test_siebel_outages_retry_steadily_without_spending_the_budget() -> None:
 def test_retry_delays_grow_and_are_capped(attempt: int, low: float, high: float) -> None:
     assert retry_delay(attempt, policy=POLICY, jitter=0).total_seconds() == low
     assert retry_delay(attempt, policy=POLICY, jitter=1).total_seconds() == high
+
+
+def test_a_crowdtwist_refusal_says_crowdtwist_refused_not_unreachable() -> None:
+    error = PermanentError("HTTP 405: Method Not Allowed", system="crowdtwist", status_code=405)
+    decision = decide_failure(error, event=_event(1), now=NOW, policy=POLICY, jitter=0)
+    assert decision.reason == "CrowdTwist refused the request: HTTP 405: Method Not Allowed"
+
+
+def test_another_system_past_the_budget_is_named_for_itself() -> None:
+    error = TransientError("ledger unavailable: locked", system="ledger")
+    decision = decide_failure(error, event=_event(6, failed_minutes_ago=11), now=NOW, policy=POLICY, jitter=0)
+    assert decision.reason is not None
+    assert decision.reason.startswith("ledger unreachable after 6 attempts")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, date, datetime
 
 import pytest
 from pydantic import ValidationError
 
-from sync_worker.core.member import Member
+from sync_worker.core.member import Member, fit_text
 
 
 def _siebel(**fields: str) -> dict[str, str]:
@@ -52,3 +53,18 @@ def test_siebel_field_names_round_trip() -> None:
     assert document["First Name"] == "Ann"
     assert document["M/F"] == "F"
     assert Member.model_validate(document) == member
+
+
+def test_a_long_error_is_cut_to_the_field_length_with_an_ellipsis() -> None:
+    assert fit_text("short", 10) == "short"
+    cut = fit_text("Email Address is already taken " * 20, 255)
+    assert len(cut) <= 255
+    assert cut.endswith("…")
+
+
+def test_a_cut_never_parts_a_letter_from_its_combining_marks() -> None:
+    text = "प्रिया is taken"  # प ् र ि य ा: letters carrying marks
+    for length in range(2, len(text)):
+        kept = fit_text(text, length).removesuffix("…")
+        assert text.startswith(kept)
+        assert not unicodedata.category(text[len(kept)]).startswith("M"), (length, kept)

@@ -10,7 +10,7 @@ import pytest
 from config.settings import DefaultsSettings
 from sync_worker.core.ct_user import UserPayload
 from sync_worker.core.decisions import RetryPolicy
-from sync_worker.core.errors import NotAuthorized, TransientError
+from sync_worker.core.errors import NotAuthorized, PermanentError, TransientError
 from sync_worker.core.mapping import map_member
 from sync_worker.core.member import Member, SyncStatus
 from sync_worker.core.messages import MemberEvent
@@ -397,3 +397,34 @@ def test_a_stale_write_by_another_worker_is_corrected_by_the_check_after_sending
     world.send(ann, "update")
     assert world.crowdtwist.users[ann.member_number].last_name == "Leigh"
     assert world.status_of(ann) == "Synced"
+
+
+def test_a_write_back_siebel_refuses_for_good_ends_in_the_dead_letter_queue_after_bounded_tries(world: World) -> None:
+    """Siebel answering 403 to the CT Failure write must neither escape the handler nor be retried for ever."""
+    ann = member()
+    world.store.put(ann)
+    refused = PermanentError("Siebel refused the request (HTTP 403): read-only", system="siebel", status_code=403)
+    started = world.clock.now() - timedelta(minutes=11)
+    decisions = []
+    event = update_of(ann).model_copy(update={"attempt": 7, "first_failure_at": started})
+    for _ in range(3):
+        world.crowdtwist.script.failures = [TransientError("HTTP 503", system="crowdtwist", status_code=503)]
+        world.store.write_script.failures = [refused]
+        handled = world.handler.handle([event])
+        decisions.append(handled.decision.action)
+        event = handled.decision.retry_event or event
+    assert decisions == ["retry_later", "retry_later", "dead_letter"]
+    assert "Siebel refused it 3 times" in (handled.decision.reason or "")
+
+
+def test_a_bug_goes_to_the_dead_letter_queue_saying_where_not_blamed_on_crowdtwist(world: World) -> None:
+    ann = member()
+    try:
+        {}["missing"]
+    except KeyError as bug:
+        handled = world.handler.crashed([update_of(ann)], bug)
+    assert handled.decision.action == "dead_letter"
+    assert handled.decision.reason is not None
+    assert handled.decision.reason.startswith("internal error: KeyError at test_sync.py:")
+    assert "missing" not in handled.decision.reason  # the exception's text may hold a member's data
+    assert [row.outcome for row in world.ledger.rows] == ["Dead-lettered"]
