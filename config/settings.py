@@ -229,6 +229,10 @@ class WorkerSettings(_Section):
         default=timedelta(seconds=15), description="first redelivery delay after a transient failure; doubles"
     )
     retry_max_delay: Duration = Field(default=timedelta(minutes=5), description="longest redelivery delay")
+    max_hold: Duration = Field(
+        default=timedelta(minutes=5),
+        description="longest a message stays unacked (RabbitMQ's consumer timeout is 30m): then it is parked",
+    )
     siebel_refusals: int = Field(
         default=3, ge=1, description="attempts Siebel may refuse (a 4xx) before the message is dead-lettered"
     )

@@ -5,14 +5,18 @@ lost" on a laptop too:
 - kombu marks a fetched message invisible and never deletes it: an ack here deletes its row, so the file does not
   grow without end and an acked message can never come back;
 - a consumer killed with messages in hand leaves them invisible forever: `reclaim_unacked()`, called when a
-  worker starts, makes them visible again (the embedded queue serves one worker process at a time).
+  worker starts, makes them visible again. That is only safe because the embedded queue serves one worker process
+  at a time, which `claim_embedded_queue()` enforces with a lock file: a second worker on the same data directory
+  is refused at start instead of reclaiming the first one's messages in flight.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from queue import Empty
-from typing import Any
+from typing import Any, TextIO
 
 from kombu.connection import Connection
 from kombu.transport import sqlalchemy as kombu_sqlalchemy
@@ -21,6 +25,7 @@ from kombu.utils.json import dumps, loads
 from sqlalchemy import create_engine, event, text
 
 from config.settings import Settings
+from sync_worker.core.errors import ConfigurationError
 
 EMBEDDED_SCHEME = "sqla+"
 
@@ -128,3 +133,30 @@ def reclaim_unacked(connection: Connection) -> int:
         return len(held)
     finally:
         channel.close()
+
+
+def claim_embedded_queue(settings: Settings) -> TextIO | None:
+    """On the embedded queue, the lock that makes this the data directory's one worker: keep the returned file open
+    for the worker's life (the lock goes with the process, however it ends). None on RabbitMQ. Raises
+    ConfigurationError naming the holder when another worker has it."""
+    if not is_embedded(settings.broker_url):
+        return None
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.data_dir / "worker.lock"
+    lock = path.open("a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "another process"
+        lock.close()
+        raise ConfigurationError(
+            f"another ct-sync worker ({holder}) already uses the embedded queue in {settings.data_dir.resolve()}: "
+            "it serves one worker; for several, use RabbitMQ (CTSYNC_BROKER__URL)",
+            system="broker",
+        ) from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"pid {os.getpid()}")
+    lock.flush()
+    return lock

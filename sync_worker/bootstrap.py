@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TextIO
 
 import httpx
 import structlog
@@ -13,7 +14,7 @@ import structlog
 from config.settings import Settings
 from crowdtwist_client.client import CrowdTwistClient
 from crowdtwist_client.drop.folder import FolderDrop
-from siebel_adapter.broker import open_broker, reclaim_unacked
+from siebel_adapter.broker import claim_embedded_queue, open_broker, reclaim_unacked
 from siebel_adapter.queue import QueueTopology, build_publisher
 from siebel_adapter.rest_store import SiebelRestStore
 from siebel_adapter.sqlite_store import SqliteMemberStore
@@ -112,6 +113,7 @@ class Worker:
     dispatcher: AlertDispatcher
     metrics: Metrics
     health: HealthServer | None = None
+    queue_lock: TextIO | None = None  # the embedded queue's: this is the data directory's one worker
 
     def run(self) -> None:
         if self.health is not None:
@@ -131,6 +133,8 @@ class Worker:
         close_store = getattr(self.store, "close", None)  # the REST store holds an HTTP pool
         if close_store is not None:
             close_store()
+        if self.queue_lock is not None:
+            self.queue_lock.close()
 
     def worker_checks(self) -> dict[str, bool]:
         return {
@@ -148,6 +152,7 @@ def build_worker(
     mailer: Mailer | None = None,
     clock: Clock | None = None,
 ) -> Worker:
+    queue_lock = claim_embedded_queue(settings)  # first: never reclaim another live worker's messages
     clock = clock or SystemClock()
     metrics = Metrics()
     store = store or build_member_store(settings)
@@ -207,8 +212,9 @@ def build_worker(
         on_tick=supervisor.tick,
         on_dead_letter=dead_lettered,
         on_depths=metrics.set_depths,
+        max_hold=settings.worker.max_hold.total_seconds(),
     )
-    worker = Worker(queue_worker, store, crowdtwist, ledger, supervisor, dispatcher, metrics)
+    worker = Worker(queue_worker, store, crowdtwist, ledger, supervisor, dispatcher, metrics, queue_lock=queue_lock)
     if settings.metrics.port is not None:
         readiness = ReadinessProbe(store=store, extra=worker.worker_checks)
         worker.health = HealthServer(

@@ -10,11 +10,16 @@ the decisions out:
     dead_letter   → publish the body to the dead-letter queue (header: reason), then ack
 
 Nothing is acked before its outcome is written (the handler writes it), and a message is only acked after its
-successor (retry or dead letter) was confirmed by the broker. Messages for a member whose sync is running wait and
-are coalesced into one more sync. Delayed messages are held, unacked, until their time and then republished to the
-work queue (dramatiq's delay-queue design), so a waiting member never blocks the others. After a lost connection
-everything unacked is redelivered by the broker; results that finish for the old connection are dropped, never
-acked on a new channel.
+successor (retry, parked copy or dead letter) was confirmed by the broker. Messages for a member whose sync is
+running wait and are coalesced into one more sync. Delayed messages are held, unacked, until their time and then
+republished to the work queue (dramatiq's delay-queue design), so a waiting member never blocks the others.
+
+Nothing is held unacked for long (`max_hold`, well under RabbitMQ's 30-minute consumer timeout, past which it closes
+the channel and redelivers everything): a delayed message not yet due is parked again in the delay queue, and a
+message waiting to start (the outage breaker shut the gate) is parked there too, keeping its redelivered mark.
+A message the worker cannot read (a bad header, anything) goes to the dead-letter queue with the reason: the worker
+never dies on a message's content. After a lost connection everything unacked is redelivered by the broker; results
+that finish for the old connection are dropped, never acked on a new channel.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import math
 import queue
 import threading
 import time
@@ -46,6 +52,7 @@ from sync_worker.core.messages import (
     HEADER_DEAD_AT,
     HEADER_NOT_BEFORE,
     HEADER_REASON,
+    HEADER_REDELIVERED,
     MemberEvent,
     decode_event,
     encode_event,
@@ -94,6 +101,7 @@ class _Batch:
     messages: list[Message] = field(default_factory=list)
     events: list[MemberEvent] = field(default_factory=list)
     redelivered: bool = False  # a message of the batch was delivered before: its fate then is unknown
+    held_since: float = field(default_factory=time.monotonic)
 
 
 class QueueWorker:
@@ -110,6 +118,7 @@ class QueueWorker:
         on_dead_letter: Callable[[bytes, str], None] = lambda body, reason: None,
         on_tick: Callable[[], None] = lambda: None,
         on_depths: Callable[[dict[str, int]], None] | None = None,
+        max_hold: float = 300.0,
     ) -> None:
         self._connection = connection
         self._topology = topology
@@ -121,7 +130,9 @@ class QueueWorker:
         self._on_dead_letter = on_dead_letter
         self._on_tick = on_tick  # called on the connection thread every loop: keep it cheap
         self._on_depths = on_depths
+        self._max_hold = max_hold  # seconds a message may stay unacked before it is parked
         self._depths_at = 0.0
+        self._parked_at = 0.0
         self._stopping = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="ct-sync")
         self._done: queue.SimpleQueue[tuple[_Batch, Handled]] = queue.SimpleQueue()
@@ -131,7 +142,7 @@ class QueueWorker:
         self._running: set[str] = set()  # members with a sync whose result is not yet carried out
         self._active = 0  # pool threads busy with a sync
         self._lock = threading.Lock()  # guards _waiting, _ready, _running, _active: pool threads take work too
-        self._delayed: list[tuple[float, int, Message]] = []
+        self._delayed: list[tuple[float, int, float, Message]] = []  # (wake at, order, not before, message)
         self._sequence = itertools.count()
         self._producer: Producer | None = None
         self.connected = threading.Event()
@@ -173,8 +184,8 @@ class QueueWorker:
             entity.bind(connection.default_channel).declare()
         self._topology.dead_queue.bind(connection.default_channel).declare()
         consumers = [
-            Consumer(work_channel, queues=[self._topology.work_queue], on_message=self._on_work),
-            Consumer(delay_channel, queues=[self._topology.delay_queue], on_message=self._on_delayed),
+            Consumer(work_channel, queues=[self._topology.work_queue], on_message=self._guarded(self._on_work)),
+            Consumer(delay_channel, queues=[self._topology.delay_queue], on_message=self._guarded(self._on_delayed)),
         ]
         for consumer in consumers:
             consumer.consume()
@@ -209,9 +220,12 @@ class QueueWorker:
             self._finish(batch, handled)
         now = time.time()
         while self._delayed and self._delayed[0][0] <= now:
-            _, _, message = heapq.heappop(self._delayed)
-            self._publish(message.body, routing_key=self._topology.work_queue.routing_key, headers={})
+            _, _, not_before, message = heapq.heappop(self._delayed)
+            due = not_before <= now  # or held long enough: back to the delay queue, acked here
+            queue_key = (self._topology.work_queue if due else self._topology.delay_queue).routing_key
+            self._publish(message.body, routing_key=queue_key, headers={} if due else dict(message.headers))
             message.ack()
+        self._park_long_waiting()
         with self._lock:
             while self._active < self._concurrency:
                 ready = self._next_batch()
@@ -220,6 +234,43 @@ class QueueWorker:
                 self._active += 1
                 self._pool.submit(self._run_batches, ready)
         self._on_tick()
+
+    def _park_long_waiting(self) -> None:
+        """Messages that could not start for `max_hold` (the breaker is open): into the delay queue, acked."""
+        now = time.monotonic()
+        if now - self._parked_at < 1.0:
+            return
+        self._parked_at = now
+        with self._lock:
+            stale = [batch for batch in self._waiting.values() if now - batch.held_since >= self._max_hold]
+            for batch in stale:
+                del self._waiting[batch.member_number]  # _ready skips members no longer waiting
+        for batch in stale:
+            not_before = time.time() + self._max_hold / 2
+            for message in batch.messages:
+                headers: dict[str, Any] = {HEADER_NOT_BEFORE: not_before}
+                if _redelivered(message):
+                    headers[HEADER_REDELIVERED] = 1
+                self._publish(message.body, routing_key=self._topology.delay_queue.routing_key, headers=headers)
+                message.ack()
+        if stale:
+            log.info("messages_parked", members=len(stale), for_s=round(self._max_hold / 2))
+
+    def _guarded(self, on_message: Callable[[Message], None]) -> Callable[[Message], None]:
+        """A message the worker cannot read (a bad header, anything unforeseen) goes to the dead-letter queue with the
+        reason; a lost connection still goes up to the reconnect loop."""
+        lost = (*self._connection.connection_errors, *self._connection.channel_errors, OSError, KombuOperationalError)
+
+        def guarded(message: Message) -> None:
+            try:
+                on_message(message)
+            except lost:
+                raise
+            except Exception as exc:  # the consumer's top: no message may crash the worker
+                log.exception("message_unreadable")
+                self._dead_letter(message, f"the worker could not read the message: {type(exc).__name__}")
+
+        return guarded
 
     def _on_work(self, message: Message) -> None:
         try:
@@ -235,11 +286,19 @@ class QueueWorker:
                     self._ready.append(event.member_number)
             batch.messages.append(message)
             batch.events.append(event)
-            batch.redelivered = batch.redelivered or bool(message.delivery_info.get("redelivered"))
+            batch.redelivered = batch.redelivered or _redelivered(message)
 
     def _on_delayed(self, message: Message) -> None:
-        not_before = float(message.headers.get(HEADER_NOT_BEFORE, 0))
-        heapq.heappush(self._delayed, (not_before, next(self._sequence), message))
+        try:
+            not_before = float(message.headers[HEADER_NOT_BEFORE])
+        except (KeyError, TypeError, ValueError):
+            self._dead_letter(message, f"delayed message without a readable {HEADER_NOT_BEFORE} header")
+            return
+        if not math.isfinite(not_before):
+            self._dead_letter(message, f"delayed message with {HEADER_NOT_BEFORE} {not_before}")
+            return
+        wake_at = min(not_before, time.time() + self._max_hold)
+        heapq.heappush(self._delayed, (wake_at, next(self._sequence), not_before, message))
 
     def _next_batch(self) -> _Batch | None:
         """The next waiting member's events, or None (nothing ready, stopping, or the breaker says wait).
@@ -344,3 +403,8 @@ class QueueWorker:
                 batch = self._next_batch()
                 if batch is None:
                     self._active -= 1
+
+
+def _redelivered(message: Message) -> bool:
+    """The broker delivered it before (RabbitMQ's flag), or it is a parked copy of one it had."""
+    return bool(message.delivery_info.get("redelivered") or (message.headers or {}).get(HEADER_REDELIVERED))

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -11,10 +14,11 @@ import pytest
 from kombu.connection import Connection
 from kombu.entity import Queue
 from kombu.messaging import Producer
+from structlog.testing import capture_logs
 
 from siebel_adapter.queue import QueueTopology as Topology
 from sync_worker.core.decisions import Decision
-from sync_worker.core.messages import HEADER_REASON, MemberEvent, encode_event
+from sync_worker.core.messages import HEADER_NOT_BEFORE, HEADER_REASON, MemberEvent, encode_event
 from sync_worker.worker.consumer import QueueWorker
 from tests.integration.helpers import ScriptedHandler, eventually
 
@@ -179,3 +183,80 @@ def test_a_message_a_dead_consumer_held_reaches_the_handler_marked_redelivered( 
     eventually(lambda: len(handler.handled_events) == 2)
     flags = {batch[0].member_number: flag for batch, flag in zip(handler.batches, handler.redelivered, strict=True)}
     assert flags == {"296-1": True, "296-2": False}
+
+
+def test_a_delayed_message_with_an_unreadable_header_is_dead_lettered_and_the_worker_goes_on(  # type: ignore[no-untyped-def]
+    rabbitmq_url: str, topology: Topology, run_worker
+) -> None:
+    """Before, such a message crashed the worker at every start."""
+    publish(rabbitmq_url, topology, [])  # declares the topology
+    with Connection(rabbitmq_url) as connection:
+        Producer(connection.default_channel, exchange=topology.exchange).publish(
+            encode_event(event("296-bad-delay")),
+            routing_key="delay",
+            headers={HEADER_NOT_BEFORE: "tomorrow"},
+            content_type="application/json",
+            content_encoding="utf-8",
+        )
+    handler = ScriptedHandler()
+    worker = run_worker(handler)
+    publish(rabbitmq_url, topology, [encode_event(event("296-after"))])
+    eventually(lambda: [e.member_number for e in handler.handled_events] == ["296-after"])
+    eventually(lambda: depth(rabbitmq_url, topology.dead_queue) == 1)
+    with Connection(rabbitmq_url) as connection:
+        dead = topology.dead_queue.bind(connection.default_channel).get(no_ack=True)
+        assert dead is not None
+        assert HEADER_NOT_BEFORE in dead.headers[HEADER_REASON]
+    assert worker.connected.is_set()
+
+
+@pytest.fixture
+def short_consumer_timeout() -> Iterator[None]:
+    """RabbitMQ's consumer timeout at 3 s, checked every second, for the channels opened during the test: a stand-in
+    for its 30-minute default, which closes a channel holding a message unacked longer and redelivers everything."""
+    rabbitmqctl = shutil.which("rabbitmqctl")
+    if rabbitmqctl is None:
+        reason = "rabbitmqctl is not installed: cannot shorten RabbitMQ's consumer timeout"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}, and CI must run every test")
+        pytest.skip(reason)
+
+    def set_env(key: str, value: int) -> None:
+        subprocess.run(
+            [rabbitmqctl, "eval", f"application:set_env(rabbit, {key}, {value})."],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    set_env("consumer_timeout", 3000)
+    set_env("channel_tick_interval", 1000)
+    try:
+        yield
+    finally:
+        set_env("consumer_timeout", 1_800_000)
+        set_env("channel_tick_interval", 60_000)
+
+
+@pytest.mark.parametrize("max_hold", [60.0, 1.0])
+def test_messages_that_cannot_start_are_parked_before_rabbitmq_gives_up_on_the_consumer(  # type: ignore[no-untyped-def]
+    rabbitmq_url: str, topology: Topology, run_worker, short_consumer_timeout: None, max_hold: float
+) -> None:
+    """The breaker shut the gate for longer than RabbitMQ's consumer timeout. Held unacked (max_hold 60 s, longer
+    than the 3 s timeout), the channel is closed under the worker; parked after 1 s, it never is, and once the gate
+    opens every message is handled once."""
+    gate = threading.Event()
+    handler = ScriptedHandler()
+    with capture_logs() as logs:
+        worker = run_worker(handler, may_start=gate.is_set, max_hold=max_hold)
+        publish(rabbitmq_url, topology, [encode_event(event(f"296-{n}")) for n in range(3)])
+        if max_hold > 3:
+            eventually(lambda: any(line["event"] == "broker_connection_lost" for line in logs), timeout=30)
+            return
+        # Parked, back from the delay queue, parked again…: four rounds outlast the 3 s timeout and its 1 s check.
+        eventually(lambda: sum(line["event"] == "messages_parked" for line in logs) >= 4, timeout=30)
+        assert not any(line["event"] == "broker_connection_lost" for line in logs)
+        gate.set()
+        eventually(lambda: len(handler.handled_events) == 3, timeout=30)
+    assert sorted(e.member_number for e in handler.handled_events) == ["296-0", "296-1", "296-2"]
+    assert worker.connected.is_set()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -17,6 +21,7 @@ from sync_worker.core.messages import MemberEvent, encode_event
 from sync_worker.worker.consumer import QueueWorker
 from tests.integration.helpers import ScriptedHandler, eventually
 
+CT_SYNC = str(Path(sys.executable).with_name("ct-sync"))
 EXCHANGE = Exchange("ct-sync-test", type="direct", durable=True)
 QUEUE = Queue("ct-sync-test", EXCHANGE, routing_key="work", durable=True)
 
@@ -136,3 +141,20 @@ def test_a_reclaimed_message_reaches_the_handler_marked_redelivered(tmp_path: Pa
         worker.stop()
         thread.join(10)
     assert handler.redelivered == [True]
+
+
+def test_a_second_worker_on_the_same_embedded_queue_is_refused_and_leaves_the_first_alone(tmp_path: Path) -> None:
+    """It would reclaim the first worker's messages in flight: one clear line, exit 2, the first goes on."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CTSYNC_")}, "CTSYNC_DATA_DIR": str(tmp_path)}
+    first = subprocess.Popen([CT_SYNC, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        eventually(lambda: (tmp_path / "worker.lock").exists() and "pid" in (tmp_path / "worker.lock").read_text())
+        second = subprocess.run([CT_SYNC, "worker"], env=env, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2
+        assert f"pid {first.pid}" in second.stderr
+        assert "embedded queue" in second.stderr
+        assert len(second.stderr.strip().splitlines()) == 1
+        assert first.poll() is None
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=60)
