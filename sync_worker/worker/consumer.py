@@ -146,6 +146,8 @@ class QueueWorker:
         self._sequence = itertools.count()
         self._producer: Producer | None = None
         self.connected = threading.Event()
+        self.connections = 0  # channels opened: more than one means the broker closed one under us
+        self.parked = 0  # messages parked in the delay queue because they waited `max_hold` unacked
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -190,6 +192,7 @@ class QueueWorker:
         for consumer in consumers:
             consumer.consume()
         self.connected.set()
+        self.connections += 1
         log.info("worker_consuming", queue=self._topology.work_queue.name, concurrency=self._concurrency)
         while not self._stopping.is_set():
             self._pump()
@@ -253,6 +256,7 @@ class QueueWorker:
                     headers[HEADER_REDELIVERED] = 1
                 self._publish(message.body, routing_key=self._topology.delay_queue.routing_key, headers=headers)
                 message.ack()
+                self.parked += 1
         if stale:
             log.info("messages_parked", members=len(stale), for_s=round(self._max_hold / 2))
 
