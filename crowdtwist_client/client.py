@@ -263,11 +263,8 @@ class CrowdTwistClient:
             raise failure
         self._observe(operation, response.status_code, started)
         error = error_for(response.status_code, response.headers, response.content, operation=operation)
-        if self._pacer is not None:
-            if isinstance(error, RateLimited):
-                self._pacer.rate_limited()
-            elif error is None:
-                self._pacer.succeeded()
+        if self._pacer is not None and isinstance(error, RateLimited):
+            self._pacer.rate_limited()
         if error is not None:
             raise self._scrubbed(error)
         if response.status_code == 404:

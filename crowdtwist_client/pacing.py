@@ -1,8 +1,15 @@
 """Client-side pacing: a leaky bucket (GCRA) at `requests_per_minute × budget_share`, shared by all threads.
 
 Each `acquire()` reserves the next free slot under a lock, then sleeps outside it until the slot comes, so N
-threads are admitted at exactly the rate, never in a burst. After a 429 the rate halves (down to an eighth);
-each success wins back a little (multiplicative decrease, additive increase, as TCP does).
+threads are admitted at exactly the rate, never in a burst.
+
+The rate adapts to a CrowdTwist whose real limit is lower than configured. A 429 halves the rate (once a second at
+most: requests already in flight come back 429 together, and they are one signal), as far down as the 429s demand,
+to a floor of one call per second, and remembers the rate that drew it as the ceiling. While no 429 comes, the rate
+climbs back quickly to 90 % of that ceiling and holds there; after a minute without a 429 it is logged as settled,
+and only then probes higher, slowly (half a percent of the configured rate per second), until a 429 sets a new
+ceiling or the configured rate is reached again. So a limit below the setting costs a 429 every minute or two, not a
+steady share of refusals.
 """
 
 from __future__ import annotations
@@ -11,8 +18,16 @@ import threading
 import time
 from collections.abc import Callable
 
-_MIN_FACTOR = 0.125
-_RECOVERY_PER_SUCCESS = 0.01
+import structlog
+
+log = structlog.get_logger("ct_sync.pacing")
+
+_FLOOR_PER_SECOND = 1.0
+_HALVING_COOLDOWN = 1.0  # seconds: 429s closer together than this are one signal
+_BELOW_CEILING = 0.9  # the quick climb stops at this share of the rate that drew the last 429
+_CLIMB_SHARE_PER_SECOND = 0.05  # of the ceiling, per second, on the way back up to it
+_SETTLED_AFTER = 60.0  # seconds without a 429 at the held rate before it is called settled and probing begins
+_PROBE_SHARE_PER_SECOND = 0.005  # of the configured rate, per second, when probing above the ceiling
 
 
 class Pacer:
@@ -25,23 +40,31 @@ class Pacer:
     ) -> None:
         if requests_per_minute <= 0:
             raise ValueError("requests_per_minute must be positive")
-        self._interval = 60.0 / requests_per_minute
+        self._configured = requests_per_minute / 60.0  # calls per second
+        self._floor = min(_FLOOR_PER_SECOND, self._configured)
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
         self._next_slot = 0.0
-        self._factor = 1.0  # share of the configured rate in force, lowered after a 429
+        self._rate = self._configured  # in force now
+        self._ceiling = self._configured  # the rate that drew the last 429
+        self._updated_at = clock()
+        self._limited_at: float | None = None  # when the last 429 lowered the rate; None: never, or recovered
+        self._settled = False
 
     @property
     def rate_per_minute(self) -> float:
-        return 60.0 / self._interval * self._factor
+        with self._lock:
+            self._adapt(self._clock())
+            return self._rate * 60.0
 
     def acquire(self) -> float:
         """Wait for the next slot; return the seconds waited."""
         with self._lock:
             now = self._clock()
+            self._adapt(now)
             slot = max(now, self._next_slot)
-            self._next_slot = slot + self._interval / self._factor
+            self._next_slot = slot + 1.0 / self._rate
         wait = slot - now
         if wait > 0:
             self._sleep(wait)
@@ -49,9 +72,33 @@ class Pacer:
 
     def rate_limited(self) -> None:
         with self._lock:
-            self._factor = max(_MIN_FACTOR, self._factor / 2)
+            now = self._clock()
+            self._adapt(now)
+            if self._limited_at is not None and now - self._limited_at < _HALVING_COOLDOWN:
+                return
+            self._limited_at, self._settled = now, False
+            self._ceiling = self._rate
+            self._rate = max(self._floor, self._rate / 2)
+            rate = self._rate
+        log.warning("crowdtwist_pace_lowered", per_minute=round(rate * 60))
 
-    def succeeded(self) -> None:
-        if self._factor < 1.0:
-            with self._lock:
-                self._factor = min(1.0, self._factor + _RECOVERY_PER_SUCCESS)
+    def _adapt(self, now: float) -> None:
+        """Climb back since the last look; called with the lock held."""
+        elapsed, self._updated_at = max(now - self._updated_at, 0.0), now
+        if self._limited_at is None:
+            return
+        held = self._ceiling * _BELOW_CEILING
+        if self._rate < held:
+            self._rate = min(held, self._rate + self._ceiling * _CLIMB_SHARE_PER_SECOND * elapsed)
+            return
+        probing = now - self._limited_at - _SETTLED_AFTER  # seconds since the held rate proved itself
+        if probing < 0:
+            return
+        if not self._settled:
+            self._settled = True
+            log.info("crowdtwist_pace_settled", per_minute=round(self._rate * 60))
+        step = self._configured * _PROBE_SHARE_PER_SECOND * min(elapsed, probing)
+        self._rate = min(self._configured, self._rate + step)
+        if self._rate >= self._configured:
+            self._limited_at = None
+            log.info("crowdtwist_pace_restored", per_minute=round(self._rate * 60))
