@@ -27,7 +27,7 @@ from config.redaction import REDACTED, redact_text
 from config.settings import CrowdTwistSettings
 from crowdtwist_client.pacing import Pacer
 from crowdtwist_client.responses import SYSTEM, error_for, parse_json
-from sync_worker.core.ct_user import CtUser, DeletionStatus, DeletionTicket, UserPayload
+from sync_worker.core.ct_user import CtUser, DeletionStatus, DeletionTicket, UserPayload, scrub_personal_data
 from sync_worker.core.errors import CtSyncError, RateLimited, TransientError
 from sync_worker.core.metering import record_call
 
@@ -266,7 +266,7 @@ class CrowdTwistClient:
         if self._pacer is not None and isinstance(error, RateLimited):
             self._pacer.rate_limited()
         if error is not None:
-            raise self._scrubbed(error)
+            raise self._scrubbed(error, sent=json)
         if response.status_code == 404:
             return None
         return parse_json(response.content)
@@ -280,10 +280,14 @@ class CrowdTwistClient:
         (Real keys are long; a toy key of a few letters would shred ordinary words, so those are left.)"""
         return text.replace(self._api_key, REDACTED) if self._api_key and len(self._api_key) >= 8 else text
 
-    def _scrubbed(self, error: CtSyncError) -> CtSyncError:
-        if self._scrub(error.message) != error.message:
-            error.message = self._scrub(error.message)
-            error.args = (error.message,)
+    def _scrubbed(self, error: CtSyncError, *, sent: dict[str, Any] | None) -> CtSyncError:
+        """The key, and the member's own values CrowdTwist may echo back, out of the error's text."""
+        scrubbed = self._scrub(error.message)
+        if sent:
+            scrubbed = scrub_personal_data(scrubbed, sent)
+        if scrubbed != error.message:
+            error.message = scrubbed
+            error.args = (scrubbed,)
         return error
 
     def _observe(self, operation: str, status: int | None, started: float) -> None:

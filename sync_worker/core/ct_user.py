@@ -5,9 +5,29 @@ Pure: pydantic only.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+
+# The fields of a payload that are a member's personal data (the Member Number, codes and flags are not).
+PERSONAL_FIELDS = (
+    "first_name", "last_name", "middle_name", "email_address", "postal_code", "city_name", "date_of_birth",
+    "mobile_phone_number",
+)  # fmt: skip
+
+
+def scrub_personal_data(text: str, body: Mapping[str, Any]) -> str:
+    """`text` (an error CrowdTwist answered) with the member's own values from `body` replaced by their field names:
+    CrowdTwist may echo "j.smith@example.com is already taken", and error texts reach CT Sync Error, the ledger, logs
+    and emails. Whole words only, and no value shorter than three characters (it would shred ordinary words)."""
+    for field in PERSONAL_FIELDS:
+        value = body.get(field)
+        if value is None or len(str(value)) < 3:
+            continue
+        text = re.sub(rf"(?<!\w){re.escape(str(value))}(?!\w)", f"[{field}]", text, flags=re.IGNORECASE)
+    return text
 
 
 class UserPayload(BaseModel):

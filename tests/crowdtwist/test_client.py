@@ -264,3 +264,14 @@ def test_delete_is_queued_and_its_status_readable(mock: respx.MockRouter) -> Non
     result = client().deletion_status(5)
     assert result is not None
     assert result.status == "Deletion_completed"
+
+
+def test_the_members_own_values_echoed_in_an_error_never_leave_the_client(mock: respx.MockRouter) -> None:
+    """Error texts reach CT Sync Error, the ledger, logs and emails: they must not carry the member's data."""
+    mock.post("/v2/users").respond(
+        400, json={"error": "invalid_request", "message": "A@Example.com is already taken (Ann Lee, 296-1)"}
+    )
+    with pytest.raises(DataRejected) as caught:
+        client().create_user(PAYLOAD)
+    assert caught.value.message == "[email_address] is already taken ([first_name] [last_name], 296-1)"
+    assert "Ann" not in str(caught.value)
