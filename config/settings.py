@@ -96,6 +96,9 @@ class BrokerSettings(_Section):
     url: BrokerUrl | None = Field(default=None, description="kombu broker URL; empty: embedded SQLite queue")
     queue: str = Field(default="ct-sync.member-events", description="name of the work queue")
     heartbeat: int = Field(default=30, ge=0, description="AMQP heartbeat in seconds (0 turns it off)")
+    confirm_timeout: Duration = Field(
+        default=timedelta(seconds=5), description="longest wait for the broker to confirm a published event"
+    )
 
 
 class LedgerSettings(_Section):

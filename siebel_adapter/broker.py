@@ -24,8 +24,9 @@ from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import dumps, loads
 from sqlalchemy import create_engine, event, text
 
+from config.redaction import redact_text
 from config.settings import Settings
-from sync_worker.core.errors import ConfigurationError
+from sync_worker.core.errors import ConfigurationError, TransientError
 
 EMBEDDED_SCHEME = "sqla+"
 
@@ -114,6 +115,18 @@ def open_broker(settings: Settings) -> Connection:
         transport_options={"confirm_publish": True},
         connect_timeout=5,
     )
+
+
+def probe_broker(settings: Settings) -> str:
+    """Connect once (a readiness or `check` probe); the broker's URL, redacted. Raises TransientError naming why."""
+    connection = open_broker(settings)
+    try:
+        connection.ensure_connection(max_retries=1, interval_start=0.2)
+    except Exception as exc:  # kombu raises its own and the transport's errors here  # noqa: BLE001
+        raise TransientError(redact_text(f"{type(exc).__name__}: {exc}"), system="broker") from None
+    finally:
+        connection.release()
+    return redact_text(settings.broker_url)
 
 
 def reclaim_unacked(connection: Connection) -> int:

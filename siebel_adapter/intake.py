@@ -82,8 +82,18 @@ def create_intake_app(
     token: str | None,
     max_body_bytes: int,
     readiness: Callable[[], dict[str, bool]] = dict,
+    on_answer: Callable[[int], None] = lambda status: None,
+    on_refused: Callable[[MemberEvent, str], None] = lambda event, reason: None,
 ) -> Starlette:
+    """`on_answer` hears every status answered to Siebel (metrics); `on_refused` every event the queue would not
+    take, after its OIC Failure was written (history, alerts). Both run off the event loop and must not raise."""
+
     async def member_events(request: Request) -> Response:
+        response = await _member_event(request)
+        await run_in_threadpool(on_answer, response.status_code)
+        return response
+
+    async def _member_event(request: Request) -> Response:
         try:
             _authorize(request, token)
             document = _json(await _body(request, max_body_bytes))
@@ -96,6 +106,7 @@ def create_intake_app(
             reason = f"Integration queue unavailable: {exc.message}"
             log.error("intake_queue_unavailable", member_number=event.member_number, error=exc.message)
             await run_in_threadpool(_write_oic_failure, store, event.member_number, reason)
+            await run_in_threadpool(on_refused, event, reason)
             return JSONResponse({"detail": reason}, status_code=503)
         log.info("intake_event_queued", member_number=event.member_number, event_id=event.event_id)
         return JSONResponse({"event_id": event.event_id}, status_code=202)

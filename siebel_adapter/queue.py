@@ -80,11 +80,13 @@ class QueueTopology:
 class KombuPublisher:
     """Implements the `EventPublisher` port. Thread-safe: one lock around the one connection."""
 
-    def __init__(self, connection: Connection, topology: QueueTopology) -> None:
+    def __init__(self, connection: Connection, topology: QueueTopology, *, confirm_timeout: float = 5.0) -> None:
         self._connection = connection
         self._topology = topology
+        self._confirm_timeout = confirm_timeout
         self._lock = threading.Lock()
         self._producer: Producer | None = None
+        self.failing = False  # the last publish failed: readiness turns red until one succeeds
 
     def publish(self, event: MemberEvent) -> None:
         self.publish_many([event])
@@ -105,6 +107,9 @@ class KombuPublisher:
     def _send(self, body: bytes) -> None:
         errors = (*self._connection.connection_errors, *self._connection.channel_errors, OSError, KombuOperationalError)
         for attempt in range(_PUBLISH_RETRIES + 1):
+            # Retrying helps a connection that went stale since the last publish; a broker that cannot be reached
+            # (or that accepts and then says nothing) now would only make Siebel's request wait twice as long.
+            was_connected = self._producer is not None
             try:
                 self._ready_producer().publish(
                     body,
@@ -113,13 +118,19 @@ class KombuPublisher:
                     content_encoding="utf-8",
                     delivery_mode=2,
                     retry=False,
+                    confirm_timeout=self._confirm_timeout,
                 )
+                self.failing = False
                 return
             except errors as exc:
                 self._producer = None
                 self._connection.collect()  # drop the broken transport; the next attempt connects afresh
-                if attempt == _PUBLISH_RETRIES:
+                silent = isinstance(exc, TimeoutError)  # connected, but no confirm: another try would wait as long
+                if silent or not was_connected or attempt == _PUBLISH_RETRIES:
+                    self.failing = True
                     reason = redact_text(str(exc)) or type(exc).__name__
+                    if silent:
+                        reason = f"the broker did not confirm within {self._confirm_timeout:g} s"
                     raise TransientError(f"queue unavailable: {reason}", system="broker") from None
         raise AssertionError("unreachable")
 
@@ -132,4 +143,8 @@ class KombuPublisher:
 
 
 def build_publisher(settings: Settings) -> KombuPublisher:
-    return KombuPublisher(open_broker(settings), QueueTopology.from_settings(settings.broker))
+    return KombuPublisher(
+        open_broker(settings),
+        QueueTopology.from_settings(settings.broker),
+        confirm_timeout=settings.broker.confirm_timeout.total_seconds(),
+    )

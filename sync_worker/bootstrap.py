@@ -1,21 +1,24 @@
-"""The composition root: builds the application from `Settings`, and accepts ready-made parts (fakes, a sandbox
-transport) so tests, the demo and the benchmarks exercise the real wiring.
+"""The composition root: builds the worker and the intake from `Settings`, and accepts ready-made parts (fakes, a
+sandbox transport) so tests, the demo and the benchmarks exercise the real wiring.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TextIO
 
 import httpx
 import structlog
+from starlette.applications import Starlette
 
 from config.settings import Settings
 from crowdtwist_client.client import CrowdTwistClient
 from crowdtwist_client.drop.folder import FolderDrop
-from siebel_adapter.broker import claim_embedded_queue, open_broker, reclaim_unacked
-from siebel_adapter.queue import QueueTopology, build_publisher
+from siebel_adapter.broker import claim_embedded_queue, open_broker, probe_broker, reclaim_unacked
+from siebel_adapter.intake import create_intake_app
+from siebel_adapter.queue import KombuPublisher, QueueTopology, build_publisher
 from siebel_adapter.rest_store import SiebelRestStore
 from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.alerts.dispatcher import AlertDispatcher
@@ -25,11 +28,19 @@ from sync_worker.core.clock import SystemClock
 from sync_worker.core.decisions import RetryPolicy
 from sync_worker.core.errors import CtSyncError
 from sync_worker.core.member import SyncStatus
-from sync_worker.core.messages import member_reference
-from sync_worker.core.ports import Clock, FileDrop, Mailer, MemberStore, NoPrivacyDeletions, PrivacyDeletions
+from sync_worker.core.messages import MemberEvent, member_reference
+from sync_worker.core.ports import (
+    AttemptRecord,
+    Clock,
+    FileDrop,
+    Mailer,
+    MemberStore,
+    NoPrivacyDeletions,
+    PrivacyDeletions,
+)
 from sync_worker.core.resubmit import resubmit_event
 from sync_worker.core.sync import MemberSync
-from sync_worker.http import HealthServer
+from sync_worker.http import HealthServer, with_metrics
 from sync_worker.ledger.retention import purge_history
 from sync_worker.ledger.runs import RunLedger
 from sync_worker.ledger.sql import SqlLedger, build_ledger
@@ -180,9 +191,7 @@ def build_worker(
             threshold=settings.worker.breaker_threshold,
             max_backoff=settings.worker.breaker_max_backoff,
         ),
-        policy=AlertPolicy(
-            notify=settings.alerts.notify, digest_interval=settings.alerts.digest_interval, clock=clock.now
-        ),
+        policy=_alert_policy(settings, clock),
         dispatcher=dispatcher,
         metrics=metrics,
         clock=clock.now,
@@ -223,6 +232,10 @@ def build_worker(
     return worker
 
 
+def _alert_policy(settings: Settings, clock: Clock) -> AlertPolicy:
+    return AlertPolicy(notify=settings.alerts.notify, digest_interval=settings.alerts.digest_interval, clock=clock.now)
+
+
 def _resubmit_ct_failures(settings: Settings, store: MemberStore, since: datetime) -> int:
     """After an outage: queue again every member written CT Failure since it began."""
     publisher = build_publisher(settings)
@@ -245,3 +258,79 @@ def _write_oic_failure(sync: MemberSync, member_number: str, reason: str) -> Non
         )
     except CtSyncError as exc:
         log.warning("oic_failure_not_written", error=exc.message)
+
+
+@dataclass
+class Intake:
+    """A wired intake: `app` serves Siebel's workflow (and `/metrics`); `close()` flushes alerts and releases."""
+
+    app: Starlette
+    publisher: KombuPublisher
+    store: MemberStore
+    ledger: SqlLedger
+    policy: AlertPolicy
+    dispatcher: AlertDispatcher
+    stopping: threading.Event
+
+    def close(self) -> None:
+        self.stopping.set()
+        for alert in self.policy.due(flush=True):
+            self.dispatcher.submit(alert)
+        self.dispatcher.close()
+        self.publisher.close()
+        self.ledger.close()
+        close_store = getattr(self.store, "close", None)
+        if close_store is not None:
+            close_store()
+
+
+def build_intake(settings: Settings, *, clock: Clock | None = None) -> Intake:
+    """The intake with its watch: every event the queue refused is an OIC Failure on the member (the intake writes
+    it), a row of history, a count on `/metrics` and a line in the next failure alert."""
+    clock = clock or SystemClock()
+    store = build_member_store(settings)
+    publisher = build_publisher(settings)
+    ledger = build_ledger(settings)
+    metrics = Metrics()
+    policy = _alert_policy(settings, clock)
+    dispatcher = AlertDispatcher(build_mailer(settings))
+
+    def refused(event: MemberEvent, reason: str) -> None:
+        policy.member_outcome(event.member_number, "OIC Failure", reason)
+        attempt = AttemptRecord(
+            event_id=event.event_id,
+            member_number=event.member_number,
+            event_type=event.event_type,
+            outcome="OIC Failure",
+            at=clock.now(),
+            error=reason,
+            source="intake",
+        )
+        try:
+            ledger.record([attempt])
+        except CtSyncError as exc:
+            log.error("ledger_unavailable", error=exc.message, rows=1)
+
+    token = settings.intake.token.get_secret_value() if settings.intake.token else None
+    readiness = ReadinessProbe(
+        store=store, broker=lambda: probe_broker(settings), extra=lambda: {"publisher": not publisher.failing}
+    )
+    intake_app = create_intake_app(
+        publisher=publisher,
+        store=store,
+        token=token,
+        max_body_bytes=settings.intake.max_body_bytes,
+        readiness=readiness,
+        on_answer=lambda status: metrics.intake_answers.labels(status=str(status)).inc(),
+        on_refused=refused,
+    )
+    stopping = threading.Event()
+
+    def tick() -> None:  # due alerts out once a second; sending happens on the dispatcher's own thread
+        while not stopping.wait(1.0):
+            for alert in policy.due():
+                dispatcher.submit(alert)
+
+    threading.Thread(target=tick, name="ct-sync-intake-alerts", daemon=True).start()
+    app = with_metrics(intake_app, metrics.registry)
+    return Intake(app, publisher, store, ledger, policy, dispatcher, stopping)

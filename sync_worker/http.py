@@ -9,8 +9,10 @@ Knows how to start uvicorn on port 0, learn the port it got, and stop it cleanly
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Self
 
 import uvicorn
@@ -18,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 Readiness = Callable[[], dict[str, bool]]  # check name → passing
 
@@ -70,9 +72,24 @@ class BackgroundServer:
         self.stop()
 
 
+class _ForegroundServer(uvicorn.Server):
+    """uvicorn's server, but a stop asked for (SIGTERM from systemd, Ctrl-C) ends the process normally, exit 0,
+    after the requests in flight are answered; uvicorn would re-raise the signal and die by it."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        originals = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in originals.items():
+                signal.signal(sig, handler)
+
+
 def serve_forever(app: Any, *, host: str, port: int) -> None:
-    """Run in the foreground until SIGINT/SIGTERM (uvicorn installs the handlers)."""
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, lifespan="off")
+    """Run in the foreground until SIGINT/SIGTERM; the requests in flight are answered first."""
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off")
+    _ForegroundServer(config).run()
 
 
 def health_app(*, registry: CollectorRegistry | None, readiness: Readiness) -> Starlette:
@@ -95,6 +112,15 @@ def health_app(*, registry: CollectorRegistry | None, readiness: Readiness) -> S
 
         routes.append(Route("/metrics", metrics))
     return Starlette(routes=routes)
+
+
+def with_metrics(app: Any, registry: CollectorRegistry) -> Starlette:
+    """`app` with the registry's `/metrics` beside it (the intake's own routes stay as they are)."""
+
+    def metrics(_request: Request) -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return Starlette(routes=[Route("/metrics", metrics), Mount("/", app=app)])
 
 
 class HealthServer(BackgroundServer):

@@ -30,6 +30,12 @@ class Metrics:
             registry=r,
         )
         self.queue_depth = Gauge("ct_sync_queue_depth", "Messages ready in a queue", ["queue"], registry=r)
+        self.intake_answers = Counter(
+            "ct_sync_intake_answers",
+            "Intake answers to Siebel by status (503: queue refused, OIC Failure)",
+            ["status"],
+            registry=r,
+        )
 
     def observe_call(self, operation: str, status: int | None, _seconds: float) -> None:
         self.crowdtwist_calls.labels(operation=operation, status=str(status) if status else "none").inc()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from config.redaction import redact_text
 from config.settings import Settings
-from siebel_adapter.broker import open_broker
+from siebel_adapter.broker import probe_broker
 from sync_worker.bootstrap import build_crowdtwist, build_member_store
 from sync_worker.core.errors import CtSyncError, NotAuthorized
 from sync_worker.ledger.sql import build_ledger
@@ -40,17 +40,6 @@ def _check(system: str, probe: Callable[[], str]) -> CheckResult:
         return CheckResult(system, False, exc.message)
     except (OSError, smtplib.SMTPException) as exc:
         return CheckResult(system, False, redact_text(f"{type(exc).__name__}: {exc}"))
-
-
-def probe_broker(settings: Settings) -> str:
-    connection = open_broker(settings)
-    try:
-        connection.ensure_connection(max_retries=1, interval_start=0.2)
-    except Exception as exc:  # kombu raises its own and the transport's errors here  # noqa: BLE001
-        raise CtSyncError(redact_text(f"{type(exc).__name__}: {exc}"), system="broker") from None
-    finally:
-        connection.release()
-    return redact_text(settings.broker_url)
 
 
 def _siebel(settings: Settings) -> str:

@@ -38,25 +38,15 @@ def worker() -> None:
 @app.command(rich_help_panel="Sync members")
 def intake() -> None:
     """Serve the HTTP endpoint Siebel's workflow posts member events to (and its /openapi.json)."""
-    from siebel_adapter.intake import create_intake_app
-    from siebel_adapter.queue import build_publisher
-    from sync_worker.bootstrap import build_member_store
-    from sync_worker.cli.check import probe_broker
+    from sync_worker.bootstrap import build_intake
     from sync_worker.http import serve_forever
-    from sync_worker.worker.readiness import ReadinessProbe
 
     settings = settings_or_exit()
-    store = or_exit(lambda: build_member_store(settings))
-    publisher = build_publisher(settings)
-    token = settings.intake.token.get_secret_value() if settings.intake.token else None
-    app_ = create_intake_app(
-        publisher=publisher,
-        store=store,
-        token=token,
-        max_body_bytes=settings.intake.max_body_bytes,
-        readiness=ReadinessProbe(store=store, broker=lambda: probe_broker(settings)),
-    )
-    serve_forever(app_, host=settings.intake.host, port=settings.intake.port)
+    running = or_exit(lambda: build_intake(settings))
+    try:  # uvicorn answers SIGTERM by finishing the requests in flight, then returns
+        serve_forever(running.app, host=settings.intake.host, port=settings.intake.port)
+    finally:
+        running.close()
 
 
 @app.command(rich_help_panel="Sync members")

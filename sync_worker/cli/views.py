@@ -8,22 +8,28 @@ from datetime import datetime, timedelta
 from rich.console import Group
 from rich.table import Table
 
-from sync_worker.ledger.sql import AttemptRow, SqlLedger
+from sync_worker.ledger.sql import NEVER_SENT, AttemptRow, SqlLedger
 
-_STATUSES = ("Synced", "Data Error", "CT Failure", "OIC Failure", "Skipped", "Dead-lettered")
+_STATES = ("Synced", "Data Error", "CT Failure", "OIC Failure", NEVER_SENT)
+_OUTCOMES = ("Synced", "Data Error", "CT Failure", "OIC Failure", "Dead-lettered", "Retrying", "Unchanged", "Skipped")
 
 
 def overview(ledger: SqlLedger, *, now: datetime) -> Group:
-    members = ledger.member_statuses()
+    """Each member's current state, apart from the attempts of the last 24 hours, and the recent failures."""
+    states = ledger.member_states()
+    members = Table(title="Members by current state")
+    members.add_column("state")
+    members.add_column("members", justify="right")
+    for state in _STATES:
+        members.add_row(state, str(states.get(state, 0)))
     recent = ledger.attempt_counts(since=now - timedelta(hours=24))
-    counts = Table(title="Members by latest outcome, and attempts in the last 24 h")
-    counts.add_column("outcome")
-    counts.add_column("members", justify="right")
-    counts.add_column("attempts (24 h)", justify="right")
-    for outcome in (*_STATUSES, "Unchanged", "Retrying"):
-        if outcome in members or outcome in recent:
-            counts.add_row(outcome, str(members.get(outcome, 0)), str(recent.get(outcome, 0)))
-    return Group(counts, attempts_table("Recent failures", ledger.recent_failures(limit=20)))
+    attempts = Table(title="Attempts in the last 24 h")
+    attempts.add_column("outcome")
+    attempts.add_column("attempts", justify="right")
+    for outcome in _OUTCOMES:
+        if outcome in recent:
+            attempts.add_row(outcome, str(recent[outcome]))
+    return Group(members, attempts, attempts_table("Recent failures", ledger.recent_failures(limit=20)))
 
 
 def attempts_table(title: str, rows: Sequence[AttemptRow]) -> Table:

@@ -86,6 +86,9 @@ _SYNCED_COLUMNS = ("payload_hash", "ct_user_id", "synced_at")
 _REFUSED_COLUMNS = ("refused_hash", "refused_reason", "refused_at")
 
 FAILURES = ("Data Error", "CT Failure", "OIC Failure", "Dead-lettered")
+NEVER_SENT = "never sent"
+# The state a decisive attempt leaves on the member (what its CT Sync Status says, or that it was never sent).
+MEMBER_STATE = {"Dead-lettered": "OIC Failure", "Skipped": NEVER_SENT}
 
 _INSERT_ATTEMPT = insert(attempts)
 _SELECT_STATE = select(member_states).where(member_states.c.member_number == bindparam("member_number"))
@@ -230,9 +233,10 @@ class SqlLedger:
 
     # -- queries for `ct-sync status` and `resubmit` ---------------------------------------------------------------
 
-    def member_statuses(self) -> dict[str, int]:
-        """Members per latest outcome (the newest attempt of each member that decided something)."""
-        # A retry or an unchanged re-check decides nothing: the member stays as its last verdict left it.
+    def member_states(self) -> dict[str, int]:
+        """Members per current state: what the newest attempt that decided something left on each member. A retry
+        or an unchanged re-check decides nothing; a dead letter left OIC Failure on the member; a member only ever
+        skipped (another program, not Individual, inactive) was never sent."""
         decided = select(attempts).where(attempts.c.outcome.not_in(("Retrying", "Unchanged"))).subquery()
         newest = (
             select(decided.c.member_number, func.max(decided.c.id).label("id"))
@@ -244,8 +248,12 @@ class SqlLedger:
             .join(newest, newest.c.id == decided.c.id)
             .group_by(decided.c.outcome)
         )
+        states: dict[str, int] = {}
         with self._begin() as connection:
-            return {outcome: int(count) for outcome, count in connection.execute(query)}
+            for outcome, count in connection.execute(query):
+                state = MEMBER_STATE.get(outcome, outcome)
+                states[state] = states.get(state, 0) + int(count)
+        return states
 
     def attempt_counts(self, *, since: datetime) -> dict[str, int]:
         query = select(attempts.c.outcome, func.count()).where(attempts.c.at >= since).group_by(attempts.c.outcome)

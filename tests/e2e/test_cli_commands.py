@@ -128,6 +128,8 @@ def test_status_prints_counts_and_a_members_history(store: SqliteMemberStore) ->
     ])  # fmt: skip
     overview = runner.invoke(app, ["status"])
     assert overview.exit_code == 0, overview.output
+    assert "Members by current state" in overview.output
+    assert "Attempts in the last 24 h" in overview.output
     assert "Email Address is already taken" in overview.output
     history = runner.invoke(app, ["status", "--member", "296-2"])
     assert history.exit_code == 0

@@ -58,10 +58,13 @@ def test_a_members_history_is_newest_first(ledger: SqlLedger) -> None:
     assert history[0].at == NOON + timedelta(minutes=1)
 
 
-def test_member_statuses_count_each_members_latest_decision(ledger: SqlLedger) -> None:
+def test_member_states_count_each_members_latest_decision(ledger: SqlLedger) -> None:
     ledger.record([row("296-1", "CT Failure", minutes=0), row("296-1", "Synced", minutes=5)])
     ledger.record([row("296-2", "Data Error"), row("296-3", "Synced"), row("296-3", "Retrying", minutes=9)])
-    assert ledger.member_statuses() == {"Synced": 2, "Data Error": 1}
+    # Re-checked and found unchanged, again and again: still Synced (it was counted as "Skipped" before).
+    ledger.record([row("296-1", "Unchanged", minutes=10 + n) for n in range(5)])
+    ledger.record([row("296-4", "Dead-lettered"), row("296-5", "Skipped")])
+    assert ledger.member_states() == {"Synced": 2, "Data Error": 1, "OIC Failure": 1, "never sent": 1}
 
 
 def test_attempt_counts_and_recent_failures(ledger: SqlLedger) -> None:
