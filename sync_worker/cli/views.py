@@ -17,13 +17,13 @@ _OUTCOMES = ("Synced", "Data Error", "CT Failure", "OIC Failure", "Dead-lettered
 def overview(ledger: SqlLedger, *, now: datetime) -> Group:
     """Each member's current state, apart from the attempts of the last 24 hours, and the recent failures."""
     states = ledger.member_states()
-    members = Table(title="Members by current state")
+    members = Table(title="Members by current state", min_width=32)
     members.add_column("state")
     members.add_column("members", justify="right")
     for state in _STATES:
         members.add_row(state, str(states.get(state, 0)))
     recent = ledger.attempt_counts(since=now - timedelta(hours=24))
-    attempts = Table(title="Attempts in the last 24 h")
+    attempts = Table(title="Attempts in the last 24 h", min_width=32)
     attempts.add_column("outcome")
     attempts.add_column("attempts", justify="right")
     for outcome in _OUTCOMES:
