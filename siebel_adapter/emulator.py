@@ -50,6 +50,7 @@ class SiebelEmulator:
         self.store = store
         self.down = False
         self.latency = 0.0  # seconds every answer takes, as a loaded Siebel's do (awaited: others are not held up)
+        self.refused_writes: dict[str, int] = {}  # row id → the status Siebel answers a PUT with (a locked record)
         self.requests = 0
         self._credentials = f"{username}:{password}".encode()
         self._object = (business_object, business_component)
@@ -87,6 +88,10 @@ class SiebelEmulator:
         if refusal is not None:
             return refusal
         row_id = unquote(request.path_params["row_id"])
+        if request.method == "PUT" and row_id in self.refused_writes:
+            return JSONResponse(
+                {"ERROR": "Access denied: the record is read-only"}, status_code=self.refused_writes[row_id]
+            )
         if request.method == "PUT":
             try:
                 changes = json.loads(await request.body())

@@ -76,3 +76,25 @@ def test_sixty_second_crowdtwist_answers_lose_no_connection_and_duplicate_nothin
     print(f"synced {run.synced()} of {len(numbers)} through 60 s answers; connection lost: {lost}")
     assert "broker_connection_lost" not in log
     assert run.sandbox.state.stats()["max_creates_per_third_party_id"] == 1
+
+
+def test_write_backs_siebel_refuses_for_good_end_in_the_dead_letter_queue_and_the_others_go_on(run: Run) -> None:
+    """Siebel answers 403 to two members' write-backs: before, each froze a sync slot for good while /readyz stayed
+    green. Now each is tried a bounded number of times, dead-lettered with its reason and alerted; the rest sync."""
+    emulator = run.siebel_emulator()
+    with SiebelEmulatorServer(emulator) as siebel:
+        numbers = run.enroll(20)
+        locked = [run.store.document(number)["Id"] for number in numbers[:2]]  # type: ignore[index]
+        emulator.refused_writes = dict.fromkeys(locked, 403)
+        worker = run.start_worker(
+            **siebel_rest_settings(siebel),
+            CTSYNC_WORKER__CONCURRENCY="2",  # two frozen slots would have stopped this worker entirely
+            CTSYNC_WORKER__RETRY_FIRST_DELAY="0.5s",
+        )
+        eventually(lambda: run.synced() == len(numbers) - 2, timeout=60)
+        eventually(lambda: run.dead_letters() == 2, timeout=60)
+        assert stop(worker) == 0
+    outbox = list((run.log.parent / "outbox").glob("*.eml"))
+    print(f"synced {run.synced()}, dead-lettered {run.dead_letters()}, alerts {len(outbox)}")
+    assert any("Dead-lettered" in mail.read_text() for mail in outbox)
+    assert "Siebel refused it 3 times" in run.log.read_text()

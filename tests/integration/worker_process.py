@@ -88,6 +88,10 @@ class Run:
     def synced(self) -> int:
         return sum(1 for document in self.store.documents() if document.get("CT Sync Status") == "Synced")
 
+    def dead_letters(self) -> int:
+        with Connection(self.rabbitmq_url) as connection:
+            return self.topology.depths(connection)[self.topology.dead_queue.name]
+
     def queue_depth(self) -> int:
         with Connection(self.rabbitmq_url) as connection:
             return self.topology.depths(connection)[self.topology.work_queue.name]
