@@ -50,6 +50,8 @@ log = structlog.get_logger(__name__)
 
 # Passes of send-then-check before the member is left to its next event (a member edited non-stop).
 _MAX_PASSES = 3
+# Sends of unknown fate tried again within one sync, each from a fresh read (the client resends no write itself).
+_UNKNOWN_OUTCOME_RETRIES = 2
 ResultKind = Literal["synced", "unchanged", "skipped", "rejected"]
 
 
@@ -95,8 +97,18 @@ class MemberSync:
         calls = _Calls()
         create_first, trust = enroll and fresh, fresh and not force
         result = SyncResult("skipped")
-        for _pass in range(_MAX_PASSES):
-            result, sent = self._sync_once(member_number, create_first=create_first, trust=trust, calls=calls)
+        unknown_outcomes = 0
+        for _pass in range(_MAX_PASSES + _UNKNOWN_OUTCOME_RETRIES):
+            try:
+                result, sent = self._sync_once(member_number, create_first=create_first, trust=trust, calls=calls)
+            except TransientError as failure:
+                # A send whose fate is unknown (a timeout, a 500) is tried again here, but from a fresh read of
+                # Siebel, never with the old body, which could overwrite a newer state another worker sent.
+                unknown_outcomes += 1
+                if not failure.outcome_unknown or unknown_outcomes > _UNKNOWN_OUTCOME_RETRIES:
+                    raise
+                create_first, trust = False, False
+                continue
             if sent is None or not self._changed_since(member_number, sent):
                 return result
             create_first, trust = False, False

@@ -289,12 +289,29 @@ def test_a_send_whose_fate_is_unknown_forgets_what_the_ledger_knew(world: World)
     ann = member()
     world.store.put(ann)
     world.send(ann, "enroll")
-    world.crowdtwist.script.failures = [
-        TransientError("ReadTimeout", system="crowdtwist", operation="update_user", outcome_unknown=True)
-    ]
-    world.send(ann, "update", source="resubmit")
+    timeout = TransientError("ReadTimeout", system="crowdtwist", operation="update_user", outcome_unknown=True)
+    world.crowdtwist.script.failures = [timeout, timeout, timeout]
+    assert world.send(ann, "update", source="resubmit").decision.action == "retry_later"
     assert world.states.known_state(ann.member_number).synced is None
     assert world.send(ann, "update").calls == 1
+
+
+def test_a_send_whose_fate_is_unknown_is_tried_again_from_a_fresh_read(world: World) -> None:
+    """Not by re-sending the old body (the client never does): the sync reads Siebel again and sends what it
+    holds now, here an edit made while the first answer was lost."""
+    ann = member()
+    world.store.put(ann)
+    world.send(ann, "enroll")
+
+    def edited_meanwhile() -> None:
+        world.store.put(changed(world.store.members[ann.member_number], last_name="Newer"))
+        raise TransientError("ReadTimeout", system="crowdtwist", operation="update_user", outcome_unknown=True)
+
+    world.store.put(changed(world.store.members[ann.member_number], last_name="Older"))
+    world.crowdtwist.before_update = edited_meanwhile
+    handled = world.send(ann, "update")
+    assert (handled.decision.ledger_outcome, handled.calls) == ("Synced", 2)
+    assert world.crowdtwist.users[ann.member_number].last_name == "Newer"
 
 
 def test_an_unchanged_member_refused_before_costs_no_call_no_write_and_no_alert(world: World) -> None:
