@@ -11,6 +11,7 @@ captured calls (tests/fixtures/crowdtwist/) and its docs.
     control.py      the `/_sandbox/` routes: stats, reset, faults, rules, the clock, seeded lists
     server.py       the fronts: an httpx transport (in-process) and a raw ASGI app, which
                     `sync_worker.emulators.SandboxServer` serves on 127.0.0.1 (and `ct-sync sandbox` in the foreground)
+    sftp.py         an in-process SFTP server standing in for CrowdTwist's drop folder (`ct-sync sandbox`)
 """
 
 from crowdtwist_client.sandbox.answers import Answer
