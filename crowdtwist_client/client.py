@@ -1,7 +1,12 @@
 """The CrowdTwist REST v2 client: member operations and the read endpoints, paced, retried, redacted.
 
 The only module that speaks CrowdTwist HTTP. httpx errors are translated here, once, into `sync_worker.core.errors`;
-messages never contain a URL, so the API key (which may travel in the query string) cannot leak through them.
+messages never contain a URL, so the API key (which may travel in the query string) cannot leak through them. Nor do
+they contain a value CrowdTwist answered: a user object that cannot be read names the field, never its content.
+
+Cookies are refused: CrowdTwist's create answer sets session cookies, and one shared client would otherwise send
+them back on every later call, for every member. Paths are the ones Oracle's docs and captured calls use (the look-up
+ends with a slash, the update does not).
 
 Retries (tenacity): transient failures only, exponential backoff with full jitter, bounded by attempts and time.
 A write (`POST`, `PUT`, `DELETE`) is retried here only when the request provably never reached CrowdTwist (connect
@@ -15,6 +20,7 @@ from __future__ import annotations
 import ssl
 import time
 from collections.abc import Callable, Iterator
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -22,13 +28,14 @@ from urllib.parse import quote
 import httpx
 import structlog
 import tenacity
+from pydantic import ValidationError
 
 from config.redaction import REDACTED, redact_text
 from config.settings import CrowdTwistSettings
 from crowdtwist_client.pacing import Pacer
-from crowdtwist_client.responses import SYSTEM, error_for, parse_json
+from crowdtwist_client.responses import SYSTEM, decode, error_for
 from sync_worker.core.ct_user import CtUser, DeletionStatus, DeletionTicket, UserPayload, scrub_personal_data
-from sync_worker.core.errors import CtSyncError, RateLimited, TransientError
+from sync_worker.core.errors import CtSyncError, PermanentError, RateLimited, TransientError
 from sync_worker.core.metering import record_call
 
 log = structlog.get_logger("ct_sync.crowdtwist")
@@ -78,6 +85,7 @@ class CrowdTwistClient:
             if ca_bundle
             else True,  # TLS is always verified; a private CA may be named
             headers={"Accept": "application/json", "User-Agent": "ct-sync"},
+            cookies=_no_cookies(),
         )
 
     @classmethod
@@ -126,21 +134,22 @@ class CrowdTwistClient:
         return self.get_user_by(third_party_id, id_type="third_party_id")
 
     def get_user_by(self, value: str | int, *, id_type: str = "id") -> CtUser | None:
-        document = self._call("get_user", "GET", f"/v2/users/{_segment(value)}", params={"id_type": id_type})
-        return None if document is None else CtUser.model_validate(document)
+        # The trailing slash is the documented and captured form of "User Profile"; the sandbox serves both.
+        document = self._call("get_user", "GET", f"/v2/users/{_segment(value)}/", params={"id_type": id_type})
+        return None if document is None else _user(document, operation="get_user")
 
     def create_user(self, payload: UserPayload) -> CtUser:
         document = self._call("create_user", "POST", "/v2/users", json=payload.body(), replayable=False)
         if document is None:  # a 404 on the collection itself: the base URL is wrong
             raise TransientError("CrowdTwist answered 404 to create: check the base URL", system=SYSTEM)
-        return CtUser.model_validate(document)
+        return _user(document, operation="create_user")
 
     def update_user(self, third_party_id: str, payload: UserPayload) -> CtUser | None:
         path = f"/v2/users/{_segment(third_party_id)}"
         document = self._call(
             "update_user", "PUT", path, params={"id_type": "third_party_id"}, json=payload.body(), replayable=False
         )
-        return None if document is None else CtUser.model_validate(document)
+        return None if document is None else _user(document, operation="update_user")
 
     def delete_user(self, value: str | int, *, id_type: str = "third_party_id") -> DeletionTicket | None:
         path = f"/v2/users/{_segment(value)}"
@@ -269,7 +278,7 @@ class CrowdTwistClient:
             raise self._scrubbed(error, sent=json)
         if response.status_code == 404:
             return None
-        return parse_json(response.content)
+        return decode(response.content)  # JSON: error_for refused any other 2xx body
 
     def _describe(self, exc: httpx.HTTPError) -> str:
         detail = self._scrub(redact_text(str(exc))) or "no detail"
@@ -318,6 +327,24 @@ def _log_retry(operation: str, state: tenacity.RetryCallState) -> None:
         status=getattr(error, "status_code", None),
         error=getattr(error, "message", type(error).__name__),
         wait_s=round(state.next_action.sleep, 3) if state.next_action else None,
+    )
+
+
+def _no_cookies() -> CookieJar:
+    """A cookie jar whose policy accepts no domain: every Set-Cookie is dropped."""
+    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+
+
+def _user(document: Any, *, operation: str) -> CtUser:
+    """The user object of an answer. Only `id` can make it unreadable; the error names it, never its value."""
+    try:
+        return CtUser.model_validate(document)
+    except ValidationError as invalid:
+        fields = sorted({".".join(str(part) for part in error["loc"]) for error in invalid.errors()})
+    # Raised outside the except block: pydantic's error, which quotes the value, is neither chained nor context.
+    what = "it is not a user object" if "" in fields else f"field {', '.join(fields)} is missing or invalid"
+    raise PermanentError(
+        f"CrowdTwist's answer to {operation} cannot be read: {what}", system=SYSTEM, operation=operation
     )
 
 

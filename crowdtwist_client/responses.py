@@ -1,13 +1,18 @@
 """CrowdTwist answers → outcomes or exceptions: the one table that decides what a status code means.
 
-    2xx                              ok
+    2xx with a JSON body             ok
+    2xx with any other body          TransientError: a proxy's or maintenance page, not CrowdTwist's answer
     404                              not found: a value (None) for look-ups and updates, never an error
     400 / 409 / 422 with a JSON body DataRejected, CrowdTwist's `message` kept verbatim
-      … "already taken" third_party_id, or 409 on create   AlreadyExists (the worker updates instead)
+      … on create, naming the third_party_id as taken in any wording, or 409   AlreadyExists (update instead)
     401 / 403                        NotAuthorized: the key, not the member
     429                              RateLimited, with Retry-After when CrowdTwist sends one
     5xx, HTML maintenance pages      TransientError
     other 4xx                        PermanentError (a bug on our side: never retried, never blamed on data)
+
+CrowdTwist does not publish its words for a taken third_party_id, so no single sentence is trusted: the code and the
+message are read together, and any that name the third party id with "taken", "already", "exists", "unique" (or
+"not unique"), "duplicate" or "in use" mean AlreadyExists.
 
 Pure: takes status, headers and body; never sees a URL, so no message can carry the API key.
 """
@@ -15,6 +20,7 @@ Pure: takes status, headers and body; never sees a URL, so no message can carry 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,27 +36,44 @@ from sync_worker.core.errors import (
 )
 
 SYSTEM = "crowdtwist"
-# CrowdTwist does not document its answer to a create with a taken third_party_id (guess): the sandbox answers
-# 400 with this message, and any message naming the third party id as taken or existing is read the same way.
-THIRD_PARTY_ID_TAKEN = "Third Party Id is already taken"
 _EXCERPT = 200
+_NOT_JSON = object()
+_THIRD_PARTY_ID = re.compile(r"\bthird ?party ?id\b")
+_TAKEN = re.compile(r"\b(taken|already|exists?|unique|duplicated?|in use)\b")
+_ABSENT = re.compile(r"\b(does not|doesn't|not) exists?\b")
 
 
-def parse_json(body: bytes) -> Any:
-    """The JSON document, or None for an empty or non-JSON body (maintenance pages are HTML)."""
+def decode(body: bytes) -> Any:
+    """The JSON document; `_NOT_JSON` for an empty or non-JSON body (maintenance pages are HTML)."""
     if not body:
-        return None
+        return _NOT_JSON
     try:
         return json.loads(body)
     except ValueError:
-        return None
+        return _NOT_JSON
+
+
+def _is_json(document: Any) -> bool:
+    return document is not _NOT_JSON
 
 
 def error_for(status: int, headers: Mapping[str, str], body: bytes, *, operation: str) -> CtSyncError | None:
-    """None for 2xx and 404; otherwise the exception this answer means."""
-    if 200 <= status < 300 or status == 404:
+    """None for a readable 2xx and for 404; otherwise the exception this answer means."""
+    if status == 404:
         return None
-    document = parse_json(body)
+    document = decode(body)
+    if 200 <= status < 300:
+        if _is_json(document):
+            return None
+        # Not CrowdTwist's JSON: a gateway's page. Never read as "not found" (that would create); a write behind it
+        # may have been applied, so its outcome is unknown.
+        return TransientError(
+            f"CrowdTwist answered HTTP {status} without a JSON body",
+            system=SYSTEM,
+            operation=operation,
+            status_code=status,
+            outcome_unknown=True,
+        )
     message = _message(document, body)
     if status == 429:
         return RateLimited(
@@ -68,10 +91,17 @@ def error_for(status: int, headers: Mapping[str, str], body: bytes, *, operation
             outcome_unknown=status != 503,
         )
     if status in (400, 409, 422) and isinstance(document, dict):
-        if _already_exists(status, message, operation=operation):
+        if operation == "create_user" and (status == 409 or third_party_id_taken(document)):
             return AlreadyExists(message, system=SYSTEM, operation=operation, status_code=status)
         return DataRejected(message, system=SYSTEM, operation=operation, status_code=status)
     return PermanentError(f"HTTP {status}: {message}", system=SYSTEM, operation=operation, status_code=status)
+
+
+def third_party_id_taken(document: Mapping[str, Any]) -> bool:
+    """Whether an error envelope (either host's) says the third_party_id is taken, in any wording."""
+    words = " ".join(str(value) for value in document.values() if isinstance(value, str))
+    text = re.sub(r"[\s_\-]+", " ", words.lower())
+    return bool(_THIRD_PARTY_ID.search(text) and _TAKEN.search(text) and not _ABSENT.search(text))
 
 
 def _message(document: Any, body: bytes) -> str:
@@ -85,14 +115,6 @@ def _message(document: Any, body: bytes) -> str:
         return "CrowdTwist answered with an HTML page (maintenance?)"
     text = body.decode("utf-8", "replace").strip()
     return redact_text(text[:_EXCERPT]) if text else "no body"
-
-
-def _already_exists(status: int, message: str, *, operation: str) -> bool:
-    if operation != "create_user":
-        return False
-    lowered = message.lower()
-    names_third_party_id = "third party id" in lowered or "third_party_id" in lowered
-    return status == 409 or (names_third_party_id and ("taken" in lowered or "exist" in lowered))
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:

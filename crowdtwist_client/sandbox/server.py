@@ -14,9 +14,20 @@ from urllib.parse import parse_qsl
 
 import httpx
 
-from crowdtwist_client.sandbox.state import Answer, SandboxState
+from crowdtwist_client.sandbox import control
+from crowdtwist_client.sandbox.answers import Answer
+from crowdtwist_client.sandbox.state import SandboxState
 
 ASGIScope = dict[str, Any]
+
+
+def serve(
+    state: SandboxState, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
+) -> Answer:
+    """One request, to the control routes or to CrowdTwist's API."""
+    if path.startswith(control.PREFIX):
+        return control.answer(state, method, path, body)
+    return state.handle(method, path, query, headers, body)
 
 
 class SandboxTransport(httpx.BaseTransport):
@@ -28,7 +39,7 @@ class SandboxTransport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         query = dict(parse_qsl(request.url.query.decode()))
         headers = {key.lower(): value for key, value in request.headers.items()}
-        answer = self.state.handle(request.method, request.url.path, query, headers, request.read())
+        answer = serve(self.state, request.method, request.url.path, query, headers, request.read())
         if answer.delay:
             timeout = (request.extensions.get("timeout") or {}).get("read")
             if timeout is not None and answer.delay > timeout:
@@ -60,7 +71,7 @@ def create_sandbox_app(state: SandboxState) -> Any:
         headers = {key.decode().lower(): value.decode() for key, value in scope["headers"]}
         # raw_path keeps percent-encoding, so a Member Number holding "/" stays one path segment
         path = (scope.get("raw_path") or scope["path"].encode()).decode().split("?", 1)[0]
-        answer = state.handle(scope["method"], path, query, headers, body)
+        answer = serve(state, scope["method"], path, query, headers, body)
         if answer.delay:
             await asyncio.sleep(answer.delay)
         await send(

@@ -55,6 +55,15 @@ def sandbox(
     port: Annotated[int, typer.Option(help="CrowdTwist sandbox port")] = 8765,
     siebel_port: Annotated[int, typer.Option(help="Siebel REST emulator port")] = 8766,
     sftp_port: Annotated[int, typer.Option(help="SFTP drop folder port (CrowdTwist's segment folder)")] = 8022,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            help="the key every CrowdTwist call must carry; a wrong or missing one gets 403 "
+            "(default: CTSYNC_CROWDTWIST__API_KEY; with neither, any key is accepted)",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve the CrowdTwist and Siebel REST emulators and an SFTP drop folder on 127.0.0.1 until interrupted."""
     from crowdtwist_client.sandbox import SandboxState, create_sandbox_app
@@ -65,6 +74,8 @@ def sandbox(
     from sync_worker.http import serve_forever
 
     settings = settings_or_exit()
+    configured_key = settings.crowdtwist.api_key.get_secret_value() if settings.crowdtwist.api_key else None
+    required_key = api_key or configured_key
     username = settings.siebel.username or "CTSYNC"
     password = settings.siebel.password.get_secret_value() if settings.siebel.password else "sandbox"
     store = SqliteMemberStore(settings.siebel_sqlite_path, settings.siebel)
@@ -82,5 +93,9 @@ def sandbox(
             markup=False,
             soft_wrap=True,
         )
-        out_console.print(f"CrowdTwist sandbox on http://127.0.0.1:{port} (faults and counters under /_sandbox/)")
-        serve_forever(create_sandbox_app(SandboxState()), host="127.0.0.1", port=port)
+        source = "--api-key" if api_key else "CTSYNC_CROWDTWIST__API_KEY"
+        key_rule = f"requires the API key of {source}" if required_key else "accepts any API key (none configured)"
+        out_console.print(
+            f"CrowdTwist sandbox on http://127.0.0.1:{port}, {key_rule} (faults, rules and counters under /_sandbox/)"
+        )
+        serve_forever(create_sandbox_app(SandboxState(api_key=required_key)), host="127.0.0.1", port=port)

@@ -13,13 +13,22 @@ from structlog.testing import capture_logs
 from crowdtwist_client.client import CrowdTwistClient
 from crowdtwist_client.pacing import Pacer
 from sync_worker.core.ct_user import UserPayload
-from sync_worker.core.errors import AlreadyExists, CtSyncError, DataRejected, NotAuthorized, RateLimited, TransientError
+from sync_worker.core.errors import (
+    AlreadyExists,
+    CtSyncError,
+    DataRejected,
+    NotAuthorized,
+    PermanentError,
+    RateLimited,
+    TransientError,
+)
 from sync_worker.core.metering import count_calls
 
 BASE = "https://sb-api306.crowdtwist.com"
 API_KEY = "k3y-SECRET-0123456789"
 USER = {"id": 564865656, "third_party_id": "296-1", "first_name": "Ann", "last_name": "Lee", "unknown_new_field": 1}
 PAYLOAD = UserPayload(third_party_id="296-1", first_name="Ann", last_name="Lee", email_address="a@example.com")
+NOT_FOUND = {"error": "page_not_found", "message": "User does not exist."}
 
 
 @pytest.fixture
@@ -47,8 +56,10 @@ def client(**options: object) -> CrowdTwistClient:
     return made
 
 
-def test_lookup_by_third_party_id_sends_the_key_as_a_query_parameter(mock: respx.MockRouter) -> None:
-    route = mock.get("/v2/users/296-1").respond(200, json=USER)
+def test_lookup_by_third_party_id_uses_the_documented_path_and_the_key_as_a_query_parameter(
+    mock: respx.MockRouter,
+) -> None:
+    route = mock.get("/v2/users/296-1/").respond(200, json=USER)  # User Profile: the path ends with a slash
     user = client().get_user("296-1")
     assert user is not None
     assert user.id == 564865656
@@ -58,7 +69,7 @@ def test_lookup_by_third_party_id_sends_the_key_as_a_query_parameter(mock: respx
 
 
 def test_header_auth_keeps_the_key_out_of_the_url(mock: respx.MockRouter) -> None:
-    route = mock.get("/v2/users/296-1").respond(200, json=USER)
+    route = mock.get("/v2/users/296-1/").respond(200, json=USER)
     client(auth="header").get_user("296-1")
     request = route.calls.last.request
     assert "api_key" not in str(request.url)
@@ -66,8 +77,8 @@ def test_header_auth_keeps_the_key_out_of_the_url(mock: respx.MockRouter) -> Non
 
 
 def test_an_unknown_user_is_none_not_an_error(mock: respx.MockRouter) -> None:
-    mock.get("/v2/users/296-9").respond(404, json={"error": "user_not_found", "message": "User not found"})
-    mock.put("/v2/users/296-9").respond(404, json={"error": "user_not_found", "message": "User not found"})
+    mock.get("/v2/users/296-9/").respond(404, json=NOT_FOUND)
+    mock.put("/v2/users/296-9").respond(404, json=NOT_FOUND)
     assert client().get_user("296-9") is None
     assert client().update_user("296-9", PAYLOAD) is None
 
@@ -75,7 +86,7 @@ def test_an_unknown_user_is_none_not_an_error(mock: respx.MockRouter) -> None:
 def test_member_numbers_are_percent_encoded_in_the_path(mock: respx.MockRouter) -> None:
     route = mock.get(url__regex=r".*/v2/users/.*").respond(404, json={})
     client().get_user("296/1' OR '1'='1")
-    assert route.calls.last.request.url.raw_path.startswith(b"/v2/users/296%2F1%27%20OR%20%271%27%3D%271?")
+    assert route.calls.last.request.url.raw_path.startswith(b"/v2/users/296%2F1%27%20OR%20%271%27%3D%271/?")
 
 
 def test_create_sends_the_body_and_reads_the_full_user(mock: respx.MockRouter) -> None:
@@ -99,8 +110,58 @@ def test_a_taken_email_is_data_rejected_with_crowdtwist_message(mock: respx.Mock
     assert not isinstance(caught.value, AlreadyExists)
 
 
+def test_cookies_crowdtwist_sets_are_never_sent_back(mock: respx.MockRouter) -> None:
+    session = "prod_prod_ctjr_2_68=52a1; expires=Thu, 01-Sep-2099 23:11:32 GMT; Max-Age=31536000; path=/"
+    mock.post("/v2/users").respond(200, json=USER, headers=[("Set-Cookie", session), ("Set-Cookie", "b=2; path=/")])
+    lookup = mock.get("/v2/users/296-2/").respond(404, json=NOT_FOUND)
+    crowdtwist = client()
+    crowdtwist.create_user(PAYLOAD)
+    crowdtwist.get_user("296-2")
+    assert "cookie" not in lookup.calls.last.request.headers
+
+
+def test_a_2xx_without_json_is_transient_never_not_found(mock: respx.MockRouter) -> None:
+    route = mock.get("/v2/users/296-1/").respond(200, html="<html><body>Service window</body></html>")
+    with pytest.raises(TransientError, match="HTTP 200 without a JSON body"):
+        client(retry_attempts=2).get_user("296-1")
+    assert route.call_count == 2
+
+
+def test_a_create_answered_without_json_is_not_retried(mock: respx.MockRouter) -> None:
+    route = mock.post("/v2/users").respond(200, text="")
+    with pytest.raises(TransientError) as caught:
+        client().create_user(PAYLOAD)
+    assert caught.value.outcome_unknown  # CrowdTwist may have stored it: the worker's next attempt looks first
+    assert route.call_count == 1
+
+
+def test_type_drift_in_fields_the_sync_does_not_read_is_tolerated(mock: respx.MockRouter) -> None:
+    drifted = {**USER, "third_party_id": 2962185770, "middle_name": "", "date_of_birth": "1985-02-03"}
+    drifted |= {"gender_id": "2", "is_active": True, "total_points": "12", "date_created": None, "tier_info": {}}
+    mock.put("/v2/users/296-1").respond(200, json=drifted)
+    user = client().update_user("296-1", PAYLOAD)
+    assert user is not None
+    assert (user.id, user.third_party_id, user.middle_name, user.date_of_birth) == (564865656, "2962185770", None, None)
+    assert (user.gender_id, user.is_active, user.total_points) == (2, True, 12)
+
+
+@pytest.mark.parametrize("answer", [{**USER, "id": "SECRET-7781"}, {**USER, "id": None}, ["SECRET-7781"]])
+def test_an_unreadable_user_id_is_a_permanent_error_naming_the_field_not_the_value(
+    mock: respx.MockRouter, answer: object
+) -> None:
+    route = mock.post("/v2/users").respond(200, json=answer)
+    with capture_logs() as logs, pytest.raises(PermanentError) as caught:
+        client().create_user(PAYLOAD)
+    error = caught.value
+    assert "create_user" in error.message
+    assert "id" in error.message or "not a user object" in error.message
+    assert (error.__cause__, error.__context__) == (None, None)
+    assert "SECRET-7781" not in repr(error) + repr(logs)
+    assert route.call_count == 1
+
+
 def test_transient_errors_are_retried_then_succeed(mock: respx.MockRouter) -> None:
-    route = mock.get("/v2/users/296-1")
+    route = mock.get("/v2/users/296-1/")
     route.side_effect = [
         httpx.Response(503, text="<html>maintenance</html>"),
         httpx.ReadTimeout("slow"),
@@ -140,7 +201,7 @@ def test_a_write_whose_fate_is_unknown_is_not_resent_with_its_old_body(
 
 
 def test_retries_are_bounded_by_attempts(mock: respx.MockRouter) -> None:
-    route = mock.get("/v2/users/296-1").respond(500, json={"error": "internal_error", "message": "boom"})
+    route = mock.get("/v2/users/296-1/").respond(500, json={"error": "internal_error", "message": "boom"})
     with pytest.raises(TransientError, match="HTTP 500: boom"):
         client(retry_attempts=3).get_user("296-1")
     assert route.call_count == 3
@@ -150,7 +211,7 @@ def test_data_errors_and_refused_keys_are_never_retried(mock: respx.MockRouter) 
     create = mock.post("/v2/users").respond(
         400, json={"error": "x", "message": "First Name contains invalid characters"}
     )
-    lookup = mock.get("/v2/users/296-1").respond(401, json={"error": "unauthorized", "message": "bad key"})
+    lookup = mock.get("/v2/users/296-1/").respond(401, json={"error": "unauthorized", "message": "bad key"})
     with pytest.raises(DataRejected):
         client().create_user(PAYLOAD)
     with pytest.raises(NotAuthorized):
@@ -178,7 +239,7 @@ def test_a_create_that_never_reached_crowdtwist_is_retried(mock: respx.MockRoute
 
 def test_retry_after_sets_the_wait(mock: respx.MockRouter) -> None:
     waits: list[float] = []
-    route = mock.get("/v2/users/296-1")
+    route = mock.get("/v2/users/296-1/")
     route.side_effect = [httpx.Response(429, headers={"Retry-After": "3"}), httpx.Response(200, json=USER)]
     client(sleep=waits.append).get_user("296-1")
     assert waits == [3.0]
@@ -186,14 +247,14 @@ def test_retry_after_sets_the_wait(mock: respx.MockRouter) -> None:
 
 def test_a_429_slows_the_pacer(mock: respx.MockRouter) -> None:
     pacer = Pacer(600, clock=lambda: 0.0, sleep=lambda seconds: None)
-    mock.get("/v2/users/296-1").respond(429)
+    mock.get("/v2/users/296-1/").respond(429)
     with pytest.raises(RateLimited):
         client(pacer=pacer, retry_attempts=1).get_user("296-1")
     assert pacer.rate_per_minute == 300
 
 
 def test_a_retry_logs_one_structured_line_without_the_url(mock: respx.MockRouter) -> None:
-    route = mock.get("/v2/users/296-1")
+    route = mock.get("/v2/users/296-1/")
     route.side_effect = [httpx.Response(503, text="<html/>"), httpx.Response(200, json=USER)]
     with capture_logs() as logs:
         client().get_user("296-1")
@@ -215,7 +276,7 @@ def test_a_retry_logs_one_structured_line_without_the_url(mock: respx.MockRouter
     ],
 )
 def test_the_api_key_never_appears_in_an_exception_or_log(mock: respx.MockRouter, failure: object) -> None:
-    mock.get("/v2/users/296-1").mock(side_effect=[failure] * 4)
+    mock.get("/v2/users/296-1/").mock(side_effect=[failure] * 4)
     with capture_logs() as logs, pytest.raises(CtSyncError) as caught:
         client(retry_attempts=2).get_user("296-1")
     exception = caught.value
