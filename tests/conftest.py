@@ -10,9 +10,12 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
+
+from sync_worker.ledger.runs import RunLedger
 
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -67,6 +70,14 @@ def postgres_database(postgres_url: str) -> Iterator[str]:
     yield f"postgresql://postgres@127.0.0.1:5432/{database}"
     with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as connection:
         connection.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> Iterator[RunLedger]:
+    """Job runs and deliveries in an SQLite ledger of this test's own."""
+    ledger = RunLedger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    yield ledger
+    ledger.close()
 
 
 @pytest.fixture

@@ -3,8 +3,7 @@ kinds scripted per job (succeed, fail, crash, or do something given)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -38,13 +37,6 @@ class ScriptedKinds:
         if callable(script):
             script(context)
         context.counts["rows"] = 1
-
-
-@pytest.fixture
-def runs(tmp_path: Path) -> Iterator[RunLedger]:
-    ledger = RunLedger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
-    yield ledger
-    ledger.close()
 
 
 @pytest.fixture
