@@ -1,6 +1,7 @@
 """The segment export run: members in, one CrowdTwist segment file out, delivered whole and recorded.
 
-    1. a job run is recorded `Running` (`cli-segment-NAME.N` from the command line)
+    1. a job run is recorded `Running` (`cli-segment-NAME.N` from the command line; a job's own run when the
+       job runner calls `export`, which then stops at the run's safe points until the upload begins)
     2. members stream from the source; who does not belong is left out by reason (and listed in a report file),
        each identifier is written once, a value that would need enclosing is refused; the file is written to a
        local spool, its size checked against CrowdTwist's 128 MB as it grows (memory stays flat: one page of
@@ -115,11 +116,9 @@ class SegmentExport:
         locally and says what would be sent, and records nothing). Raises a `SegmentError` or the port's
         `CtSyncError`; the run is recorded `Failed` with that error."""
         check_segment_name(request.name)
-        run_id = (
-            None
-            if dry_run
-            else self.runs.start_run(request.job_name, kind=KIND, trigger=self.trigger, at=self.clock.now())
-        )
+        run_id = None
+        if not dry_run:
+            run_id = self.runs.start_run(request.job_name, kind=KIND, trigger=self.trigger, at=self.clock.now())
         report = SegmentReport(name=request.name, file_name="", run_id=run_id, dry_run=dry_run)
         try:
             self.export(request, report, progress=progress)
