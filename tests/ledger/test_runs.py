@@ -1,5 +1,5 @@
-"""Job runs and segment deliveries in the ledger, on SQLite and on PostgreSQL: numbers never repeat, even when
-several processes take them at once."""
+"""Job runs, segment deliveries and the scheduler's state in the ledger, on SQLite and on PostgreSQL: numbers never
+repeat, even when several processes take them at once; one lease holder; a schedule mark moved by one mover."""
 
 from __future__ import annotations
 
