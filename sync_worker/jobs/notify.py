@@ -15,6 +15,12 @@ from config.durations import format_duration
 from sync_worker.core.ports import Alert, RunResult
 
 ERROR_LINES = 10
+_TRIGGERS = {"schedule": "started by the scheduler", "on-demand": "run on demand", "cli": "from the command line"}
+
+
+def started_how(trigger: str) -> str:
+    """`schedule` → "started by the scheduler", for log lines and emails."""
+    return _TRIGGERS.get(trigger, f"started by {trigger}")
 
 
 @dataclass(frozen=True)
@@ -41,7 +47,7 @@ def run_alert(outcome: Outcome, *, to: Sequence[str] = ()) -> Alert:
     result = outcome.result
     what = "group" if outcome.members or outcome.kind == "group" else "job"
     lines = [
-        f"{what.capitalize()} {outcome.name} ({outcome.kind}), run {outcome.run_id}, started by {outcome.trigger}.",
+        f"{what.capitalize()} {outcome.name} ({outcome.kind}), run {outcome.run_id}, {started_how(outcome.trigger)}.",
         f"Status: {result.status}",
         f"Started {outcome.started:%Y-%m-%d %H:%M:%S} UTC, took {format_duration(outcome.finished - outcome.started)}",
     ]

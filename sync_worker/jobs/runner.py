@@ -22,7 +22,7 @@ from sync_worker.core.ports import Alert, Clock, JobRuns, RunResult, RunStopped
 from sync_worker.jobs.catalog import Definition, GroupDefinition, JobDefinition
 from sync_worker.jobs.context import RunContext
 from sync_worker.jobs.kinds import JobKinds
-from sync_worker.jobs.notify import Outcome, run_alert, wanted
+from sync_worker.jobs.notify import Outcome, run_alert, started_how, wanted
 
 log = structlog.get_logger("ct_sync.jobs")
 
@@ -79,7 +79,7 @@ class JobRunner:
             group_run_id=group_run_id,
         )  # fmt: skip
         try:
-            context.log(f"{job.kind} job {job.name}, started by {trigger}")
+            context.log(f"{job.kind} job {job.name}, {started_how(trigger)}")
             context.checkpoint()  # a stop asked before the run began
             self._kinds.run(job, context)
             result = RunResult("Success", counts=context.counts, files=context.files)
@@ -98,7 +98,8 @@ class JobRunner:
         context = RunContext(
             run_id=pending.run_id, job=group.name, runs=self._runs, clock=self._clock, stopping=self.stopping
         )
-        context.log(f"group {group.name}, started by {pending.trigger}: {', '.join(job.name for job in group.jobs)}")
+        jobs = ", ".join(job.name for job in group.jobs)
+        context.log(f"group {group.name}, {started_how(pending.trigger)}: {jobs}")
         members: list[Outcome] = []
         failed: Outcome | None = None
         stopped: str | None = None
