@@ -1,6 +1,7 @@
-"""Configuration: the one `Settings` tree, duration parsing, logging setup and redaction.
+"""Configuration: the one `Settings` tree (jobs and groups included), durations and schedules (croniter), logging
+setup and redaction.
 
-May import pydantic, pydantic-settings and structlog; never the project's other packages.
+May import pydantic, pydantic-settings, croniter and structlog; never the project's other packages.
 Nothing here reads the environment at import time: the entrypoint calls `load_settings()` once.
 """
 

@@ -32,7 +32,7 @@ def parse_duration(value: Any) -> timedelta:
 def format_duration(value: timedelta) -> str:
     """The shortest `1h30m`-style text for a duration (used in messages and the settings guide)."""
     seconds = value.total_seconds()
-    if seconds < 1:
+    if 0 < seconds < 1:
         return f"{round(seconds * 1000)}ms"
     out = ""
     for unit in ("d", "h", "m", "s"):

@@ -13,7 +13,8 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from config.durations import format_duration
-from config.settings import ENV_PREFIX, Settings
+from config.schedules import Schedule
+from config.settings import ENV_PREFIX, JOB_MODELS, GroupSettings, ScheduledSettings, Settings
 
 _HEADER = """# Settings reference
 
@@ -30,6 +31,8 @@ def settings_reference() -> str:
     top_rows: list[str] = []
     for name, info in Settings.model_fields.items():
         annotation = info.annotation
+        if name in ("jobs", "groups"):
+            continue  # tables of the TOML file, documented after the sections
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             sections.append((name, annotation))
         else:
@@ -44,10 +47,39 @@ def settings_reference() -> str:
             _row(f"{ENV_PREFIX}{name.upper()}__{field.upper()}", info) for field, info in model.model_fields.items()
         ]
         lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines + _jobs_reference())
+
+
+def _jobs_reference() -> list[str]:
+    """Jobs and groups are TOML tables, `[jobs.NAME]` and `[groups.NAME]`: their options by kind."""
+    lines = [
+        "## jobs and groups",
+        "",
+        "Tables of the TOML file: `[jobs.NAME]` (one `kind` each) and `[groups.NAME]`. Every job and group has:",
+        "",
+        "| option | default | meaning |",
+        "|---|---|---|",
+        *(_row(field, info) for field, info in ScheduledSettings.model_fields.items()),
+        "",
+    ]
+    for kind, model in JOB_MODELS.items():
+        shared = ScheduledSettings.model_fields
+        own = [(field, info) for field, info in model.model_fields.items() if field not in shared]
+        lines += [f'### `kind = "{kind}"`', "", " ".join((model.__doc__ or "").split()), ""]
+        options = [_row(field, info) for field, info in own if field != "kind"]
+        if options:
+            lines += ["| option | default | meaning |", "|---|---|---|", *options]
+        else:
+            lines.append("No options of its own.")
+        lines.append("")
+    lines += ["### `[groups.NAME]`", "", " ".join((GroupSettings.__doc__ or "").split()), ""]
+    lines += ["| option | default | meaning |", "|---|---|---|", _row("jobs", GroupSettings.model_fields["jobs"]), ""]
+    return lines
 
 
 def _row(variable: str, info: FieldInfo) -> str:
+    if info.is_required():
+        return f"| `{variable}` | (required) | {info.description or ''} |"
     return f"| `{variable}` | {_default(info)} | {info.description or ''} |"
 
 
@@ -61,6 +93,8 @@ def _default(info: FieldInfo) -> str:
         return "(secret)"
     if isinstance(value, timedelta):
         return f"`{format_duration(value)}`"
+    if isinstance(value, Schedule):
+        return f"`{value.text}`"
     if isinstance(value, list | dict) and not value:
         return "—"
     return f"`{value}`"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -33,6 +35,7 @@ from pydantic_settings import (
 )
 
 from config.durations import Duration
+from config.schedules import ScheduleText, parse_schedule
 
 ENV_PREFIX = "CTSYNC_"
 CONFIG_FILE_VARIABLE = "CTSYNC_CONFIG"
@@ -78,11 +81,34 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _addresses(value: Any) -> Any:
+    """One address or a list; a comma-separated string in the environment."""
+    if isinstance(value, str):
+        return [address.strip() for address in value.split(",") if address.strip()]
+    return value
+
+
+def _check_addresses(value: list[str]) -> list[str]:
+    for address in value:
+        if address.count("@") != 1 or address.startswith("@") or address.endswith("@"):
+            raise ValueError(f"{address!r} is not an email address")
+    return value
+
+
+def _listed(value: Any) -> Any:
+    """A list option given as one string is a list of one."""
+    return [value] if isinstance(value, str) else value
+
+
+Addresses = Annotated[list[str], NoDecode, BeforeValidator(_addresses), AfterValidator(_check_addresses)]
+
+
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 BrokerUrl = Annotated[str, AfterValidator(_broker_url)]
 DatabaseUrl = Annotated[str, AfterValidator(_database_url)]
 Port = Annotated[int, Field(ge=1, le=65535)]
-EmailList = Annotated[list[str], NoDecode]
+JOB_NAME = re.compile(r"[A-Za-z0-9_-]{1,100}")
+RESERVED_JOB_PREFIX = "cli-"  # the jobs of runs started from the command line: `cli-segment-NAME`
 NameList = Annotated[list[str], NoDecode]  # comma-separated in the environment
 
 
@@ -179,7 +205,7 @@ class DefaultsSettings(_Section):
 class AlertsSettings(_Section):
     """Failure emails."""
 
-    to: EmailList = Field(default=[], description="recipients, comma-separated; none: .eml files in the outbox")
+    to: Addresses = Field(default=[], description="recipients, comma-separated; none: .eml files in the outbox")
     sender: str = Field(default="ct-sync@localhost", description="From address")
     smtp_host: str | None = Field(default=None, description="SMTP server; empty: alerts go to the outbox")
     smtp_port: Port = Field(default=25, description="SMTP port (587 with STARTTLS)")
@@ -188,21 +214,6 @@ class AlertsSettings(_Section):
     starttls: bool = Field(default=False, description="upgrade the SMTP connection with STARTTLS")
     notify: Literal["failures", "all", "none"] = Field(default="failures", description="`failures`, `all` or `none`")
     digest_interval: Duration = Field(default=timedelta(minutes=15), description="at most one digest this often")
-
-    @field_validator("to", mode="before")
-    @classmethod
-    def _split_addresses(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [address.strip() for address in value.split(",") if address.strip()]
-        return value
-
-    @field_validator("to")
-    @classmethod
-    def _look_like_addresses(cls, value: list[str]) -> list[str]:
-        for address in value:
-            if address.count("@") != 1 or address.startswith("@") or address.endswith("@"):
-                raise ValueError(f"{address!r} is not an email address")
-        return value
 
 
 class IntakeSettings(_Section):
@@ -313,6 +324,101 @@ class SftpSettings(_Section):
         return self
 
 
+class SchedulerSettings(_Section):
+    """`ct-sync scheduler`, the process that starts due jobs. Several may run (on several hosts): one leads, by a
+    lease in the ledger database, and the others take over when it stops renewing it."""
+
+    lease: Duration = Field(
+        default=timedelta(seconds=30), description="a leader that has not renewed its lease for this long is replaced"
+    )
+
+    @field_validator("lease")
+    @classmethod
+    def _lease_long_enough(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=3):
+            raise ValueError("must be at least 3s (the leader renews it three times per lease)")
+        return value
+
+
+class ScheduledSettings(_Section):
+    """What jobs and groups share (Connect's schedule, activation and notification)."""
+
+    schedule: ScheduleText = Field(
+        default=parse_schedule("on-demand"),
+        description="`on-demand`, a one-time ISO time (UTC) or a 5-field cron expression (UTC; `L`: last day)",
+    )
+    active: bool = Field(default=True, description="an inactive job is not scheduled and cannot be run")
+    jitter: Duration = Field(
+        default=timedelta(0), description="start at a random moment this long after the scheduled time (`15m`)"
+    )
+    notify: Literal["each", "failed", "none"] = Field(
+        default="failed", description="email after each run, only after a failed one, or never"
+    )
+    notify_to: Addresses = Field(default=[], description="recipients (one or a list); empty: CTSYNC_ALERTS__TO")
+
+    @field_validator("jitter")
+    @classmethod
+    def _jitter_within_a_day(cls, value: timedelta) -> timedelta:
+        if not timedelta(0) <= value <= timedelta(days=1):
+            raise ValueError("must be between 0s and 1d")
+        return value
+
+
+class SegmentExportJob(ScheduledSettings):
+    """A segment file to CrowdTwist's SFTP folder: `ct-sync segment export`'s options, `_` for `-`."""
+
+    kind: Literal["segment-export"]
+    segment: str = Field(description="the segment's NAME (1-50 of A-Z a-z 0-9 _ -)")
+    where: Annotated[list[str], BeforeValidator(_listed)] = Field(
+        default=[], description='Siebel conditions, `["Tier=Gold", "Status=Active"]` (ANDed)'
+    )
+    from_file: Path | None = Field(default=None, description="a CSV member list with a `Member Number` column")
+    count_file: Path | None = Field(default=None, description="a file holding the member list's number of lines")
+    identifier: Literal["ct_user_id", "third_party_id"] = Field(default="ct_user_id", description="the file's column")
+    ready: Literal["none", "empty", "count"] = Field(default="none", description="ready file after the data file")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SegmentExportJob:
+        if bool(self.where) == (self.from_file is not None):
+            raise ValueError("where: say which members: `where` conditions or `from_file`, not both or neither")
+        if self.count_file is not None and self.from_file is None:
+            raise ValueError("count_file: goes with from_file")
+        return self
+
+
+class PollJob(ScheduledSettings):
+    """`ct-sync poll` once: members changed in Siebel since the last poll are queued."""
+
+    kind: Literal["poll"]
+
+
+class ResubmitJob(ScheduledSettings):
+    """`ct-sync resubmit --status …`: members whose CT Sync Status is one of `status` are queued again."""
+
+    kind: Literal["resubmit"]
+    status: Annotated[
+        list[Literal["Synced", "Data Error", "CT Failure", "OIC Failure"]],
+        BeforeValidator(_listed),
+        Field(min_length=1),
+    ] = Field(description='CT Sync Statuses, `["CT Failure"]`')
+    limit: int = Field(default=1000, ge=1, description="at most this many members queued per run")
+
+
+Job = Annotated[SegmentExportJob | PollJob | ResubmitJob, Field(discriminator="kind")]
+JOB_MODELS: dict[str, type[ScheduledSettings]] = {
+    "segment-export": SegmentExportJob,
+    "poll": PollJob,
+    "resubmit": ResubmitJob,
+}
+JOB_KINDS = tuple(JOB_MODELS)
+
+
+class GroupSettings(ScheduledSettings):
+    """Jobs run in order, stopping at the first that does not succeed."""
+
+    jobs: list[str] = Field(min_length=1, description="the jobs, in order")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -333,6 +439,27 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     sftp: SftpSettings = Field(default_factory=SftpSettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    jobs: dict[str, Job] = Field(default={}, description="`[jobs.NAME]` tables of the TOML file")
+    groups: dict[str, GroupSettings] = Field(default={}, description="`[groups.NAME]` tables of the TOML file")
+
+    @model_validator(mode="after")
+    def _jobs_and_groups_agree(self) -> Settings:
+        for table, names in (("jobs", self.jobs), ("groups", self.groups)):
+            for name in names:
+                if not JOB_NAME.fullmatch(name):
+                    raise ValueError(f"[{table}.{name}]: the name must be 1-100 of A-Z a-z 0-9 _ -")
+                if name.startswith(RESERVED_JOB_PREFIX):
+                    raise ValueError(f"[{table}.{name}]: names starting {RESERVED_JOB_PREFIX!r} are the command line's")
+        for name, group in self.groups.items():
+            if name in self.jobs:
+                raise ValueError(f"[groups.{name}]: a job has the same name (`ct-sync jobs run {name}` is ambiguous)")
+            missing = [job for job in group.jobs if job not in self.jobs]
+            if missing:
+                raise ValueError(f"[groups.{name}] jobs: names a job that is not defined: {missing[0]!r}")
+            if len(set(group.jobs)) != len(group.jobs):
+                raise ValueError(f"[groups.{name}] jobs: names a job twice")
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -394,6 +521,8 @@ def _first_problem(exc: ValidationError) -> SettingsError:
     error = exc.errors(include_url=False)[0]
     location = [str(part) for part in error["loc"]]
     message = error["msg"].removeprefix("Value error, ")
+    if message.startswith("[") or location[:1] in (["jobs"], ["groups"]):
+        return _job_problem(error, location, message)
     # A model validator names its field in the message ("token: is required ..."); move it into the location.
     field, separator, rest = message.partition(": ")
     if separator and field.isidentifier() and field.islower():
@@ -408,3 +537,28 @@ def _first_problem(exc: ValidationError) -> SettingsError:
         if not secret_named:
             message = f"{message[0].lower()}{message[1:]} (got {shown!r})"
     return SettingsError(setting, message)
+
+
+def _job_problem(error: Any, location: list[str], message: str) -> SettingsError:
+    """A job or group is named as its TOML table, `[jobs.nightly] schedule: …`, the way the user wrote it."""
+    if message.startswith("["):  # the cross-checks name the table themselves
+        table, _, rest = message.partition("]")
+        setting, _, problem = rest.partition(": ")
+        return SettingsError(f"{table}]{setting}", problem)
+    table, name, *fields = location
+    fields = [part for part in fields if part not in JOB_KINDS]  # pydantic puts the kind in the location
+    field, separator, rest = message.partition(": ")
+    if separator and field.isidentifier() and field.islower() and not fields:
+        fields, message = [field], rest
+    if error["type"] == "union_tag_invalid":
+        fields, message = ["kind"], f"unknown kind {error['input'].get('kind')!r}: one of {', '.join(JOB_KINDS)}"
+    elif error["type"] == "union_tag_not_found":
+        fields, message = ["kind"], f"is required: one of {', '.join(JOB_KINDS)}"
+    elif error["type"] == "extra_forbidden":
+        message = "is not an option of this kind of job" if table == "jobs" else "is not an option of a group"
+    elif error["type"] == "missing":
+        message = "is required"
+    elif error["type"] != "value_error" and not isinstance(error.get("input"), dict):
+        message = f"{message[0].lower()}{message[1:]} (got {error.get('input')!r})"
+    label = f"[{table}.{name}]" + (f" {'.'.join(fields)}" if fields else "")
+    return SettingsError(label, message)

@@ -4,7 +4,11 @@ sandbox transport) so tests, the demo and the benchmarks exercise the real wirin
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TextIO
@@ -18,6 +22,7 @@ from crowdtwist_client.client import CrowdTwistClient
 from crowdtwist_client.drop.folder import FolderDrop
 from siebel_adapter.broker import claim_embedded_queue, open_broker, probe_broker, reclaim_unacked
 from siebel_adapter.intake import create_intake_app
+from siebel_adapter.poller import Poller
 from siebel_adapter.queue import KombuPublisher, QueueTopology, build_publisher
 from siebel_adapter.rest_store import SiebelRestStore
 from siebel_adapter.sqlite_store import SqliteMemberStore
@@ -32,6 +37,7 @@ from sync_worker.core.messages import MemberEvent, member_reference
 from sync_worker.core.ports import (
     AttemptRecord,
     Clock,
+    EventPublisher,
     FileDrop,
     Mailer,
     MemberStore,
@@ -41,6 +47,11 @@ from sync_worker.core.ports import (
 from sync_worker.core.resubmit import resubmit_event
 from sync_worker.core.sync import MemberSync
 from sync_worker.http import HealthServer, with_metrics
+from sync_worker.jobs.catalog import Catalog, JobDefinition
+from sync_worker.jobs.context import RunContext
+from sync_worker.jobs.kinds import JobKinds, export_segment, poll_changes, resubmit_by_status
+from sync_worker.jobs.runner import JobRunner
+from sync_worker.jobs.scheduler import Scheduler
 from sync_worker.ledger.retention import purge_history
 from sync_worker.ledger.runs import RunLedger
 from sync_worker.ledger.sql import SqlLedger, build_ledger
@@ -123,6 +134,7 @@ class Worker:
     supervisor: Supervisor
     dispatcher: AlertDispatcher
     metrics: Metrics
+    runs: RunLedger | None = None
     health: HealthServer | None = None
     queue_lock: TextIO | None = None  # the embedded queue's: this is the data directory's one worker
 
@@ -141,6 +153,8 @@ class Worker:
             self.health.stop()
         self.crowdtwist.close()
         self.ledger.close()
+        if self.runs is not None:
+            self.runs.close()
         close_store = getattr(self.store, "close", None)  # the REST store holds an HTTP pool
         if close_store is not None:
             close_store()
@@ -169,6 +183,7 @@ def build_worker(
     store = store or build_member_store(settings)
     crowdtwist = crowdtwist or build_crowdtwist(settings, metrics=metrics)
     ledger = ledger or build_ledger(settings)
+    runs = build_run_ledger(settings)
     sync = MemberSync(
         store=store,
         crowdtwist=crowdtwist,
@@ -199,7 +214,7 @@ def build_worker(
         resubmit_failed_since=(lambda since: _resubmit_ct_failures(settings, store, since))
         if settings.worker.auto_resubmit
         else None,
-        housekeeping=lambda: purge_history(ledger, older_than=clock.now() - settings.ledger.retention),
+        housekeeping=lambda: purge_history(ledger, runs, older_than=clock.now() - settings.ledger.retention),
     )
 
     def dead_lettered(body: bytes | str, reason: str) -> None:
@@ -223,7 +238,9 @@ def build_worker(
         on_depths=metrics.set_depths,
         max_hold=settings.worker.max_hold.total_seconds(),
     )
-    worker = Worker(queue_worker, store, crowdtwist, ledger, supervisor, dispatcher, metrics, queue_lock=queue_lock)
+    worker = Worker(
+        queue_worker, store, crowdtwist, ledger, supervisor, dispatcher, metrics, runs=runs, queue_lock=queue_lock
+    )
     if settings.metrics.port is not None:
         readiness = ReadinessProbe(store=store, extra=worker.worker_checks)
         worker.health = HealthServer(
@@ -334,3 +351,131 @@ def build_intake(settings: Settings, *, clock: Clock | None = None) -> Intake:
     threading.Thread(target=tick, name="ct-sync-intake-alerts", daemon=True).start()
     app = with_metrics(intake_app, metrics.registry)
     return Intake(app, publisher, store, ledger, policy, dispatcher, stopping)
+
+
+# -- jobs and the scheduler ----------------------------------------------------------------------------------------
+
+
+class AdapterJobKinds:
+    """The table of job kinds, with the adapters each needs: fresh for every run, closed when it ends (a
+    scheduler runs for months; a broken connection must not outlive the run that met it)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        runs: RunLedger,
+        store: MemberStore | None = None,
+        publisher: EventPublisher | None = None,
+        drop: FileDrop | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self._settings = settings
+        self._runs = runs
+        self._store = store
+        self._publisher = publisher
+        self._drop = drop
+        self._clock = clock
+        self._kinds: dict[str, Callable[[JobDefinition, RunContext, ExitStack], None]] = {
+            "segment-export": self._segment_export,
+            "poll": self._poll,
+            "resubmit": self._resubmit,
+        }
+
+    def run(self, job: JobDefinition, context: RunContext) -> None:
+        with ExitStack() as resources:
+            self._kinds[job.kind](job, context, resources)
+
+    def _segment_export(self, job: JobDefinition, context: RunContext, resources: ExitStack) -> None:
+        assert job.segment is not None  # the catalog built it for every segment-export job
+        exporter = build_segment_export(
+            self._settings, runs=self._runs, store=self._member_store(resources), drop=self._drop, clock=self._clock
+        )
+        export_segment(exporter, job.segment, context)
+
+    def _poll(self, job: JobDefinition, context: RunContext, resources: ExitStack) -> None:
+        settings = self._settings
+        poller = Poller(
+            self._member_store(resources),
+            self._event_publisher(resources),
+            watermark_path=settings.data_dir / "poll-watermark.json",
+            overlap=settings.siebel.poll_overlap,
+            program_id=settings.siebel.program_id,
+        )
+        poll_changes(poller.run_once, context)
+
+    def _resubmit(self, job: JobDefinition, context: RunContext, resources: ExitStack) -> None:
+        assert job.settings.kind == "resubmit"
+        ledger = build_ledger(self._settings)
+        resources.callback(ledger.close)
+        resubmit_by_status(
+            job.settings, context, store=self._member_store(resources), history=ledger,
+            publisher=self._event_publisher(resources), max_resubmits=self._settings.worker.max_resubmits,
+        )  # fmt: skip
+
+    def _member_store(self, resources: ExitStack) -> MemberStore:
+        if self._store is not None:
+            return self._store
+        store = build_member_store(self._settings)
+        close = getattr(store, "close", None)  # the REST store holds an HTTP pool
+        if close is not None:
+            resources.callback(close)
+        return store
+
+    def _event_publisher(self, resources: ExitStack) -> EventPublisher:
+        if self._publisher is not None:
+            return self._publisher
+        publisher = build_publisher(self._settings)
+        resources.callback(publisher.close)
+        return publisher
+
+
+@dataclass
+class Jobs:
+    """What `ct-sync jobs` and `ct-sync scheduler` work with; `close()` sends the last emails and releases pools."""
+
+    catalog: Catalog
+    runs: RunLedger
+    runner: JobRunner
+    dispatcher: AlertDispatcher
+
+    def close(self) -> None:
+        self.dispatcher.close()
+        self.runs.close()
+
+
+def build_jobs(
+    settings: Settings,
+    *,
+    catalog: Catalog | None = None,
+    kinds: JobKinds | None = None,
+    mailer: Mailer | None = None,
+    clock: Clock | None = None,
+    stopping: threading.Event | None = None,
+) -> Jobs:
+    """Raises `ConfigurationError` naming the job when a job's options break its command's rules."""
+    catalog = catalog or Catalog.from_settings(settings)
+    clock = clock or SystemClock()
+    runs = build_run_ledger(settings)
+    dispatcher = AlertDispatcher(mailer or build_mailer(settings))
+    runner = JobRunner(
+        runs=runs,
+        kinds=kinds or AdapterJobKinds(settings, runs=runs, clock=clock),
+        notify=dispatcher.submit,
+        clock=clock,
+        stopping=stopping,
+    )
+    return Jobs(catalog, runs, runner, dispatcher)
+
+
+def build_scheduler(jobs: Jobs, settings: Settings, *, clock: Clock | None = None) -> Scheduler:
+    clock = clock or SystemClock()
+    return Scheduler(
+        catalog=jobs.catalog,
+        runner=jobs.runner,
+        state=jobs.runs,
+        clock=clock,
+        owner=f"{socket.gethostname()}:{os.getpid()}",
+        lease=settings.scheduler.lease,
+        housekeeping=lambda: purge_history(jobs.runs, older_than=clock.now() - settings.ledger.retention),
+    )

@@ -9,11 +9,17 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
+import psycopg
 import pytest
+
+from sync_worker.ledger.runs import RunLedger
 
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+POSTGRES_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 
 
 @pytest.fixture(autouse=True)
@@ -53,6 +59,25 @@ def rabbitmq_url() -> str:
 def postgres_url() -> str:
     require_server("PostgreSQL", "127.0.0.1", 5432)
     return POSTGRES_URL
+
+
+@pytest.fixture
+def postgres_database(postgres_url: str) -> Iterator[str]:
+    """The URL of a PostgreSQL database of this test's own, dropped afterwards (with whoever is still connected)."""
+    database = f"ctsync_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{database}"')
+    yield f"postgresql://postgres@127.0.0.1:5432/{database}"
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> Iterator[RunLedger]:
+    """Job runs and deliveries in an SQLite ledger of this test's own."""
+    ledger = RunLedger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    yield ledger
+    ledger.close()
 
 
 @pytest.fixture

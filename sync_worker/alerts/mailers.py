@@ -1,5 +1,6 @@
 """Adapters for the `Mailer` port: SMTP (standard library, STARTTLS and login), or `.eml` files in the outbox
-when no SMTP server is configured. SMTP failures become `TransientError`s; the password never reaches a message.
+when no SMTP server is configured or an alert has no recipient. SMTP failures become `TransientError`s; the
+password never reaches a message. An alert goes to its own recipients (a job's `notify_to`) when it names some.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def compose(alert: Alert, *, sender: str, recipients: list[str]) -> EmailMessage
     message = EmailMessage()
     message["Subject"] = alert.subject
     message["From"] = sender
-    message["To"] = ", ".join(recipients) or "undisclosed-recipients:;"
+    message["To"] = ", ".join(alert.to or recipients) or "undisclosed-recipients:;"
     message["Date"] = format_datetime(datetime.now(UTC))
     message["Message-ID"] = make_msgid(domain="ct-sync")
     message.set_content(alert.body)
@@ -49,12 +50,16 @@ class OutboxMailer:
 
 
 class SmtpMailer:
-    def __init__(self, settings: AlertsSettings, *, timeout: float = 30.0) -> None:
+    def __init__(self, settings: AlertsSettings, *, timeout: float = 30.0, no_recipient: Mailer | None = None) -> None:
         self._settings = settings
         self._timeout = timeout
+        self._no_recipient = no_recipient  # where an alert with nobody to send it to is kept (the outbox)
 
     def send(self, alert: Alert) -> None:
         settings = self._settings
+        if not (alert.to or settings.to) and self._no_recipient is not None:
+            self._no_recipient.send(alert)
+            return
         message = compose(alert, sender=settings.sender, recipients=settings.to)
         try:
             with smtplib.SMTP(settings.smtp_host or "", settings.smtp_port, timeout=self._timeout) as smtp:
@@ -71,6 +76,7 @@ class SmtpMailer:
 
 def build_mailer(settings: Settings) -> Mailer:
     alerts = settings.alerts
-    if alerts.smtp_host and alerts.to:
-        return SmtpMailer(alerts)
-    return OutboxMailer(settings.outbox_dir, sender=alerts.sender, recipients=alerts.to)
+    outbox = OutboxMailer(settings.outbox_dir, sender=alerts.sender, recipients=alerts.to)
+    if alerts.smtp_host:
+        return SmtpMailer(alerts, no_recipient=outbox)
+    return outbox

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
+import structlog
 import typer
-from rich.progress import Progress, TaskID
+from rich.progress import Progress
 from rich.table import Table
 
 from sync_worker.cli.app import ExitCode, app, err_console, fail, or_exit, out_console, parse_instant, settings_or_exit
 
+log = structlog.get_logger("ct_sync.cli")
+T = TypeVar("T")
 MemberNumbers = Annotated[list[str] | None, typer.Option("--member", help="a Member Number (repeatable)")]
 
 
@@ -53,9 +57,10 @@ def intake() -> None:
 def poll(
     every: Annotated[str | None, typer.Option(help="repeat at this interval, e.g. 5m; default: once")] = None,
 ) -> None:
-    """Publish an event for every member changed in Siebel since the last poll (the first poll: every member)."""
+    """Publish an event for every member changed in Siebel since the last poll (the first poll: every member).
+    With --every, a pass that cannot reach Siebel or the queue is tried again with backoff, not given up."""
     from config.durations import parse_duration
-    from siebel_adapter.poller import Poller
+    from siebel_adapter.poller import Poller, PollReport
     from siebel_adapter.queue import build_publisher
     from sync_worker.bootstrap import build_member_store
 
@@ -71,14 +76,14 @@ def poll(
         overlap=settings.siebel.poll_overlap,
         program_id=settings.siebel.program_id,
     )
-    while True:
+
+    def one_pass() -> PollReport:
         with Progress(console=err_console, transient=True) as progress:
             task = progress.add_task("publishing changed members", total=None)
+            return poller.run_once(lambda done: progress.update(task, completed=done))
 
-            def advance(done: int, task: TaskID = task, progress: Progress = progress) -> None:
-                progress.update(task, completed=done)
-
-            report = or_exit(lambda: poller.run_once(advance))
+    while True:
+        report = or_exit(one_pass if interval is None else lambda: retry_transient(one_pass, longest_wait=interval))
         kind = "initial load" if report.initial_load else "changes"
         if report.resumed:
             kind = "initial load (resumed)"
@@ -92,6 +97,35 @@ def poll(
         if interval is None:
             return
         time.sleep(interval)
+
+
+def retry_transient(call: Callable[[], T], *, longest_wait: float, sleep: Callable[[float], None] = time.sleep) -> T:
+    """Call until it does not fail transiently (Siebel or the queue unreachable), waiting 5 s, 10 s, 20 s …
+    (jittered, at most `longest_wait`) between tries, and saying so each time; other failures are raised."""
+    import tenacity
+
+    from sync_worker.core.errors import TransientError
+
+    def say(state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0
+        system = getattr(exc, "system", "") or "a system"
+        message = getattr(exc, "message", str(exc))
+        err_console.print(
+            f"ct-sync poll: {system} unreachable ({message}); "
+            f"trying again in {wait:.0f} s (attempt {state.attempt_number + 1})",
+            markup=False, highlight=False, soft_wrap=True,
+        )  # fmt: skip
+        log.warning("poll_retry", system=system, error=message, attempt=state.attempt_number, wait_seconds=wait)
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(TransientError),
+        wait=tenacity.wait_exponential(multiplier=5, max=max(longest_wait, 5)) + tenacity.wait_random(0, 1),
+        before_sleep=say,
+        sleep=sleep,
+        reraise=True,
+    )
+    return retrying(call)
 
 
 @app.command(rich_help_panel="Sync members")

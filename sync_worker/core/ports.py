@@ -167,6 +167,7 @@ class Alert:
 
     subject: str
     body: str
+    to: tuple[str, ...] = ()  # its own recipients (a job's `notify_to`); empty: CTSYNC_ALERTS__TO
 
 
 class Mailer(Protocol):
@@ -231,15 +232,24 @@ class RunResult:
 
 class JobRuns(Protocol):
     """The ledger's record of job runs (`JOB.RUN` ids) and their log lines. A segment export started from the
-    command line is a run of the job `cli-segment-NAME`."""
+    command line is a run of the job `cli-segment-NAME`; a job run inside a group's run names it."""
 
-    def start_run(self, job: str, *, kind: str, trigger: str, at: datetime) -> str:
+    def start_run(self, job: str, *, kind: str, trigger: str, at: datetime, group_run_id: str | None = None) -> str:
         """Record a `Running` run; returns its id `JOB.N` (N grows per job)."""
         ...
 
     def log(self, run_id: str, line: str, *, at: datetime) -> None: ...
 
+    def stop_requested(self, run_id: str) -> bool:
+        """Whether `ct-sync jobs stop` asked this run to stop."""
+        ...
+
     def finish_run(self, run_id: str, result: RunResult, *, at: datetime) -> None: ...
+
+
+class RunStopped(Exception):
+    """Raised at a run's safe point once it was asked to stop (`ct-sync jobs stop`, or the scheduler's SIGTERM):
+    nothing half-done is left behind (a segment is delivered whole or not at all)."""
 
 
 class PrivacyDeletions(Protocol):

@@ -1,13 +1,18 @@
-"""Adapter: job runs and file deliveries, in the ledger database (SQLite embedded, PostgreSQL in production).
+"""Adapter: job runs, file deliveries and the scheduler's state, in the ledger database (SQLite embedded,
+PostgreSQL in production).
 
-Implements the core's `JobRuns` and `Deliveries` ports. Three tables, made on first use:
+Implements the core's `JobRuns` and `Deliveries` ports, and what `ct-sync scheduler` keeps. Tables, made on first use:
 
-    ct_sync_job_runs     one row per run: `JOB.N` id, kind, trigger, start/finish, status, counts, files, error;
-                         `group_run_id` links a job's run to its group's run (jobs and schedules build on it)
+    ct_sync_job_runs     one row per run: `JOB.N` id, kind (`group` for a group's run), trigger, start/finish,
+                         status, counts, files, error; `group_run_id` links a job's run to its group's run
     ct_sync_job_log      the run's own log lines, in order
+    ct_sync_job_stops    stop requests (`ct-sync jobs stop`): the run stops at its next safe point
     ct_sync_deliveries   one row per suffix reserved for a segment and UTC date, `delivered` once the file is
                          visible in the drop folder: CrowdTwist empties its folder, so only this table knows the
                          highest suffix already used
+    ct_sync_job_schedule per scheduled job or group, the scheduled time up to which its runs are handled: moved
+                         forward by compare-and-set, so of two schedulers only one starts a given run
+    ct_sync_leases       the scheduler's lease: one leader at a time, replaced when it stops renewing
 
 Numbers that must never repeat (a run's N, a delivery's suffix) are taken by "highest + 1" under a unique key: of
 two processes that race, the loser's insert fails and it takes the next number.
@@ -19,7 +24,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -36,6 +41,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -78,6 +84,29 @@ job_log = Table(
     Column("line", Text, nullable=False),
 )
 
+job_stops = Table(
+    "ct_sync_job_stops",
+    metadata,
+    Column("run_id", String(160), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+job_schedule = Table(
+    "ct_sync_job_schedule",
+    metadata,
+    Column("job", String(120), primary_key=True),
+    # ISO text, not a DateTime: compare-and-set needs exact equality, the same on SQLite and PostgreSQL.
+    Column("handled_until", String(32), nullable=False),
+)
+
+leases = Table(
+    "ct_sync_leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
 deliveries = Table(
     "ct_sync_deliveries",
     metadata,
@@ -108,6 +137,11 @@ class RunRow:
     counts: dict[str, int]
     files: list[str]
     error: str | None
+    group_run_id: str | None = None
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.finished_at is None else (self.finished_at - self.started_at).total_seconds()
 
 
 @dataclass(frozen=True)
@@ -174,6 +208,19 @@ class RunLedger:
         with self._begin() as connection:
             connection.execute(insert(job_log).values(run_id=run_id, at=at, line=line))
 
+    def request_stop(self, run_id: str, *, at: datetime) -> None:
+        try:
+            with self._begin() as connection:
+                connection.execute(insert(job_stops).values(run_id=run_id, at=at))
+        except IntegrityError:
+            pass  # asked twice: once is enough
+
+    def stop_requested(self, run_id: str) -> bool:
+        with self._begin() as connection:
+            return (
+                connection.execute(select(job_stops.c.run_id).where(job_stops.c.run_id == run_id)).first() is not None
+            )
+
     def finish_run(self, run_id: str, result: RunResult, *, at: datetime) -> None:
         with self._begin() as connection:
             connection.execute(
@@ -225,19 +272,109 @@ class RunLedger:
                 delete(deliveries).where(*_delivery_key(segment, day, suffix), deliveries.c.state == "reserved")
             )
 
+    # -- the scheduler's state -----------------------------------------------------------------------------------------
+
+    def take_lease(self, name: str, owner: str, *, now: datetime, ttl: timedelta) -> bool:
+        """Take or renew the lease `name` for `owner` until `now + ttl`; False while another holds it unexpired."""
+        taken = (
+            update(leases)
+            .where(leases.c.name == name, or_(leases.c.owner == owner, leases.c.expires_at < now))
+            .values(owner=owner, expires_at=now + ttl)
+        )
+        try:
+            with self._begin() as connection:
+                if connection.execute(taken).rowcount:
+                    return True
+                if connection.execute(select(leases.c.name).where(leases.c.name == name)).first() is not None:
+                    return False
+                connection.execute(insert(leases).values(name=name, owner=owner, expires_at=now + ttl))
+                return True
+        except IntegrityError:
+            return False  # another process made the row first: it holds the lease
+
+    def release_lease(self, name: str, owner: str) -> None:
+        with self._begin() as connection:
+            connection.execute(delete(leases).where(leases.c.name == name, leases.c.owner == owner))
+
+    def lease_holder(self, name: str, *, now: datetime) -> str | None:
+        query = select(leases.c.owner).where(leases.c.name == name, leases.c.expires_at >= now)
+        with self._begin() as connection:
+            return connection.execute(query).scalar()
+
+    def handled_until(self) -> dict[str, datetime]:
+        """Per scheduled job or group, the scheduled time up to which its runs are handled."""
+        with self._begin() as connection:
+            return {job: _from_text(mark) for job, mark in connection.execute(select(job_schedule))}
+
+    def advance_schedule(self, job: str, *, expected: datetime | None, to: datetime) -> bool:
+        """Move `job`'s mark from `expected` (None: no mark yet) to `to`; False if another process moved it first."""
+        try:
+            with self._begin() as connection:
+                if expected is None:
+                    connection.execute(insert(job_schedule).values(job=job, handled_until=_to_text(to)))
+                    return True
+                moved = connection.execute(
+                    update(job_schedule)
+                    .where(job_schedule.c.job == job, job_schedule.c.handled_until == _to_text(expected))
+                    .values(handled_until=_to_text(to))
+                )
+                return bool(moved.rowcount)
+        except IntegrityError:
+            return False
+
+    # -- retention ---------------------------------------------------------------------------------------------------
+
+    def purge(self, *, older_than: datetime) -> int:
+        """Forget finished runs started before `older_than` (with their log lines and stop requests), and the
+        deliveries of days before it: past days' suffixes can no longer collide with a new file's."""
+        old_runs = select(job_runs.c.run_id).where(job_runs.c.started_at < older_than, job_runs.c.status != "Running")
+        with self._begin() as connection:
+            purged = connection.execute(delete(job_log).where(job_log.c.run_id.in_(old_runs))).rowcount or 0
+            connection.execute(delete(job_stops).where(job_stops.c.run_id.in_(old_runs)))
+            purged += (
+                connection.execute(delete(deliveries).where(deliveries.c.day < f"{older_than:%Y%m%d}")).rowcount or 0
+            )
+            purged += (
+                connection.execute(
+                    delete(job_runs).where(job_runs.c.started_at < older_than, job_runs.c.status != "Running")
+                ).rowcount
+                or 0
+            )
+        return int(purged)
+
     # -- queries -------------------------------------------------------------------------------------------------------
 
     def run(self, run_id: str) -> RunRow | None:
         rows = self._runs(select(job_runs).where(job_runs.c.run_id == run_id))
         return rows[0] if rows else None
 
-    def runs(self, *, job: str | None = None, statuses: Sequence[RunStatus] = (), limit: int = 50) -> list[RunRow]:
+    def runs(
+        self,
+        *,
+        job: str | None = None,
+        statuses: Sequence[RunStatus] = (),
+        group_run_id: str | None = None,
+        limit: int = 50,
+    ) -> list[RunRow]:
+        """Newest first."""
         query = select(job_runs).order_by(job_runs.c.id.desc()).limit(limit)
         if job is not None:
             query = query.where(job_runs.c.job == job)
         if statuses:
             query = query.where(job_runs.c.status.in_(statuses))
+        if group_run_id is not None:
+            query = query.where(job_runs.c.group_run_id == group_run_id)
         return self._runs(query)
+
+    def latest_runs(self) -> dict[str, RunRow]:
+        """The newest run of every job and group."""
+        newest = select(func.max(job_runs.c.id)).group_by(job_runs.c.job).scalar_subquery()
+        return {row.job: row for row in self._runs(select(job_runs).where(job_runs.c.id.in_(newest)))}
+
+    def running_jobs(self) -> set[str]:
+        with self._begin() as connection:
+            query = select(job_runs.c.job).where(job_runs.c.status == "Running").distinct()
+            return set(connection.execute(query).scalars())
 
     def log_lines(self, run_id: str) -> list[tuple[datetime, str]]:
         query = select(job_log.c.at, job_log.c.line).where(job_log.c.run_id == run_id).order_by(job_log.c.id)
@@ -268,6 +405,7 @@ class RunLedger:
                     counts=_counts(json.loads(row.counts)),
                     files=list(json.loads(row.files)),
                     error=row.error,
+                    group_run_id=row.group_run_id,
                 )
                 for row in connection.execute(query)
             ]
@@ -287,6 +425,14 @@ def _delivery_key(segment: str, day: date, suffix: int) -> tuple[Any, ...]:
 
 def _counts(value: Mapping[str, Any]) -> dict[str, int]:
     return {str(key): int(count) for key, count in value.items()}
+
+
+def _to_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _from_text(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
 def _aware(moment: datetime) -> datetime:

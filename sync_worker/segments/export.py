@@ -1,6 +1,7 @@
 """The segment export run: members in, one CrowdTwist segment file out, delivered whole and recorded.
 
-    1. a job run is recorded `Running` (`cli-segment-NAME.N` from the command line)
+    1. a job run is recorded `Running` (`cli-segment-NAME.N` from the command line; a job's own run when the
+       job runner calls `export`, which then stops at the run's safe points until the upload begins)
     2. members stream from the source; who does not belong is left out by reason (and listed in a report file),
        each identifier is written once, a value that would need enclosing is refused; the file is written to a
        local spool, its size checked against CrowdTwist's 128 MB as it grows (memory stays flat: one page of
@@ -111,25 +112,16 @@ class SegmentExport:
     def run(
         self, request: SegmentRequest, *, dry_run: bool = False, progress: Callable[[int], None] | None = None
     ) -> SegmentReport:
-        """Deliver the segment (or, with `dry_run`, only write it locally and say what would be sent). Raises a
-        `SegmentError` or the port's `CtSyncError`; the run is recorded `Failed` with that error."""
+        """The command line's export, recorded as a run of `cli-segment-NAME` (a dry run only writes the file
+        locally and says what would be sent, and records nothing). Raises a `SegmentError` or the port's
+        `CtSyncError`; the run is recorded `Failed` with that error."""
         check_segment_name(request.name)
-        started = self.clock.now()
-        began = self.clock.monotonic()
-        run_id = None if dry_run else self.runs.start_run(request.job_name, kind=KIND, trigger=self.trigger, at=started)
+        run_id = None
+        if not dry_run:
+            run_id = self.runs.start_run(request.job_name, kind=KIND, trigger=self.trigger, at=self.clock.now())
         report = SegmentReport(name=request.name, file_name="", run_id=run_id, dry_run=dry_run)
         try:
-            self._log(run_id, f"segment {request.name}: {_describe(request)}")
-            spool = self._write(request, report, progress)
-            if dry_run:
-                highest = self.deliveries.highest_suffix(request.name, started.date())
-                report.file_name = file_name(
-                    request.name, started.date(), next_suffix(started, highest_delivered=highest)
-                )
-                report.archived = spool
-            else:
-                assert run_id is not None
-                self._deliver(request, report, spool, started=started, run_id=run_id)
+            self.export(request, report, progress=progress)
         except CtSyncError as exc:
             if run_id is not None:
                 self._log(run_id, f"failed: {exc.message}")
@@ -137,16 +129,53 @@ class SegmentExport:
                     run_id, RunResult("Failed", counts=report.counts(), error=exc.message), at=self.clock.now()
                 )
             raise
-        report.seconds = self.clock.monotonic() - began
         if run_id is not None:
-            self._log(run_id, f"delivered {report.file_name}: {report.rows} rows, {report.size} bytes")
             result = RunResult("Success", counts=report.counts(), files=[report.file_name])
             self.runs.finish_run(run_id, result, at=self.clock.now())
         return report
 
+    def export(
+        self,
+        request: SegmentRequest,
+        report: SegmentReport,
+        *,
+        progress: Callable[[int], None] | None = None,
+        checkpoint: Callable[[], None] = lambda: None,
+    ) -> None:
+        """Write the segment and deliver it, filling `report`, within the run `report.run_id` (None: a dry run);
+        the caller records the run's end. `checkpoint` is called at every safe point (while members are read,
+        and last before the upload) and may raise `RunStopped`: nothing is sent then."""
+        check_segment_name(request.name)
+        started = self.clock.now()
+        began = self.clock.monotonic()
+        run_id = report.run_id
+        self._log(run_id, f"segment {request.name}: {_describe(request)}")
+        spool = self._write(request, report, progress, checkpoint)
+        if run_id is None:
+            highest = self.deliveries.highest_suffix(request.name, started.date())
+            report.file_name = file_name(request.name, started.date(), next_suffix(started, highest_delivered=highest))
+            report.archived = spool
+        else:
+            try:
+                checkpoint()
+            except BaseException:
+                for written in (spool, report.left_out_file):
+                    if written is not None:
+                        written.unlink(missing_ok=True)
+                raise
+            self._deliver(request, report, spool, started=started, run_id=run_id)
+            self._log(run_id, f"delivered {report.file_name}: {report.rows} rows, {report.size} bytes")
+        report.seconds = self.clock.monotonic() - began
+
     # -- writing -------------------------------------------------------------------------------------------------
 
-    def _write(self, request: SegmentRequest, report: SegmentReport, progress: Callable[[int], None] | None) -> Path:
+    def _write(
+        self,
+        request: SegmentRequest,
+        report: SegmentReport,
+        progress: Callable[[int], None] | None,
+        checkpoint: Callable[[], None],
+    ) -> Path:
         """Stream members into the spool file and the left-out report; returns the spool file."""
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         stem = f"{request.name}.{report.run_id or 'dry-run'}"
@@ -183,8 +212,10 @@ class SegmentExport:
                         report.rows += 1
                         if len(report.first_lines) <= PREVIEW_LINES:
                             report.first_lines.append(value)
-                    if progress is not None and seen_count % _PROGRESS_EVERY == 0:
-                        progress(seen_count)
+                    if seen_count % _PROGRESS_EVERY == 0:
+                        checkpoint()
+                        if progress is not None:
+                            progress(seen_count)
         except BaseException:
             spool.unlink(missing_ok=True)
             left_out_path.unlink(missing_ok=True)

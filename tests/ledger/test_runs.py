@@ -1,15 +1,13 @@
-"""Job runs and segment deliveries in the ledger, on SQLite and on PostgreSQL: numbers never repeat, even when
-several processes take them at once."""
+"""Job runs, segment deliveries and the scheduler's state in the ledger, on SQLite and on PostgreSQL: numbers never
+repeat, even when several processes take them at once; one lease holder; a schedule mark moved by one mover."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from sync_worker.core.ports import RunResult
@@ -17,21 +15,13 @@ from sync_worker.ledger.runs import RunLedger
 
 NOON = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 DAY = date(2026, 11, 22)
-ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'ledger.sqlite'}"
-        return
-    request.getfixturevalue("postgres_url")
-    database = f"ctsync_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(ADMIN, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{database}"')
-    yield f"postgresql://postgres@127.0.0.1:5432/{database}"
-    with psycopg.connect(ADMIN, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
+        return f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    return str(request.getfixturevalue("postgres_database"))
 
 
 @pytest.fixture
@@ -105,3 +95,48 @@ def test_a_released_suffix_can_be_taken_again_a_delivered_one_cannot(runs: RunLe
     assert (taken, again) == (1200, 1200)
     assert runs.highest_suffix("Gold", DAY) == 1200
     assert runs.reserve_suffix("Gold", DAY, propose=propose, run_id="r3") == 1201
+
+
+def test_one_scheduler_holds_the_lease_until_it_lapses_or_is_handed_back(runs: RunLedger) -> None:
+    lease = timedelta(seconds=30)
+    assert runs.take_lease("scheduler", "host-a:1", now=NOON, ttl=lease)
+    assert not runs.take_lease("scheduler", "host-b:2", now=NOON + timedelta(seconds=29), ttl=lease)
+    assert runs.take_lease("scheduler", "host-a:1", now=NOON + timedelta(seconds=20), ttl=lease)  # renewed
+    assert not runs.take_lease("scheduler", "host-b:2", now=NOON + timedelta(seconds=49), ttl=lease)
+    assert runs.take_lease("scheduler", "host-b:2", now=NOON + timedelta(seconds=51), ttl=lease)  # lapsed
+    runs.release_lease("scheduler", "host-a:1")  # no longer a's to give back
+    assert runs.lease_holder("scheduler", now=NOON + timedelta(seconds=52)) == "host-b:2"
+    runs.release_lease("scheduler", "host-b:2")
+    assert runs.take_lease("scheduler", "host-a:1", now=NOON + timedelta(seconds=53), ttl=lease)
+
+
+def test_a_schedule_mark_moves_only_from_where_the_mover_saw_it(runs: RunLedger) -> None:
+    two_am = NOON.replace(hour=2)
+    assert runs.advance_schedule("nightly", expected=None, to=NOON - timedelta(days=1))
+    assert not runs.advance_schedule("nightly", expected=None, to=NOON)  # someone made the mark first
+    assert runs.advance_schedule("nightly", expected=NOON - timedelta(days=1), to=two_am)
+    assert not runs.advance_schedule("nightly", expected=NOON - timedelta(days=1), to=two_am)  # the loser
+    assert runs.handled_until() == {"nightly": two_am}
+
+
+def test_a_stop_request_is_seen_by_the_run(runs: RunLedger) -> None:
+    run_id = runs.start_run("nightly", kind="poll", trigger="schedule", at=NOON)
+    assert not runs.stop_requested(run_id)
+    runs.request_stop(run_id, at=NOON)
+    runs.request_stop(run_id, at=NOON)  # twice is harmless
+    assert runs.stop_requested(run_id)
+
+
+def test_retention_forgets_finished_runs_and_past_days_deliveries_not_running_runs(runs: RunLedger) -> None:
+    old = NOON - timedelta(days=100)
+    finished = runs.start_run("nightly", kind="poll", trigger="schedule", at=old)
+    runs.log(finished, "published 3", at=old)
+    runs.finish_run(finished, RunResult("Success"), at=old)
+    still_running = runs.start_run("export", kind="segment-export", trigger="schedule", at=old)
+    recent = runs.start_run("nightly", kind="poll", trigger="schedule", at=NOON)
+    runs.reserve_suffix("Gold", old.date(), propose=lambda highest: 1200, run_id=finished)
+    runs.reserve_suffix("Gold", DAY, propose=lambda highest: 1200, run_id=recent)
+    runs.purge(older_than=NOON - timedelta(days=90))
+    assert {row.run_id for row in runs.runs()} == {still_running, recent}
+    assert runs.log_lines(finished) == []
+    assert [row.day for row in runs.deliveries("Gold")] == ["20261122"]

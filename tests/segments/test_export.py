@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,13 +21,6 @@ GOLD = SegmentRequest(name="Gold", where=(("Status", "Active"),))
 
 def known(number: str, ct_user_id: int, **fields: str) -> object:
     return member(**{"Member Number": number, **fields}).model_copy(update={"ct_user_id": ct_user_id})
-
-
-@pytest.fixture
-def runs(tmp_path: Path) -> Iterator[RunLedger]:
-    ledger = RunLedger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
-    yield ledger
-    ledger.close()
 
 
 @pytest.fixture

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from typer.testing import CliRunner
 
 from sync_worker.cli import app
+from sync_worker.cli.sync import retry_transient
+from sync_worker.core.errors import ConfigurationError, TransientError
 
 COMMANDS = [
     "demo",
@@ -18,6 +22,8 @@ COMMANDS = [
     "preview",
     "check",
     "sandbox",
+    "scheduler",
+    "jobs",
 ]
 runner = CliRunner()
 
@@ -49,3 +55,29 @@ def test_check_with_a_bad_setting_prints_one_line_and_exits_2(monkeypatch: pytes
 def test_an_unknown_command_is_a_usage_error() -> None:
     result = runner.invoke(app, ["frobnicate"])
     assert result.exit_code == 2
+
+
+def test_poll_every_tries_again_after_a_siebel_blip_with_growing_waits_and_says_so(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    blips = [TransientError("Siebel unavailable: HTTP 503", system="siebel") for _ in range(2)]
+    waits: list[float] = []
+
+    def one_pass() -> str:
+        if blips:
+            raise blips.pop()
+        return "published"
+
+    assert retry_transient(one_pass, longest_wait=300, sleep=waits.append) == "published"
+    assert 5 <= waits[0] < 10 <= waits[1] < 20
+    said = capsys.readouterr().err
+    assert re.search(r"siebel unreachable \(Siebel unavailable: HTTP 503\); trying again in \d+ s \(attempt 2\)", said)
+    assert "(attempt 3)" in said
+
+
+def test_poll_every_gives_up_on_a_configuration_problem() -> None:
+    def refused() -> str:
+        raise ConfigurationError("Siebel refused the credentials (HTTP 401)", system="siebel")
+
+    with pytest.raises(ConfigurationError):
+        retry_transient(refused, longest_wait=300, sleep=lambda seconds: None)

@@ -1,0 +1,94 @@
+"""What each kind of job does in a run, through ports: `segment-export`, `poll` and `resubmit`.
+
+Each function runs one job to its end: it says what it does in the run's log, counts into the run, calls the
+run's safe point where stopping leaves nothing half-done, and raises `CtSyncError` when the run fails. The
+composition root builds the adapters for a run and calls the function of the job's kind (`JobKinds`); one more
+kind is one more model in `config.settings`, one function here and one entry in that table.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from typing import Protocol
+
+from config.settings import ResubmitJob
+from sync_worker.core.ports import EventPublisher, MemberStore
+from sync_worker.core.resubmit import ResubmitHistory, plan_resubmit, publish_plan
+from sync_worker.jobs.catalog import JobDefinition
+from sync_worker.jobs.context import RunContext
+from sync_worker.segments.export import SegmentExport, SegmentReport, SegmentRequest
+
+
+class JobKinds(Protocol):
+    """Runs a job of any kind (the composition root's table of kinds, with the adapters each needs)."""
+
+    def run(self, job: JobDefinition, context: RunContext) -> None:
+        """Run to the end, counting into `context`; raise `CtSyncError` on failure, `RunStopped` when stopped."""
+        ...
+
+
+class PollSummary(Protocol):
+    """What one pass of the change poller reports."""
+
+    published: int
+    skipped: Counter[str]
+    unreadable: int
+    initial_load: bool
+
+
+PollOnce = Callable[[Callable[[int], None]], PollSummary]  # one pass; called back after each confirmed page
+
+
+def export_segment(exporter: SegmentExport, request: SegmentRequest, context: RunContext) -> None:
+    report = SegmentReport(name=request.name, file_name="", run_id=context.run_id)
+    try:
+        exporter.export(request, report, checkpoint=context.checkpoint)
+    finally:
+        context.counts.update(report.counts())
+    context.files.append(report.file_name)
+    for reason, count in report.left_out.most_common():
+        context.log(f"left out {count}: {reason}")
+
+
+def poll_changes(poll_once: PollOnce, context: RunContext) -> None:
+    def page_confirmed(published: int) -> None:
+        context.counts["published"] = published
+        context.checkpoint()  # the poller has saved its place: the next pass goes on from here
+
+    report = poll_once(page_confirmed)
+    context.counts.update(
+        published=report.published, skipped=sum(report.skipped.values()), unreadable=report.unreadable
+    )
+    kind = "initial load" if report.initial_load else "changes"
+    context.log(f"{kind}: published {report.published}, skipped {sum(report.skipped.values())}")
+    for reason, count in report.skipped.most_common():
+        context.log(f"skipped {count}: {reason}")
+
+
+def resubmit_by_status(
+    job: ResubmitJob,
+    context: RunContext,
+    *,
+    store: MemberStore,
+    history: ResubmitHistory,
+    publisher: EventPublisher,
+    max_resubmits: int,
+) -> None:
+    plan = plan_resubmit(store=store, history=history, statuses=job.status, max_resubmits=max_resubmits, force=False)
+    waiting = len(plan.queue) - job.limit
+    plan.queue = plan.queue[: job.limit]
+    context.counts.update(queued=0, refused=len(plan.refused), waiting=max(waiting, 0))
+    context.log(f"members with status {', '.join(job.status)}: {len(plan.queue)} to queue")
+
+    def queued(count: int) -> None:
+        context.counts["queued"] += count
+        context.checkpoint()  # between members: each one queued is whole
+
+    publish_plan(plan, publisher, progress=queued)
+    if plan.refused:
+        numbers = ", ".join(candidate.member_number for candidate, _ in plan.refused[:20])
+        context.log(f"not queued, resubmitted {max_resubmits} times already: {numbers}")
+    if waiting > 0:
+        context.log(f"{waiting} more left for the next run (limit {job.limit})")
+    context.log(f"queued {context.counts['queued']}")
