@@ -11,6 +11,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TextIO
 
 import httpx
@@ -52,9 +53,10 @@ from sync_worker.jobs.context import RunContext
 from sync_worker.jobs.kinds import JobKinds, export_segment, poll_changes, resubmit_by_status
 from sync_worker.jobs.runner import JobRunner
 from sync_worker.jobs.scheduler import Scheduler
+from sync_worker.ledger.locks import AdvisoryLocks, FileLocks
 from sync_worker.ledger.retention import purge_history
 from sync_worker.ledger.runs import RunLedger
-from sync_worker.ledger.sql import SqlLedger, build_ledger
+from sync_worker.ledger.sql import SqlLedger, build_ledger, create_ledger_engine
 from sync_worker.metrics import Metrics
 from sync_worker.segments.export import SegmentExport
 from sync_worker.worker.breaker import Breaker, BreakerState
@@ -137,6 +139,7 @@ class Worker:
     runs: RunLedger | None = None
     health: HealthServer | None = None
     queue_lock: TextIO | None = None  # the embedded queue's: this is the data directory's one worker
+    locks: AdvisoryLocks | FileLocks | None = None
 
     def run(self) -> None:
         if self.health is not None:
@@ -160,6 +163,8 @@ class Worker:
             close_store()
         if self.queue_lock is not None:
             self.queue_lock.close()
+        if self.locks is not None:
+            self.locks.close()
 
     def worker_checks(self) -> dict[str, bool]:
         return {
@@ -198,7 +203,8 @@ def build_worker(
         max_delay=settings.worker.retry_max_delay,
         siebel_refusals=settings.worker.siebel_refusals,
     )
-    handler = EventHandler(sync=sync, ledger=ledger, clock=clock, retry=retry)
+    locks = build_member_locks(settings)
+    handler = EventHandler(sync=sync, ledger=ledger, clock=clock, retry=retry, locks=locks)
     dispatcher = AlertDispatcher(mailer or build_mailer(settings))
     supervisor = Supervisor(
         breaker=Breaker(
@@ -239,7 +245,16 @@ def build_worker(
         max_hold=settings.worker.max_hold.total_seconds(),
     )
     worker = Worker(
-        queue_worker, store, crowdtwist, ledger, supervisor, dispatcher, metrics, runs=runs, queue_lock=queue_lock
+        queue_worker,
+        store,
+        crowdtwist,
+        ledger,
+        supervisor,
+        dispatcher,
+        metrics,
+        runs=runs,
+        queue_lock=queue_lock,
+        locks=locks,
     )
     if settings.metrics.port is not None:
         readiness = ReadinessProbe(store=store, extra=worker.worker_checks)
@@ -247,6 +262,15 @@ def build_worker(
             registry=metrics.registry, readiness=readiness, host=settings.metrics.host, port=settings.metrics.port
         )
     return worker
+
+
+def build_member_locks(settings: Settings) -> AdvisoryLocks | FileLocks:
+    """Where the ledger is shared, so are the locks: PostgreSQL's advisory locks, or a lock file beside SQLite."""
+    url = settings.ledger_url
+    if url.startswith(("postgresql", "postgres")):
+        return AdvisoryLocks(create_ledger_engine(url, pool_size=settings.worker.concurrency))
+    # Beside the SQLite file the workers share (one host): sqlite:////var/lib/ct-sync/ledger.sqlite → ….locks
+    return FileLocks(Path(url.split(":///", 1)[1]).with_suffix(".locks"))
 
 
 def _alert_policy(settings: Settings, clock: Clock) -> AlertPolicy:

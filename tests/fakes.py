@@ -123,11 +123,13 @@ class FakeStore:
         self.outcomes: dict[str, list[SyncOutcome]] = defaultdict(list)
         self.read_script = Script()
         self.write_script = Script()
+        self.reads = 0
 
     def put(self, member: Member) -> None:
         self.members[member.member_number] = member
 
     def get_member(self, member_number: str) -> Member | None:
+        self.reads += 1
         self.read_script.next()
         return self.members.get(member_number)
 
@@ -191,6 +193,25 @@ class FakeKnownStates:
 
     def forget(self, member_number: str) -> None:
         self.states.pop(member_number, None)
+
+
+class FakeMemberLocks:
+    """Shared by the handlers that stand for several worker processes."""
+
+    def __init__(self) -> None:
+        self.held: set[str] = set()
+        self._lock = threading.Lock()
+
+    def try_lock(self, member_number: str) -> bool:
+        with self._lock:
+            if member_number in self.held:
+                return False
+            self.held.add(member_number)
+            return True
+
+    def unlock(self, member_number: str) -> None:
+        with self._lock:
+            self.held.discard(member_number)
 
 
 class FakeLedger:

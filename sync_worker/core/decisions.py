@@ -98,6 +98,17 @@ def decide_failure(
     )
 
 
+BUSY_DELAY = timedelta(seconds=1)
+
+
+def decide_busy(event: MemberEvent) -> Decision:
+    """Another worker process holds the member's lock (it is syncing it): try again shortly. Not a failure: no budget
+    is spent; the next delivery is a later attempt, so it trusts nothing the ledger says."""
+    retry = event.model_copy(update={"attempt": event.attempt + 1})
+    reason = "another worker is syncing this member"
+    return Decision("retry_later", "Retrying", reason=reason, retry_event=retry, delay=BUSY_DELAY)
+
+
 def _siebel(error: CtSyncError, *, event: MemberEvent, now: datetime, policy: RetryPolicy) -> Decision:
     retry = event.next_attempt(failed_at=now)
     if isinstance(error, TransientError):

@@ -155,6 +155,17 @@ class KnownStates(Protocol):
         ...
 
 
+class MemberLocks(Protocol):
+    """One sync of a member at a time, across every worker process (within one, the consumer already sees to it).
+    A lock dies with the process that held it: a killed worker never leaves a member locked."""
+
+    def try_lock(self, member_number: str) -> bool:
+        """Take the member's lock if it is free; never waits."""
+        ...
+
+    def unlock(self, member_number: str) -> None: ...
+
+
 class Ledger(Protocol):
     """The history of every attempt (SQLite by default, PostgreSQL in production)."""
 

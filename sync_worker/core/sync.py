@@ -3,6 +3,11 @@ outcome back onto the member.
 
 Calls spent, in the common paths: an unchanged member 0; an update 1 (PUT by third_party_id); an enroll 1 (create);
 an update of a member CrowdTwist does not know 2 (PUT → 404 → create); unchanged data CrowdTwist refused before 0.
+Siebel calls: 2 (read the member, write the outcome back).
+
+One sync of a member runs at a time, across every worker process (the caller holds the member's lock), and every
+change in Siebel brings its own event: so what this sync reads is sent, and a later change is the next sync's. No
+read after sending is needed (it cost a third Siebel call per member when concurrent syncs had to check each other).
 
 What the ledger knows (what CrowdTwist last accepted or refused) is trusted only on a *fresh* delivery: the first
 delivery of a first attempt. A redelivered message, a later attempt or a resubmit always sends, because its earlier
@@ -48,8 +53,6 @@ from sync_worker.core.ports import (
 
 log = structlog.get_logger(__name__)
 
-# Passes of send-then-check before the member is left to its next event (a member edited non-stop).
-_MAX_PASSES = 3
 # Sends of unknown fate tried again within one sync, each from a fresh read (the client resends no write itself).
 _UNKNOWN_OUTCOME_RETRIES = 2
 ResultKind = Literal["synced", "unchanged", "skipped", "rejected"]
@@ -90,29 +93,20 @@ class MemberSync:
         """Sync one member. Raises TransientError / NotAuthorized for the caller's retry decision.
 
         `fresh`: the first delivery of a first attempt (see the module docstring); `force`: send even when the
-        ledger says unchanged (a resubmit). After sending, the member is read again: if Siebel now holds other data
-        (it changed meanwhile, or another worker sent an older state after ours), it is sent again. The last write
-        to CrowdTwist is therefore always followed by a check by its writer, so concurrent workers converge.
+        ledger says unchanged (a resubmit). The caller holds the member's lock.
         """
         calls = _Calls()
         create_first, trust = enroll and fresh, fresh and not force
-        result = SyncResult("skipped")
-        unknown_outcomes = 0
-        for _pass in range(_MAX_PASSES + _UNKNOWN_OUTCOME_RETRIES):
+        for unknown_outcomes in range(_UNKNOWN_OUTCOME_RETRIES + 1):
             try:
-                result, sent = self._sync_once(member_number, create_first=create_first, trust=trust, calls=calls)
+                return self._sync_once(member_number, create_first=create_first, trust=trust, calls=calls)
             except TransientError as failure:
                 # A send whose fate is unknown (a timeout, a 500) is tried again here, but from a fresh read of
-                # Siebel, never with the old body, which could overwrite a newer state another worker sent.
-                unknown_outcomes += 1
-                if not failure.outcome_unknown or unknown_outcomes > _UNKNOWN_OUTCOME_RETRIES:
+                # Siebel, never with the old body.
+                if not failure.outcome_unknown or unknown_outcomes == _UNKNOWN_OUTCOME_RETRIES:
                     raise
                 create_first, trust = False, False
-                continue
-            if sent is None or not self._changed_since(member_number, sent):
-                return result
-            create_first, trust = False, False
-        return result
+        raise AssertionError("unreachable")
 
     def write_failure(self, member_number: str, *, status: SyncStatus, error: str) -> None:
         """Write a failure status (CT Failure, OIC Failure) found outside `sync`."""
@@ -120,51 +114,41 @@ class MemberSync:
 
     # -- one pass --------------------------------------------------------------------------------------------------
 
-    def _sync_once(
-        self, member_number: str, *, create_first: bool, trust: bool, calls: _Calls
-    ) -> tuple[SyncResult, str | None]:
-        """One pass; also the fingerprint of what was sent to CrowdTwist, if anything was."""
+    def _sync_once(self, member_number: str, *, create_first: bool, trust: bool, calls: _Calls) -> SyncResult:
         try:
             member = self._store.get_member(member_number)
         except InvalidRecord as invalid:
-            return self._refuse_record(invalid, trust=trust), None
+            return self._refuse_record(invalid, trust=trust)
         if member is None:
-            return SyncResult("skipped", reason="no such member in Siebel"), None
+            return SyncResult("skipped", reason="no such member in Siebel")
         reason = skip_reason(member, program_id=self._program_id)
         if reason is not None:
-            return SyncResult("skipped", reason=reason), None
+            return SyncResult("skipped", reason=reason)
 
         known = self._known_state(member_number)
         mapping = map_member(member, self._defaults)
         fingerprint = mapping.fingerprint()
         if not mapping.accepted:
-            return self._refuse(member, fingerprint, mapping.error_text, known=known if trust else None), None
+            return self._refuse(member, fingerprint, mapping.error_text, known=known if trust else None)
         if trust and known.synced is not None and known.synced.payload_hash == fingerprint:
-            return self._unchanged(member, known.synced), None
+            return self._unchanged(member, known.synced)
         if trust and _still_refused(known, fingerprint, member.sync_status):
-            return _unchanged_refusal(known), None
+            return _unchanged_refusal(known)
 
         try:
             user = self._send(member, mapping, calls, known=known.synced is not None, create_first=create_first)
         except DataRejected as rejected:
-            return self._refuse(member, fingerprint, rejected.message, known=None, calls=calls.count), None
+            return self._refuse(member, fingerprint, rejected.message, known=None, calls=calls.count)
         except TransientError as failure:
             if failure.outcome_unknown:  # CrowdTwist may hold what we sent, or not: trust nothing next time
                 self._forget(member_number)
             raise
         if user is None:
-            return SyncResult("skipped", reason="inactive and never in CrowdTwist", calls=calls.count), None
+            return SyncResult("skipped", reason="inactive and never in CrowdTwist", calls=calls.count)
 
         self._remember(member_number, SyncedState(fingerprint, user.id, self._now()))
         self._write(member.row_id, SyncOutcome(status=SyncStatus.SYNCED, ct_user_id=user.id, at=self._now()))
-        return SyncResult("synced", ct_user_id=user.id, calls=calls.count), fingerprint
-
-    def _changed_since(self, member_number: str, fingerprint: str) -> bool:
-        try:
-            member = self._store.get_member(member_number)
-        except InvalidRecord:
-            return False  # the next event for it writes the Data Error
-        return member is not None and map_member(member, self._defaults).fingerprint() != fingerprint
+        return SyncResult("synced", ct_user_id=user.id, calls=calls.count)
 
     # -- CrowdTwist ------------------------------------------------------------------------------------------------
 

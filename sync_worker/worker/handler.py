@@ -7,20 +7,22 @@ Several events for one member that are waiting together are coalesced into one s
 from __future__ import annotations
 
 import random
+import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import structlog
 
-from sync_worker.core.decisions import Decision, RetryPolicy, decide_failure
+from sync_worker.core.decisions import Decision, RetryPolicy, decide_busy, decide_failure
 from sync_worker.core.errors import INTERNAL, CtSyncError
 from sync_worker.core.member import SyncStatus
 from sync_worker.core.messages import MemberEvent
 from sync_worker.core.metering import count_calls
-from sync_worker.core.ports import AttemptOutcome, AttemptRecord, Clock, Ledger
+from sync_worker.core.ports import AttemptOutcome, AttemptRecord, Clock, Ledger, MemberLocks
 from sync_worker.core.sync import MemberSync, SyncResult
 
 log = structlog.get_logger("ct_sync.worker")
@@ -67,13 +69,19 @@ class EventHandler:
         ledger: Ledger,
         clock: Clock,
         retry: RetryPolicy,
+        locks: MemberLocks,
+        lock_wait: float = 2.0,
         jitter: Callable[[], float] = random.random,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._sync = sync
         self._ledger = ledger
         self._clock = clock
         self._retry = retry
+        self._locks = locks
+        self._lock_wait = lock_wait  # seconds to wait for another process's sync of the member before retrying later
         self._jitter = jitter
+        self._sleep = sleep
 
     def handle(self, events: Sequence[MemberEvent], *, redelivered: bool = False) -> Handled:
         """Sync the member the events name, once, and decide what becomes of the messages.
@@ -86,7 +94,12 @@ class EventHandler:
         error: CtSyncError | None = None
         ct_user_id: int | None = None
         logical_calls = 0
-        with count_calls() as meter:
+        if not self._lock(event.member_number):
+            decision = decide_busy(event)
+            self._record(events, decision, calls=0, ct_user_id=None, duration_ms=0.0)
+            structlog.contextvars.unbind_contextvars("member_number", "event_id")
+            return Handled(decision, event.member_number, 0, events=len(events))
+        with count_calls() as meter, self._locked(event.member_number):
             try:
                 result = self._sync.sync(
                     event.member_number,
@@ -116,6 +129,29 @@ class EventHandler:
         structlog.contextvars.unbind_contextvars("member_number", "event_id")
         emitted = min(item.emitted_at for item in events)
         return Handled(decision, event.member_number, calls, error, emitted_at=emitted, events=len(events))
+
+    def _lock(self, member_number: str) -> bool:
+        """The member's lock across processes, waiting a little (with backoff) for another process's sync to end."""
+        deadline = self._clock.monotonic() + self._lock_wait
+        pause = 0.01
+        while True:
+            try:
+                if self._locks.try_lock(member_number):
+                    return True
+            except CtSyncError as exc:  # locks unavailable: the ledger is down, and so is the sync's history
+                log.warning("member_lock_unavailable", error=exc.message)
+                return False
+            if self._clock.monotonic() + pause > deadline:
+                return False
+            self._sleep(pause)
+            pause = min(pause * 2, 0.25)
+
+    @contextmanager
+    def _locked(self, member_number: str) -> Iterator[None]:
+        try:
+            yield
+        finally:
+            self._locks.unlock(member_number)
 
     def crashed(self, events: Sequence[MemberEvent], exc: Exception) -> Handled:
         """A bug, not an outage and not the member's fault: the dead-letter queue, where it waits for a fix and a

@@ -17,13 +17,15 @@ from sync_worker.core.messages import MemberEvent
 from sync_worker.core.sync import MemberSync
 from sync_worker.worker.handler import EventHandler
 from tests.builders import PROGRAM, changed, member
-from tests.fakes import FakeClock, FakeCrowdTwist, FakeKnownStates, FakeLedger, FakeStore
+from tests.fakes import FakeClock, FakeCrowdTwist, FakeKnownStates, FakeLedger, FakeMemberLocks, FakeStore
 
 DEFAULTS = DefaultsSettings(email_domain="members.example.com")
 NAMES = st.sampled_from(["Lee", "Li", "Leigh", "O'Lee", "Lee-Smith", ""])  # "" is a Data Error
 
 
-def _handler(store: FakeStore, crowdtwist: FakeCrowdTwist, clock: FakeClock, states: FakeKnownStates) -> EventHandler:
+def _handler(
+    store: FakeStore, crowdtwist: FakeCrowdTwist, clock: FakeClock, states: FakeKnownStates, locks: FakeMemberLocks
+) -> EventHandler:
     sync = MemberSync(
         store=store,
         crowdtwist=crowdtwist,
@@ -32,7 +34,14 @@ def _handler(store: FakeStore, crowdtwist: FakeCrowdTwist, clock: FakeClock, sta
         program_id=PROGRAM,
         clock=clock,
     )
-    return EventHandler(sync=sync, ledger=FakeLedger(), clock=clock, retry=RetryPolicy(budget=timedelta(hours=1)))
+    return EventHandler(
+        sync=sync,
+        ledger=FakeLedger(),
+        clock=clock,
+        retry=RetryPolicy(budget=timedelta(hours=1)),
+        locks=locks,  # the member locks, shared by every worker process as in production
+        lock_wait=0.001,
+    )
 
 
 steps = st.lists(
@@ -52,8 +61,8 @@ def test_any_interleaving_converges_to_the_newest_state_with_one_member(
 ) -> None:
     clock = FakeClock()
     store, crowdtwist = FakeStore(), FakeCrowdTwist()
-    states = FakeKnownStates()
-    handlers = [_handler(store, crowdtwist, clock, states), _handler(store, crowdtwist, clock, states)]  # two workers
+    states, locks = FakeKnownStates(), FakeMemberLocks()
+    handlers = [_handler(store, crowdtwist, clock, states, locks) for _ in range(2)]  # two workers
     ann = member()
     store.put(ann)
     queue: list[MemberEvent] = [MemberEvent(event_type="enroll", member_number=ann.member_number)]
@@ -107,8 +116,10 @@ def test_two_workers_racing_on_the_same_members_create_each_once() -> None:
         for subject in members:
             handler.handle([MemberEvent(event_type="enroll", member_number=subject.member_number)])
 
-    states = FakeKnownStates()
-    threads = [threading.Thread(target=work, args=(_handler(store, crowdtwist, clock, states),)) for _ in range(4)]
+    states, locks = FakeKnownStates(), FakeMemberLocks()
+    threads = [
+        threading.Thread(target=work, args=(_handler(store, crowdtwist, clock, states, locks),)) for _ in range(4)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

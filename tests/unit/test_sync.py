@@ -17,7 +17,7 @@ from sync_worker.core.messages import MemberEvent
 from sync_worker.core.sync import MemberSync
 from sync_worker.worker.handler import EventHandler, Handled
 from tests.builders import PROGRAM, changed, member
-from tests.fakes import FakeClock, FakeCrowdTwist, FakeKnownStates, FakeLedger, FakeStore
+from tests.fakes import FakeClock, FakeCrowdTwist, FakeKnownStates, FakeLedger, FakeMemberLocks, FakeStore
 
 DEFAULTS = DefaultsSettings(email_domain="members.example.com")
 
@@ -29,6 +29,7 @@ class World:
     states: FakeKnownStates = field(default_factory=FakeKnownStates)
     ledger: FakeLedger = field(default_factory=FakeLedger)
     clock: FakeClock = field(default_factory=FakeClock)
+    locks: FakeMemberLocks = field(default_factory=FakeMemberLocks)
 
     def __post_init__(self) -> None:
         sync = MemberSync(
@@ -44,6 +45,8 @@ class World:
             ledger=self.ledger,
             clock=self.clock,
             retry=RetryPolicy(budget=timedelta(minutes=10)),
+            locks=self.locks,
+            lock_wait=0.0,
             jitter=lambda: 0.5,
         )
 
@@ -398,22 +401,38 @@ def world_payload(subject: Member) -> UserPayload:
     return map_member(subject, DEFAULTS).payload.for_create()
 
 
-def test_a_stale_write_by_another_worker_is_corrected_by_the_check_after_sending(world: World) -> None:
+def test_a_member_another_worker_is_syncing_is_retried_later_and_ends_with_the_newest_state(world: World) -> None:
+    """Two worker processes share the member locks: while one syncs Ann, the other does not start her sync (before,
+    both sent and a read after sending had to repair the order, a third Siebel call per member)."""
     ann = member(**{"Last Name": "Lee"})
     world.store.put(ann)
     world.send(ann, "enroll")
     world.store.put(changed(world.store.members[ann.member_number], last_name="Li"))
-    other_worker = World(store=world.store, crowdtwist=world.crowdtwist, states=world.states, clock=world.clock)
+    other_worker = World(
+        store=world.store, crowdtwist=world.crowdtwist, states=world.states, clock=world.clock, locks=world.locks
+    )
+    busy = []
 
     def meanwhile() -> None:
-        # While this worker's PUT of "Li" is on its way, Siebel changes again and another worker syncs it first.
+        # While this worker's PUT of "Li" is on its way, Siebel changes again and the other worker gets the event.
         world.store.put(changed(world.store.members[ann.member_number], seconds=120, last_name="Leigh"))
-        other_worker.send(ann, "update")
+        busy.append(other_worker.send(ann, "update"))
 
     world.crowdtwist.before_update = meanwhile
     world.send(ann, "update")
+    assert [handled.decision.reason for handled in busy] == ["another worker is syncing this member"]
+    retry = busy[0].decision.retry_event
+    assert retry is not None
+    other_worker.handler.handle([retry])
     assert world.crowdtwist.users[ann.member_number].last_name == "Leigh"
     assert world.status_of(ann) == "Synced"
+
+
+def test_a_sync_reads_siebel_once_and_writes_once(world: World) -> None:
+    ann = member()
+    world.store.put(ann)
+    world.send(ann, "enroll")
+    assert (world.store.reads, len(world.store.outcomes[ann.row_id])) == (1, 1)
 
 
 def test_a_write_back_siebel_refuses_for_good_ends_in_the_dead_letter_queue_after_bounded_tries(world: World) -> None:
