@@ -65,6 +65,12 @@ def _broker_url(value: str) -> str:
     return value
 
 
+def _redis_url(value: str) -> str:
+    if not value.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("must be a redis:// or rediss:// URL")
+    return value
+
+
 def _database_url(value: str) -> str:
     scheme = value.split("://", 1)[0] if "://" in value else ""
     if not scheme.startswith(("sqlite", "postgresql", "postgres")):
@@ -106,6 +112,7 @@ Addresses = Annotated[list[str], NoDecode, BeforeValidator(_addresses), AfterVal
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 BrokerUrl = Annotated[str, AfterValidator(_broker_url)]
 DatabaseUrl = Annotated[str, AfterValidator(_database_url)]
+RedisUrl = Annotated[str, AfterValidator(_redis_url)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 JOB_NAME = re.compile(r"[A-Za-z0-9_-]{1,100}")
 RESERVED_JOB_PREFIX = "cli-"  # the jobs of runs started from the command line: `cli-segment-NAME`
@@ -147,6 +154,13 @@ class CrowdTwistSettings(_Section):
     )
     requests_per_minute: int = Field(default=10_000, gt=0, description="the contract rate limit")
     budget_share: float = Field(default=0.75, gt=0, le=1, description="share of the limit ct-sync may use")
+    budget_url: RedisUrl | None = Field(
+        default=None, description="redis:// URL: every worker process shares one budget; empty: each paces alone"
+    )
+    budget_key: str = Field(default="ct-sync:budget", min_length=1, description="prefix of the budget's Redis keys")
+    fallback_processes: int = Field(
+        default=4, ge=1, description="Redis unreachable: each process paces at the budget divided by this"
+    )
     timeout: Duration = Field(default=timedelta(seconds=30), description="read timeout of one call")
     connect_timeout: Duration = Field(default=timedelta(seconds=5), description="connect timeout of one call")
     retry_attempts: int = Field(default=4, ge=1, description="in-process attempts for a transient failure")

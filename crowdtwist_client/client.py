@@ -97,14 +97,27 @@ class CrowdTwistClient:
         transport: httpx.BaseTransport | None = None,
         observer: Observer | None = None,
         pacing_observer: Callable[[float], None] | None = None,
+        on_budget_sharing: Callable[[bool], None] = lambda shared: None,
     ) -> CrowdTwistClient:
+        """A client as the settings say; with `budget_url`, its pacer shares one budget with every other process
+        (`on_budget_sharing` hears when that budget is lost and found again)."""
+        slots = None
+        if settings.budget_url is not None:
+            from crowdtwist_client.budget import RedisSlots  # only with the redis extra installed
+
+            slots = RedisSlots(
+                settings.budget_url,
+                key=settings.budget_key,
+                fallback_processes=settings.fallback_processes,
+                on_sharing=on_budget_sharing,
+            )
         return cls(
             base_url=settings.base_url,
             api_key=settings.api_key.get_secret_value() if settings.api_key else None,
             auth=settings.auth,
             timeout=settings.timeout.total_seconds(),
             connect_timeout=settings.connect_timeout.total_seconds(),
-            pacer=Pacer(settings.requests_per_minute * settings.budget_share),
+            pacer=Pacer(settings.requests_per_minute * settings.budget_share, slots=slots),
             retry_attempts=settings.retry_attempts,
             retry_max_time=settings.retry_max_time.total_seconds(),
             max_connections=max_connections,
@@ -121,6 +134,8 @@ class CrowdTwistClient:
 
     def close(self) -> None:
         self._http.close()
+        if self._pacer is not None:
+            self._pacer.close()
 
     def __enter__(self) -> CrowdTwistClient:
         return self

@@ -1,7 +1,9 @@
-"""Client-side pacing: a leaky bucket (GCRA) at `requests_per_minute × budget_share`, shared by all threads.
+"""Client-side pacing: a leaky bucket (GCRA) at `requests_per_minute × budget_share`.
 
-Each `acquire()` reserves the next free slot under a lock, then sleeps outside it until the slot comes, so N
-threads are admitted at exactly the rate, never in a burst.
+Each `acquire()` reserves the next free slot in a timeline of slots, then sleeps until the slot comes, so N threads
+are admitted at exactly the rate, never in a burst. The timeline is this process's (`LocalSlots`), or one shared by
+every worker process through Redis (`crowdtwist_client.budget.RedisSlots`): then all of them together stay under the
+budget.
 
 The rate adapts to a CrowdTwist whose real limit is lower than configured. A 429 halves the rate (once a second at
 most: requests already in flight come back 429 together, and they are one signal), as far down as the 429s demand,
@@ -17,6 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 import structlog
 
@@ -30,6 +33,35 @@ _SETTLED_AFTER = 60.0  # seconds without a 429 at the held rate before it is cal
 _PROBE_SHARE_PER_SECOND = 0.005  # of the configured rate, per second, when probing above the ceiling
 
 
+class Slots(Protocol):
+    """A timeline of call slots."""
+
+    def reserve(self, interval: float) -> float:
+        """Take the next free slot, the one after it `interval` seconds later; the seconds until the slot."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class LocalSlots:
+    """This process's own timeline, shared by its threads."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._next_slot = 0.0
+
+    def reserve(self, interval: float) -> float:
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + interval
+        return slot - now
+
+    def close(self) -> None:
+        """Nothing held."""
+
+
 class Pacer:
     def __init__(
         self,
@@ -37,6 +69,7 @@ class Pacer:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        slots: Slots | None = None,
     ) -> None:
         if requests_per_minute <= 0:
             raise ValueError("requests_per_minute must be positive")
@@ -45,7 +78,7 @@ class Pacer:
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._next_slot = 0.0
+        self._slots = slots or LocalSlots(clock)
         self._rate = self._configured  # in force now
         self._ceiling = self._configured  # the rate that drew the last 429
         self._updated_at = clock()
@@ -61,14 +94,15 @@ class Pacer:
     def acquire(self) -> float:
         """Wait for the next slot; return the seconds waited."""
         with self._lock:
-            now = self._clock()
-            self._adapt(now)
-            slot = max(now, self._next_slot)
-            self._next_slot = slot + 1.0 / self._rate
-        wait = slot - now
+            self._adapt(self._clock())
+            interval = 1.0 / self._rate
+        wait = self._slots.reserve(interval)
         if wait > 0:
             self._sleep(wait)
         return wait
+
+    def close(self) -> None:
+        self._slots.close()
 
     def rate_limited(self) -> None:
         with self._lock:

@@ -113,7 +113,11 @@ def build_run_ledger(settings: Settings) -> RunLedger:
 
 
 def build_crowdtwist(
-    settings: Settings, *, transport: httpx.BaseTransport | None = None, metrics: Metrics | None = None
+    settings: Settings,
+    *,
+    transport: httpx.BaseTransport | None = None,
+    metrics: Metrics | None = None,
+    policy: AlertPolicy | None = None,
 ) -> CrowdTwistClient:
     # One connection per sync thread, a few spare for retries overlapping a slow answer.
     return CrowdTwistClient.from_settings(
@@ -122,6 +126,11 @@ def build_crowdtwist(
         transport=transport,
         observer=metrics.observe_call if metrics else None,
         pacing_observer=metrics.pacing_wait.inc if metrics else None,
+        on_budget_sharing=(
+            (lambda shared: policy.budget_sharing(shared, fallback=settings.crowdtwist.fallback_processes))
+            if policy
+            else lambda shared: None
+        ),
     )
 
 
@@ -186,7 +195,8 @@ def build_worker(
     clock = clock or SystemClock()
     metrics = Metrics()
     store = store or build_member_store(settings)
-    crowdtwist = crowdtwist or build_crowdtwist(settings, metrics=metrics)
+    policy = _alert_policy(settings, clock)
+    crowdtwist = crowdtwist or build_crowdtwist(settings, metrics=metrics, policy=policy)
     ledger = ledger or build_ledger(settings)
     runs = build_run_ledger(settings)
     sync = MemberSync(
@@ -212,7 +222,7 @@ def build_worker(
             threshold=settings.worker.breaker_threshold,
             max_backoff=settings.worker.breaker_max_backoff,
         ),
-        policy=_alert_policy(settings, clock),
+        policy=policy,
         dispatcher=dispatcher,
         metrics=metrics,
         clock=clock.now,

@@ -58,6 +58,28 @@ class AlertPolicy:
             with self._lock:
                 self._outbox.append(alert)
 
+    def budget_sharing(self, shared: bool, *, fallback: int) -> None:
+        """The CrowdTwist budget shared through Redis was lost (this process paces alone at 1/`fallback` of it), or
+        found again: one alert each way."""
+        if shared:
+            self._tell(
+                Alert(
+                    subject="[ct-sync] shared CrowdTwist budget reachable again",
+                    body="Redis answers again: every worker process draws on the one shared budget.\n",
+                )
+            )
+            return
+        self._tell(
+            Alert(
+                subject="[ct-sync] shared CrowdTwist budget unreachable: pacing alone",
+                body=(
+                    f"Redis (CTSYNC_CROWDTWIST__BUDGET_URL) cannot be reached. Syncing goes on: this worker paces at "
+                    f"1/{fallback} of the budget (CTSYNC_CROWDTWIST__FALLBACK_PROCESSES), so up to {fallback} "
+                    "processes together stay within it. It returns to the shared budget by itself.\n"
+                ),
+            )
+        )
+
     def recovery_resubmitted(self, count: int) -> None:
         """After an outage, the members that ended CT Failure during it were queued again."""
         if count:

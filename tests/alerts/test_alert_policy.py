@@ -88,3 +88,16 @@ def test_a_digest_counts_members_not_attempts() -> None:
     assert digest.body.count("296-1") == 2  # its line (latest failure only) and the resubmit command
     assert "attempt 2" in digest.body
     assert "attempt 0" not in digest.body
+
+
+def test_the_shared_budget_lost_and_found_is_one_alert_each_way() -> None:
+    clock = FakeClock()
+    subject = policy(clock)
+    subject.budget_sharing(False, fallback=4)
+    subject.budget_sharing(True, fallback=4)
+    sent = subject.due()
+    assert [alert.subject for alert in sent] == [
+        "[ct-sync] shared CrowdTwist budget unreachable: pacing alone",
+        "[ct-sync] shared CrowdTwist budget reachable again",
+    ]
+    assert "1/4 of the budget" in sent[0].body

@@ -1,0 +1,95 @@
+"""One CrowdTwist budget shared by every worker process, on every host: a GCRA timeline of call slots in Redis.
+
+Each call reserves its slot with one round trip: a short Lua script reads Redis's own clock (`TIME`, so the hosts'
+clocks need not agree), takes the later of now and the next free slot, moves the next free slot one interval on,
+and answers how long to wait. Atomic, because Redis runs a script alone. A library was considered: `limits` offers
+fixed and moving windows that say yes or no, not a reservation to sleep until; a window admits a burst at each
+boundary, which CrowdTwist's leaky bucket answers with 429s. Twelve lines of Lua do exactly GCRA.
+
+If Redis cannot be reached, syncing never stops: the process paces alone at the budget divided by
+`fallback_processes` (so that many processes together still stay within it), tells `on_sharing(False)` once, tries
+Redis again every few seconds, and tells `on_sharing(True)` when it is back. The `redis` package comes with the
+`redis` extra (`pip install 'ct-sync[redis]'`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from crowdtwist_client.pacing import LocalSlots
+from sync_worker.core.errors import ConfigurationError
+
+log = structlog.get_logger("ct_sync.budget")
+
+_RESERVE = """
+local now = redis.call('TIME')
+now = tonumber(now[1]) + tonumber(now[2]) / 1000000
+local slot = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'))
+local after = slot + tonumber(ARGV[1])
+redis.call('SET', KEYS[1], string.format('%.6f', after), 'PX', math.ceil((after - now) * 1000) + 60000)
+return string.format('%.6f', slot - now)
+"""
+_RETRY_REDIS_EVERY = 5.0  # seconds between attempts to return to the shared budget
+
+
+class RedisSlots:
+    """`Slots` shared through Redis, with a per-process fallback (see the module docstring)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        key: str,
+        fallback_processes: int,
+        on_sharing: Callable[[bool], None] = lambda shared: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        try:
+            import redis
+        except ImportError:
+            raise ConfigurationError(
+                "CTSYNC_CROWDTWIST__BUDGET_URL needs the redis extra: pip install 'ct-sync[redis]'", system="redis"
+            ) from None
+        self._redis: Any = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        self._errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+        self._reserve = self._redis.register_script(_RESERVE)
+        self._key = f"{key}:next-slot"
+        self._fallback = LocalSlots(clock)
+        self._fallback_processes = fallback_processes
+        self._on_sharing = on_sharing
+        self._clock = clock
+        self._alone_since: float | None = None  # when Redis was last found unreachable; None: sharing
+
+    @property
+    def shared(self) -> bool:
+        return self._alone_since is None
+
+    def reserve(self, interval: float) -> float:
+        alone_since = self._alone_since
+        if alone_since is None or self._clock() - alone_since >= _RETRY_REDIS_EVERY:
+            try:
+                wait = float(self._reserve(keys=[self._key], args=[f"{interval:.6f}"]))
+            except self._errors as exc:
+                self._alone(exc)
+            else:
+                if alone_since is not None:
+                    self._alone_since = None
+                    log.info("crowdtwist_budget_shared_again")
+                    self._on_sharing(True)
+                return wait
+        # Alone, each process takes its share of the budget: the slots come `fallback_processes` times as far apart.
+        return self._fallback.reserve(interval * self._fallback_processes)
+
+    def close(self) -> None:
+        self._redis.close()
+
+    def _alone(self, exc: Exception) -> None:
+        first = self._alone_since is None
+        self._alone_since = self._clock()
+        if first:
+            log.warning("crowdtwist_budget_unshared", error=type(exc).__name__, fallback=self._fallback_processes)
+            self._on_sharing(False)
