@@ -132,6 +132,18 @@ class BrokerSettings(_Section):
     confirm_timeout: Duration = Field(
         default=timedelta(seconds=5), description="longest wait for the broker to confirm a published event"
     )
+    queue_type: Literal["classic", "quorum"] = Field(
+        default="classic", description="`quorum`: replicated RabbitMQ queues for a cluster, with a delivery limit"
+    )
+    delivery_limit: int = Field(
+        default=5, ge=1, description="quorum queues: deliveries of one message before RabbitMQ dead-letters it"
+    )
+
+    @model_validator(mode="after")
+    def _quorum_needs_rabbitmq(self) -> BrokerSettings:
+        if self.queue_type == "quorum" and (self.url is None or not self.url.startswith("amqp")):
+            raise ValueError("queue_type: quorum queues need RabbitMQ (an amqp:// url), not the embedded queue")
+        return self
 
 
 class LedgerSettings(_Section):

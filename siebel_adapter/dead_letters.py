@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from kombu.connection import Connection
 
 from siebel_adapter.queue import QueueTopology
-from sync_worker.core.messages import HEADER_REASON, member_reference
+from sync_worker.core.messages import dead_letter_reason, member_reference
 from sync_worker.core.ports import EventPublisher
 from sync_worker.core.resubmit import resubmit_event
 
@@ -30,7 +30,7 @@ def replay_dead_letters(
     queue = topology.dead_queue.bind(channel)
     queue.declare()
     while (message := queue.get(no_ack=False)) is not None:
-        reason = str(message.headers.get(HEADER_REASON, "unknown"))
+        reason = dead_letter_reason(message.headers)
         number = member_reference(message.body)
         seen.append(DeadLetter(number, reason))
         if publisher is not None and number is not None:

@@ -5,6 +5,12 @@ One durable direct exchange named after the queue, and three durable queues:
     Q.delay    routing key "delay"  redeliveries waiting for their time (the worker holds them, then republishes)
     Q.dead     routing key "dead"   messages that can never be processed, each with its reason in a header
 
+Classic queues by default; quorum queues (replicated, for a RabbitMQ cluster) with `queue_type="quorum"`. Then the
+work queue carries a delivery limit and dead-letters to Q.dead through the exchange: a message a worker dies on
+every time (it never reaches an ack or a dead-letter decision) ends in Q.dead after `delivery_limit` deliveries,
+whatever the workers do. A queue's type is fixed when RabbitMQ first declares it: switching one needs new names or
+the old queues deleted (docs/operations.md).
+
 Messages are JSON (`sync_worker.core.messages`), persistent, and published with confirms on RabbitMQ: `publish()`
 returns only once the broker has the event, and raises `TransientError` when it cannot take it.
 """
@@ -14,6 +20,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any, Literal
 
 from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
@@ -37,18 +44,28 @@ class QueueTopology:
     dead_queue: Queue
 
     @classmethod
-    def named(cls, name: str) -> QueueTopology:
+    def named(
+        cls, name: str, *, queue_type: Literal["classic", "quorum"] = "classic", delivery_limit: int = 5
+    ) -> QueueTopology:
         exchange = Exchange(name, type="direct", durable=True)
+        quorum: dict[str, Any] = {"x-queue-type": "quorum"} if queue_type == "quorum" else {}
+        work_arguments = {**quorum}
+        if quorum:
+            work_arguments |= {
+                "x-delivery-limit": delivery_limit,
+                "x-dead-letter-exchange": name,
+                "x-dead-letter-routing-key": "dead",
+            }
         return cls(
             exchange=exchange,
-            work_queue=Queue(name, exchange, routing_key="work", durable=True),
-            delay_queue=Queue(f"{name}.delay", exchange, routing_key="delay", durable=True),
-            dead_queue=Queue(f"{name}.dead", exchange, routing_key="dead", durable=True),
+            work_queue=Queue(name, exchange, routing_key="work", durable=True, queue_arguments=work_arguments),
+            delay_queue=Queue(f"{name}.delay", exchange, routing_key="delay", durable=True, queue_arguments=quorum),
+            dead_queue=Queue(f"{name}.dead", exchange, routing_key="dead", durable=True, queue_arguments=quorum),
         )
 
     @classmethod
     def from_settings(cls, settings: BrokerSettings) -> QueueTopology:
-        return cls.named(settings.queue)
+        return cls.named(settings.queue, queue_type=settings.queue_type, delivery_limit=settings.delivery_limit)
 
     @property
     def queues(self) -> tuple[Queue, Queue, Queue]:

@@ -98,3 +98,18 @@ def member_reference(body: bytes | str) -> str | None:
         return None
     number = document.get("member_number") if isinstance(document, dict) else None
     return number.strip() if isinstance(number, str) and number.strip() else None
+
+
+def dead_letter_reason(headers: dict[str, Any] | None) -> str:
+    """Why a message is in the dead-letter queue: the worker's reason header, or RabbitMQ's own record (`x-death`)
+    when the broker put it there (a quorum queue's delivery limit: a worker died on it every time)."""
+    headers = headers or {}
+    if HEADER_REASON in headers:
+        return str(headers[HEADER_REASON])
+    deaths = headers.get("x-death")
+    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
+        death = deaths[0]
+        if death.get("reason") == "delivery_limit":
+            return f"RabbitMQ dead-lettered it: delivered {death.get('count', '?')} time(s) without an answer"
+        return f"RabbitMQ dead-lettered it: {death.get('reason', 'unknown')}"
+    return "unknown"

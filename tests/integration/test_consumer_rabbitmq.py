@@ -17,7 +17,13 @@ from kombu.messaging import Producer
 
 from siebel_adapter.queue import QueueTopology as Topology
 from sync_worker.core.decisions import Decision
-from sync_worker.core.messages import HEADER_NOT_BEFORE, HEADER_REASON, MemberEvent, encode_event
+from sync_worker.core.messages import (
+    HEADER_NOT_BEFORE,
+    HEADER_REASON,
+    MemberEvent,
+    dead_letter_reason,
+    encode_event,
+)
 from sync_worker.worker.consumer import QueueWorker
 from tests.integration.helpers import ScriptedHandler, eventually
 
@@ -48,10 +54,10 @@ def depth(url: str, queue: Queue) -> int:
 
 
 @pytest.fixture
-def run_worker(rabbitmq_url: str, topology: Topology) -> Iterator[Callable[..., QueueWorker]]:
+def run_worker_on(rabbitmq_url: str) -> Iterator[Callable[..., QueueWorker]]:
     started: list[tuple[QueueWorker, threading.Thread]] = []
 
-    def start(handler: ScriptedHandler, **options: object) -> QueueWorker:
+    def start(topology: Topology, handler: ScriptedHandler, **options: object) -> QueueWorker:
         worker = QueueWorker(
             connection=Connection(rabbitmq_url, heartbeat=10),
             topology=topology,
@@ -70,6 +76,11 @@ def run_worker(rabbitmq_url: str, topology: Topology) -> Iterator[Callable[..., 
     for worker, thread in started:
         worker.stop()
         thread.join(15)
+
+
+@pytest.fixture
+def run_worker(topology: Topology, run_worker_on: Callable[..., QueueWorker]) -> Callable[..., QueueWorker]:
+    return lambda handler, **options: run_worker_on(topology, handler, **options)
 
 
 def event(member_number: str, **fields: object) -> MemberEvent:
@@ -258,3 +269,34 @@ def test_messages_that_cannot_start_are_parked_before_rabbitmq_gives_up_on_the_c
     eventually(lambda: len(handler.handled_events) == 3, timeout=30)
     assert sorted(e.member_number for e in handler.handled_events) == ["296-0", "296-1", "296-2"]
     assert worker.connections == 1
+
+
+def test_on_quorum_queues_a_message_a_worker_dies_on_every_time_ends_in_the_dead_letter_queue(
+    rabbitmq_url: str,
+    unique_name: str,
+    run_worker_on,  # type: ignore[no-untyped-def]
+) -> None:
+    """A worker killed while it holds the message never acks nor dead-letters it; on a quorum queue RabbitMQ counts
+    the deliveries and, at the limit, dead-letters it itself, so it cannot crash-loop every worker for ever."""
+    topology = Topology.named(unique_name, queue_type="quorum", delivery_limit=2)
+    try:
+        publish(rabbitmq_url, topology, [encode_event(event("296-poison"))])
+        for _ in range(3):  # three deliveries, each to a consumer that dies holding it
+            with Connection(rabbitmq_url) as dying:
+                taken = threading.Event()
+                with dying.Consumer([topology.work_queue], on_message=lambda message, taken=taken: taken.set()):
+                    dying.drain_events(timeout=10)
+                assert taken.is_set()
+        eventually(lambda: depth(rabbitmq_url, topology.dead_queue) == 1)
+        assert depth(rabbitmq_url, topology.work_queue) == 0
+        with Connection(rabbitmq_url) as connection:
+            dead = topology.dead_queue.bind(connection.default_channel).get(no_ack=True)
+            assert dead is not None
+            assert dead_letter_reason(dead.headers).startswith("RabbitMQ dead-lettered it: delivered")
+        handler = ScriptedHandler()
+        run_worker_on(topology, handler)  # the worker runs on quorum queues as on classic ones
+        publish(rabbitmq_url, topology, [encode_event(event("296-after"))])
+        eventually(lambda: [e.member_number for e in handler.handled_events] == ["296-after"])
+    finally:
+        with Connection(rabbitmq_url) as connection:
+            topology.delete(connection)
