@@ -165,6 +165,7 @@ class QueueWorker:
                     failures = 0
                     self._consume(connection)
             except (*connection.connection_errors, *connection.channel_errors, OSError, KombuOperationalError) as exc:
+                connection.collect()  # a connection the broker closed keeps its socket open until dropped here
                 self.connected.clear()
                 self._forget_unacked()
                 delay = _RECONNECT_DELAYS[min(failures, len(_RECONNECT_DELAYS) - 1)]

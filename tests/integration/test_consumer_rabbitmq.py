@@ -271,32 +271,38 @@ def test_messages_that_cannot_start_are_parked_before_rabbitmq_gives_up_on_the_c
     assert worker.connections == 1
 
 
+@pytest.fixture
+def quorum_topology(rabbitmq_url: str, unique_name: str) -> Iterator[Topology]:
+    """Set up before the worker fixture, so torn down after the worker stopped: its queues are never deleted under a
+    running consumer."""
+    topology = Topology.named(unique_name, queue_type="quorum", delivery_limit=2)
+    yield topology
+    with Connection(rabbitmq_url) as connection:
+        topology.delete(connection)
+
+
 def test_on_quorum_queues_a_message_a_worker_dies_on_every_time_ends_in_the_dead_letter_queue(
     rabbitmq_url: str,
-    unique_name: str,
+    quorum_topology: Topology,
     run_worker_on,  # type: ignore[no-untyped-def]
 ) -> None:
     """A worker killed while it holds the message never acks nor dead-letters it; on a quorum queue RabbitMQ counts
     the deliveries and, at the limit, dead-letters it itself, so it cannot crash-loop every worker for ever."""
-    topology = Topology.named(unique_name, queue_type="quorum", delivery_limit=2)
-    try:
-        publish(rabbitmq_url, topology, [encode_event(event("296-poison"))])
-        for _ in range(3):  # three deliveries, each to a consumer that dies holding it
-            with Connection(rabbitmq_url) as dying:
-                taken = threading.Event()
-                with dying.Consumer([topology.work_queue], on_message=lambda message, taken=taken: taken.set()):
-                    dying.drain_events(timeout=10)
-                assert taken.is_set()
-        eventually(lambda: depth(rabbitmq_url, topology.dead_queue) == 1)
-        assert depth(rabbitmq_url, topology.work_queue) == 0
-        with Connection(rabbitmq_url) as connection:
-            dead = topology.dead_queue.bind(connection.default_channel).get(no_ack=True)
-            assert dead is not None
-            assert dead_letter_reason(dead.headers).startswith("RabbitMQ dead-lettered it: delivered")
-        handler = ScriptedHandler()
-        run_worker_on(topology, handler)  # the worker runs on quorum queues as on classic ones
-        publish(rabbitmq_url, topology, [encode_event(event("296-after"))])
-        eventually(lambda: [e.member_number for e in handler.handled_events] == ["296-after"])
-    finally:
-        with Connection(rabbitmq_url) as connection:
-            topology.delete(connection)
+    topology = quorum_topology
+    publish(rabbitmq_url, topology, [encode_event(event("296-poison"))])
+    for _ in range(3):  # three deliveries, each to a consumer that dies holding it
+        with Connection(rabbitmq_url) as dying:
+            taken = threading.Event()
+            with dying.Consumer([topology.work_queue], on_message=lambda message, taken=taken: taken.set()):
+                dying.drain_events(timeout=10)
+            assert taken.is_set()
+    eventually(lambda: depth(rabbitmq_url, topology.dead_queue) == 1)
+    assert depth(rabbitmq_url, topology.work_queue) == 0
+    with Connection(rabbitmq_url) as connection:
+        dead = topology.dead_queue.bind(connection.default_channel).get(no_ack=True)
+        assert dead is not None
+        assert dead_letter_reason(dead.headers).startswith("RabbitMQ dead-lettered it: delivered")
+    handler = ScriptedHandler()
+    run_worker_on(topology, handler)  # the worker runs on quorum queues as on classic ones
+    publish(rabbitmq_url, topology, [encode_event(event("296-after"))])
+    eventually(lambda: [e.member_number for e in handler.handled_events] == ["296-after"])
