@@ -54,12 +54,14 @@ from sync_worker.jobs.kinds import JobKinds, export_segment, poll_changes, resub
 from sync_worker.jobs.runner import JobRunner
 from sync_worker.jobs.scheduler import Scheduler
 from sync_worker.ledger.locks import AdvisoryLocks, FileLocks
+from sync_worker.ledger.operations import OperationsLog
 from sync_worker.ledger.retention import purge_history
 from sync_worker.ledger.runs import RunLedger
 from sync_worker.ledger.sql import SqlLedger, build_ledger, create_ledger_engine
 from sync_worker.metrics import Metrics
 from sync_worker.segments.export import SegmentExport
 from sync_worker.worker.breaker import Breaker, BreakerState
+from sync_worker.worker.breaker_events import BreakerEvents
 from sync_worker.worker.consumer import QueueWorker
 from sync_worker.worker.handler import EventHandler
 from sync_worker.worker.readiness import ReadinessProbe
@@ -112,6 +114,12 @@ def build_run_ledger(settings: Settings) -> RunLedger:
     return RunLedger(settings.ledger_url)
 
 
+def build_operations_log(settings: Settings) -> OperationsLog:
+    if settings.ledger.url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return OperationsLog(settings.ledger_url)
+
+
 def build_crowdtwist(
     settings: Settings, *, transport: httpx.BaseTransport | None = None, metrics: Metrics | None = None
 ) -> CrowdTwistClient:
@@ -140,10 +148,13 @@ class Worker:
     health: HealthServer | None = None
     queue_lock: TextIO | None = None  # the embedded queue's: this is the data directory's one worker
     locks: AdvisoryLocks | FileLocks | None = None
+    breaker_events: BreakerEvents | None = None
 
     def run(self) -> None:
         if self.health is not None:
             self.health.start()
+        if self.breaker_events is not None:
+            self.breaker_events.started()
         self.queue_worker.run()
 
     def stop(self) -> None:
@@ -152,6 +163,8 @@ class Worker:
     def close(self) -> None:
         self.supervisor.flush()
         self.dispatcher.close()
+        if self.breaker_events is not None:
+            self.breaker_events.stopped()
         if self.health is not None:
             self.health.stop()
         self.crowdtwist.close()
@@ -205,6 +218,8 @@ def build_worker(
     )
     locks = build_member_locks(settings)
     handler = EventHandler(sync=sync, ledger=ledger, clock=clock, retry=retry, locks=locks)
+    operations = build_operations_log(settings)
+    breaker_events = BreakerEvents(operations, clock=clock.now)
     dispatcher = AlertDispatcher(mailer or build_mailer(settings))
     supervisor = Supervisor(
         breaker=Breaker(
@@ -220,7 +235,10 @@ def build_worker(
         resubmit_failed_since=(lambda since: _resubmit_ct_failures(settings, store, since))
         if settings.worker.auto_resubmit
         else None,
-        housekeeping=lambda: purge_history(ledger, runs, older_than=clock.now() - settings.ledger.retention),
+        housekeeping=lambda: purge_history(
+            ledger, runs, operations, older_than=clock.now() - settings.ledger.retention
+        ),
+        on_transition=breaker_events.transition,
     )
 
     def dead_lettered(body: bytes | str, reason: str) -> None:
@@ -255,6 +273,7 @@ def build_worker(
         runs=runs,
         queue_lock=queue_lock,
         locks=locks,
+        breaker_events=breaker_events,
     )
     if settings.metrics.port is not None:
         readiness = ReadinessProbe(store=store, extra=worker.worker_checks)

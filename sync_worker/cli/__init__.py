@@ -5,6 +5,7 @@
     sync.py       `worker`, `intake`, `poll`, `publish`, `resubmit`, `status`, `preview`, `check`
     segment.py    `segment export`: segment files to CrowdTwist's SFTP folder
     jobs.py       `jobs list|run|runs|log|stop`, `scheduler`: jobs and groups of the config file
+    dead_letters.py  `dead-letters list|replay|discard`: messages the worker could never process
     demo.py       the demo's chain and sample members
     check.py      the checks `check` runs
     views.py      the tables `status` prints
@@ -18,7 +19,7 @@ import sys
 import warnings
 
 # Importing a command module registers its commands on `app`, in the order `ct-sync --help` lists them.
-from sync_worker.cli import rehearsal, segment, sync, jobs  # noqa: F401  isort: skip
+from sync_worker.cli import rehearsal, segment, sync, jobs, dead_letters  # noqa: F401  isort: skip
 from sync_worker.cli.app import app
 
 __all__ = ["app", "main"]

@@ -26,6 +26,7 @@ EventSource = Literal["intake", "poll", "publish", "resubmit"]
 HEADER_NOT_BEFORE = "x-ct-sync-not-before"  # epoch seconds: a delayed retry is not due before then
 HEADER_REASON = "x-ct-sync-reason"  # why a message was dead-lettered
 HEADER_DEAD_AT = "x-ct-sync-dead-at"  # epoch seconds
+HEADER_LETTER_ID = "x-ct-sync-letter-id"  # a dead letter's id, given when it is dead-lettered
 HEADER_REDELIVERED = "x-ct-sync-redelivered"  # a parked copy of a message the broker had delivered before
 
 

@@ -261,8 +261,26 @@ class SqlLedger:
             return {outcome: int(count) for outcome, count in connection.execute(query)}
 
     def recent_failures(self, *, limit: int = 20) -> list[AttemptRow]:
-        query = attempts.select().where(attempts.c.outcome.in_(FAILURES)).order_by(attempts.c.id.desc()).limit(limit)
-        return self._rows(query)
+        return self.failures(limit=limit)
+
+    def failures(
+        self, *, outcomes: Sequence[str] = FAILURES, text: str = "", limit: int = 50, offset: int = 0
+    ) -> list[AttemptRow]:
+        """Failed attempts, newest first: of these outcomes, whose Member Number or error contains `text` (in
+        any case; `%` and `_` are plain characters)."""
+        query = attempts.select().where(attempts.c.outcome.in_(outcomes))
+        if text:
+            query = query.where(
+                attempts.c.member_number.icontains(text, autoescape=True)
+                | attempts.c.error.icontains(text, autoescape=True)
+            )
+        return self._rows(query.order_by(attempts.c.id.desc()).limit(limit).offset(offset))
+
+    def calls_since(self, since: datetime) -> int:
+        """CrowdTwist calls the syncs spent since then."""
+        query = select(func.coalesce(func.sum(attempts.c.ct_calls), 0)).where(attempts.c.at >= since)
+        with self._begin() as connection:
+            return int(connection.execute(query).scalar_one())
 
     def history(self, member_number: str, *, limit: int = 100) -> list[AttemptRow]:
         query = (
