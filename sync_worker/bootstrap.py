@@ -30,6 +30,7 @@ from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.alerts.dispatcher import AlertDispatcher
 from sync_worker.alerts.mailers import build_mailer
 from sync_worker.alerts.policy import AlertPolicy
+from sync_worker.console.backend import ConsoleBackend
 from sync_worker.core.clock import SystemClock
 from sync_worker.core.decisions import RetryPolicy
 from sync_worker.core.errors import CtSyncError
@@ -318,6 +319,37 @@ def _write_oic_failure(sync: MemberSync, member_number: str, reason: str) -> Non
         )
     except CtSyncError as exc:
         log.warning("oic_failure_not_written", error=exc.message)
+
+
+def build_console(settings: Settings, *, clock: Clock | None = None) -> tuple[Starlette, ConsoleBackend]:
+    """The console's app and what it reads and acts through; `backend.close()` releases it all."""
+    from siebel_adapter.dead_letters import build_dead_letters  # the console's own needs, loaded only for it
+    from sync_worker.console.app import create_console_app
+
+    clock = clock or SystemClock()
+    store = build_member_store(settings)
+    publisher = build_publisher(settings)
+    ledger = build_ledger(settings)
+    runs = build_run_ledger(settings)
+    operations = build_operations_log(settings)
+    dead_letters = build_dead_letters(settings)
+    backend = ConsoleBackend(
+        ledger=ledger,
+        runs=runs,
+        operations=operations,
+        store=store,
+        publisher=publisher,
+        dead_letters=dead_letters,
+        queue_depths=dead_letters.depths,
+        defaults=settings.defaults,
+        program_id=settings.siebel.program_id,
+        max_resubmits=settings.worker.max_resubmits,
+        calls_per_minute=settings.crowdtwist.requests_per_minute * settings.crowdtwist.budget_share,
+        clock=clock.now,
+        closers=[publisher.close, ledger.close, runs.close, operations.close, getattr(store, "close", lambda: None)],
+    )
+    token = settings.console.token.get_secret_value() if settings.console.token else None
+    return create_console_app(backend, token=token, session_lifetime=settings.console.session_lifetime), backend
 
 
 @dataclass
