@@ -24,6 +24,12 @@ from sync_worker.ledger.operations import Action, ActionKind
 SHOWN_MEMBERS = 50
 LOOK_AMONG = 1000  # dead letters read to find the one a confirmation page shows
 _STATUS_NAMES = tuple(str(status) for status in FAILURE_STATUSES)
+_LETTER_EFFECTS = {  # (action, every letter) → what happens
+    ("replay", True): "Every dead letter that names a member becomes a fresh event for that member and leaves the "
+    "queue; letters naming no member stay.",
+    ("replay", False): "The letter becomes a fresh event for its member and leaves the queue.",
+    ("discard", False): "The letter leaves the queue for good; its member is not queued again.",
+}
 
 
 def resubmit_member(visit: Visit) -> Response:
@@ -33,22 +39,20 @@ def resubmit_member(visit: Visit) -> Response:
     plan = _plan(visit, members=[number], force=force)
     page = f"/member?number={quote(number, safe='')}"
     if visit.request.method == "GET":
-        refused = plan.refused[0][1] if plan.refused else 0
+        if plan.unknown:
+            lines = [f"No member {number} in Siebel: nothing to resubmit."]
+        else:
+            lines = [
+                f"Member {number} is queued again: the worker syncs its current Siebel state to CrowdTwist and "
+                "writes the outcome back onto the member."
+            ]
+        for _candidate, count in plan.refused:
+            lines.append(f"It was resubmitted {count} times already (the limit is {backend.max_resubmits}).")
         return render(
             visit,
             "confirm.html",
             title=f"Resubmit member {number}",
-            lines=[f"No member {number} in Siebel: nothing to resubmit."]
-            if plan.unknown
-            else [
-                f"Member {number} is queued again: the worker syncs its current Siebel state to CrowdTwist and writes "
-                "the outcome back onto the member.",
-                *(
-                    [f"It was resubmitted {refused} times already (the limit is {backend.max_resubmits})."]
-                    if refused
-                    else []
-                ),
-            ],
+            lines=lines,
             action="/member/resubmit",
             fields={"number": number},
             force_choice=bool(plan.refused),
@@ -119,40 +123,39 @@ def _letters(visit: Visit, action: ActionKind) -> Response:
         flash(visit, "Say which dead letter.")
         return RedirectResponse("/dead-letters", status_code=303)
     if visit.request.method == "GET":
-        verb = "Replay" if action == "replay" else "Discard"
-        found = [] if every else backend.dead_letters.peek(limit=LOOK_AMONG)
-        letters = [letter for letter in found if letter.letter_id == letter_id]
-        what = (
-            "Every dead letter that names a member becomes a fresh event for that member and leaves the queue; "
-            "letters naming no member stay."
-            if every
-            else "The letter becomes a fresh event for its member and leaves the queue."
-            if action == "replay"
-            else "The letter leaves the queue for good; its member is not queued again."
-        )
-        return render(
-            visit,
-            "confirm.html",
-            title=f"{verb} {'every dead letter' if every else f'dead letter {letter_id}'}",
-            lines=[what]
-            if every or letters
-            else [f"No dead letter {letter_id} among the first {LOOK_AMONG} on the queue."],
-            letters=letters,
-            action=f"/dead-letters/{action}",
-            fields={"all": "1"} if every else {"id": letter_id},
-            force_choice=False,
-            can_confirm=every or bool(letters),
-            button=verb,
-            cancel="/dead-letters",
-        )
-    ids = None if every else [letter_id]
+        return _confirm_letters(visit, action, letter_id=None if every else letter_id)
     if action == "replay":
-        result = backend.dead_letters.replay(ids, backend.publisher)
+        result = backend.dead_letters.replay(None if every else [letter_id], backend.publisher)
     else:
-        result = backend.dead_letters.discard(ids or [])
+        result = backend.dead_letters.discard([letter_id])
     _record_letters(visit, action, result)
     flash(visit, _letters_message(action, result))
     return RedirectResponse("/dead-letters", status_code=303)
+
+
+def _confirm_letters(visit: Visit, action: ActionKind, *, letter_id: str | None) -> Response:
+    """The confirmation: what will happen, and the letter itself (None: every letter)."""
+    verb = "Replay" if action == "replay" else "Discard"
+    letters = []
+    if letter_id is not None:
+        found = backend_of(visit).dead_letters.peek(limit=LOOK_AMONG)
+        letters = [letter for letter in found if letter.letter_id == letter_id]
+    missing = letter_id is not None and not letters
+    return render(
+        visit,
+        "confirm.html",
+        title=f"{verb} {'every dead letter' if letter_id is None else f'dead letter {letter_id}'}",
+        lines=[f"No dead letter {letter_id} among the first {LOOK_AMONG} on the queue."]
+        if missing
+        else [_LETTER_EFFECTS[action, letter_id is None]],
+        letters=letters,
+        action=f"/dead-letters/{action}",
+        fields={"all": "1"} if letter_id is None else {"id": letter_id},
+        force_choice=False,
+        can_confirm=not missing,
+        button=verb,
+        cancel="/dead-letters",
+    )
 
 
 def _plan(
