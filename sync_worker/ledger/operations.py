@@ -12,19 +12,14 @@ Rows hold Member Numbers, letter ids and reasons, never personal data or secrets
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
 from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, String, Table, Text, delete, func, insert, select
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import SQLAlchemyError
 
-from config.redaction import redact_text
-from sync_worker.core.errors import TransientError
-from sync_worker.ledger.sql import create_ledger_engine
+from sync_worker.ledger.sql import create_ledger_engine, transaction
 
 metadata = MetaData()
 
@@ -88,27 +83,18 @@ class OperationsLog:
 
     def __init__(self, url: str) -> None:
         self._engine: Engine = create_ledger_engine(url, pool_size=2)
-        with self._begin() as connection:
+        with transaction(self._engine) as connection:
             metadata.create_all(connection)
 
     def close(self) -> None:
         self._engine.dispose()
-
-    @contextmanager
-    def _begin(self) -> Iterator[Connection]:
-        try:
-            with self._engine.begin() as connection:
-                yield connection
-        except SQLAlchemyError as exc:
-            detail = redact_text(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
-            raise TransientError(f"ledger unavailable: {detail}", system="ledger") from None
 
     # -- operator actions --------------------------------------------------------------------------------------------
 
     def record_actions(self, actions: Sequence[Action]) -> None:
         if not actions:
             return
-        with self._begin() as connection:
+        with transaction(self._engine) as connection:
             connection.execute(
                 insert(operator_actions),
                 [
@@ -130,7 +116,7 @@ class OperationsLog:
         query = select(operator_actions).order_by(operator_actions.c.id.desc()).limit(limit)
         if member_number is not None:
             query = query.where(operator_actions.c.member_number == member_number)
-        with self._begin() as connection:
+        with transaction(self._engine) as connection:
             return [
                 Action(
                     operator=row.operator,
@@ -147,7 +133,7 @@ class OperationsLog:
     # -- breaker events ----------------------------------------------------------------------------------------------
 
     def record_breaker(self, worker: str, event: BreakerEvent, *, at: datetime, cause: str | None = None) -> None:
-        with self._begin() as connection:
+        with transaction(self._engine) as connection:
             connection.execute(insert(breaker_events).values(at=at, worker=worker, event=event, cause=cause))
 
     def breakers(self) -> list[BreakerReport]:
@@ -160,13 +146,13 @@ class OperationsLog:
             .where(breaker_events.c.event != "stopped")
             .order_by(breaker_events.c.id)
         )
-        with self._begin() as connection:
+        with transaction(self._engine) as connection:
             return [
                 BreakerReport(row.worker, row.event, _aware(row.at), row.cause) for row in connection.execute(query)
             ]
 
     def purge(self, *, older_than: datetime) -> int:
-        with self._begin() as connection:
+        with transaction(self._engine) as connection:
             purged = connection.execute(delete(operator_actions).where(operator_actions.c.at < older_than)).rowcount
             purged += connection.execute(delete(breaker_events).where(breaker_events.c.at < older_than)).rowcount
         return int(purged or 0)

@@ -135,6 +135,17 @@ def create_ledger_engine(url: str, *, pool_size: int = 4) -> Engine:
     return create_engine(url, pool_size=pool_size, max_overflow=4, pool_pre_ping=True)
 
 
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """One transaction on the ledger database; a database failure leaves as TransientError naming the ledger."""
+    try:
+        with engine.begin() as connection:
+            yield connection
+    except SQLAlchemyError as exc:
+        detail = redact_text(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
+        raise TransientError(f"ledger unavailable: {detail}", system="ledger") from None
+
+
 class SqlLedger:
     """Implements the `Ledger` and `KnownStates` ports."""
 
@@ -158,12 +169,8 @@ class SqlLedger:
         # SQLite takes one writer at a time and makes the others sleep in growing steps (its busy handler);
         # queueing our own writers on a lock hands the file over at once instead.
         lock = self._write_lock if write and self._write_lock is not None else nullcontext()
-        try:
-            with lock, self._engine.begin() as connection:
-                yield connection
-        except SQLAlchemyError as exc:
-            detail = redact_text(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
-            raise TransientError(f"ledger unavailable: {detail}", system="ledger") from None
+        with lock, transaction(self._engine) as connection:
+            yield connection
 
     def _commit(self, writes: list[_Write]) -> None:
         """One transaction for a batch of writes; runs of one statement go as one executemany, in order."""

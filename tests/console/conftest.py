@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -90,12 +88,3 @@ def world(tmp_path: Path) -> Iterator[World]:
             finally:
                 made.stop_worker()
                 backend.close()
-
-
-def eventually(condition: Callable[[], Any], *, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")

@@ -22,7 +22,8 @@ from siebel_adapter.broker import open_broker
 from siebel_adapter.queue import QueueTopology
 from sync_worker.core.ports import RunResult
 from sync_worker.http import BackgroundServer
-from tests.console.conftest import TAKEN_EMAIL, TOKEN, World, eventually
+from tests.console.conftest import TAKEN_EMAIL, TOKEN, World
+from tests.integration.helpers import eventually
 
 CHROMIUM = Path("/usr/bin/chromium")
 # As root on a closed network: no sandbox, no GPU, and none of Chromium's own calls home.
@@ -90,7 +91,7 @@ def test_an_operator_logs_in_sees_a_data_error_resubmits_the_fixed_member_and_wa
     world.add_member("296-2", **{"Email Address": TAKEN_EMAIL})
     world.start_worker()
     world.publish("296-1", "296-2")
-    eventually(lambda: world.status_of("296-1") == "Synced" and world.status_of("296-2") == "Data Error")
+    eventually(lambda: world.status_of("296-1") == "Synced" and world.status_of("296-2") == "Data Error", timeout=60)
 
     page.goto(world.url + "/")
     shot(page, "login")
@@ -145,7 +146,7 @@ def test_hostile_member_data_and_dead_letters_are_shown_as_text_and_never_run(pa
     dead_letter_through_the_worker(
         world, b'{"schema_version": 1, "member_number": "<script>window.pwned = 3</script>"}'
     )
-    eventually(lambda: world.status_of("296-6") == "Data Error" and world.backend.dead_letters.count() == 1)
+    eventually(lambda: world.status_of("296-6") == "Data Error" and world.backend.dead_letters.count() == 1, timeout=60)
     log_in(page, world)
 
     page.goto(world.url + "/member?number=296-6")
