@@ -257,6 +257,26 @@ class IntakeSettings(_Section):
         return self
 
 
+class ConsoleSettings(_Section):
+    """The web console (`ct-sync console`): what administrators used OIC's monitoring pages for."""
+
+    host: str = Field(default="127.0.0.1", description="interface the console binds")
+    port: Port = Field(default=8081, description="console port")
+    token: SecretStr | None = Field(
+        default=None, description="exchanged once for a session on the login page (or sent as a bearer token); "
+        "required beyond loopback",
+    )  # fmt: skip
+    session_lifetime: Duration = Field(default=timedelta(hours=8), description="a login lasts this long")
+
+    @model_validator(mode="after")
+    def _token_required_beyond_loopback(self) -> ConsoleSettings:
+        if self.token is not None and not self.token.get_secret_value().strip():
+            raise ValueError("token: is empty; set a token or leave the setting out")
+        if self.token is None and not _is_loopback(self.host):
+            raise ValueError(f"token: is required when binding beyond loopback (host is {self.host})")
+        return self
+
+
 class WorkerSettings(_Section):
     """The queue consumer."""
 
@@ -462,6 +482,7 @@ class Settings(BaseSettings):
     defaults: DefaultsSettings = Field(default_factory=DefaultsSettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     sftp: SftpSettings = Field(default_factory=SftpSettings)

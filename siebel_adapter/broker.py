@@ -8,6 +8,8 @@ lost" on a laptop too:
   worker starts, makes them visible again. That is only safe because the embedded queue serves one worker process
   at a time, which `claim_embedded_queue()` enforces with a lock file: a second worker on the same data directory
   is refused at start instead of reclaiming the first one's messages in flight.
+
+`read_in_place()` reads a queue's messages without fetching them, for the dead letters, which nobody consumes.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+from collections.abc import Callable, Generator
+from functools import partial
 from queue import Empty
 from typing import Any, TextIO
 
@@ -146,6 +150,42 @@ def reclaim_unacked(connection: Connection) -> int:
         return len(held)
     finally:
         channel.close()
+
+
+def read_in_place(
+    connection: Connection, queue: str, *, page: int = 200
+) -> Generator[tuple[Any, Callable[[], bool]], None, None]:
+    """Embedded queue only: the messages ready in `queue`, oldest first, read where they lie (a fetch would mark
+    them invisible and a hand-back would store them again at the end), each with a function that deletes it and
+    says whether it was still there. For reading a queue nobody consumes: the dead letters."""
+    channel = connection.channel()
+    try:
+        rows = channel.message_cls
+        queue_id = channel._get_or_create(queue).id
+        after = 0
+        while True:
+            found = (
+                channel.session.query(rows.id, rows.payload)
+                .filter(rows.queue_id == queue_id, rows.visible.is_(True), rows.id > after)
+                .order_by(rows.id)
+                .limit(page)
+                .all()
+            )
+            channel.session.commit()  # end the read transaction: deletes below take the write lock
+            for row_id, payload in found:
+                message = channel.Message(loads(bytes_to_str(payload)), channel=channel)
+                yield message, partial(_delete_row, channel, row_id)
+            if len(found) < page:
+                return
+            after = found[-1][0]
+    finally:
+        channel.close()
+
+
+def _delete_row(channel: Any, row_id: int) -> bool:
+    deleted = channel.session.query(channel.message_cls).filter(channel.message_cls.id == row_id).delete()
+    channel.session.commit()
+    return bool(deleted)
 
 
 def claim_embedded_queue(settings: Settings) -> TextIO | None:

@@ -6,6 +6,7 @@
     jobs/         jobs and groups of the config file: runs, notifications, the scheduler (above segments/)
     worker/       the kombu consumer, the handler, the supervisor, the outage breaker, readiness
     segments/     the segment export run: members in, a CrowdTwist segment file out (beside worker/)
+    console/      the web console: overview, failures, members, dead letters, job runs; resubmit and replay
     alerts/       when to email and what; the dispatcher; the SMTP and outbox mailers
     ledger/       the SQL history of every attempt, group commit, retention; job runs, deliveries, the
                   scheduler's lease and marks

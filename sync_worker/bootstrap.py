@@ -30,6 +30,7 @@ from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.alerts.dispatcher import AlertDispatcher
 from sync_worker.alerts.mailers import build_mailer
 from sync_worker.alerts.policy import AlertPolicy
+from sync_worker.console.backend import ConsoleBackend
 from sync_worker.core.clock import SystemClock
 from sync_worker.core.decisions import RetryPolicy
 from sync_worker.core.errors import CtSyncError
@@ -54,12 +55,14 @@ from sync_worker.jobs.kinds import JobKinds, export_segment, poll_changes, resub
 from sync_worker.jobs.runner import JobRunner
 from sync_worker.jobs.scheduler import Scheduler
 from sync_worker.ledger.locks import AdvisoryLocks, FileLocks
+from sync_worker.ledger.operations import OperationsLog
 from sync_worker.ledger.retention import purge_history
 from sync_worker.ledger.runs import RunLedger
 from sync_worker.ledger.sql import SqlLedger, build_ledger, create_ledger_engine
 from sync_worker.metrics import Metrics
 from sync_worker.segments.export import SegmentExport
 from sync_worker.worker.breaker import Breaker, BreakerState
+from sync_worker.worker.breaker_events import BreakerEvents
 from sync_worker.worker.consumer import QueueWorker
 from sync_worker.worker.handler import EventHandler
 from sync_worker.worker.readiness import ReadinessProbe
@@ -112,6 +115,12 @@ def build_run_ledger(settings: Settings) -> RunLedger:
     return RunLedger(settings.ledger_url)
 
 
+def build_operations_log(settings: Settings) -> OperationsLog:
+    if settings.ledger.url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return OperationsLog(settings.ledger_url)
+
+
 def build_crowdtwist(
     settings: Settings,
     *,
@@ -149,10 +158,13 @@ class Worker:
     health: HealthServer | None = None
     queue_lock: TextIO | None = None  # the embedded queue's: this is the data directory's one worker
     locks: AdvisoryLocks | FileLocks | None = None
+    breaker_events: BreakerEvents | None = None
 
     def run(self) -> None:
         if self.health is not None:
             self.health.start()
+        if self.breaker_events is not None:
+            self.breaker_events.started()
         self.queue_worker.run()
 
     def stop(self) -> None:
@@ -161,6 +173,8 @@ class Worker:
     def close(self) -> None:
         self.supervisor.flush()
         self.dispatcher.close()
+        if self.breaker_events is not None:
+            self.breaker_events.stopped()
         if self.health is not None:
             self.health.stop()
         self.crowdtwist.close()
@@ -215,6 +229,8 @@ def build_worker(
     )
     locks = build_member_locks(settings)
     handler = EventHandler(sync=sync, ledger=ledger, clock=clock, retry=retry, locks=locks)
+    operations = build_operations_log(settings)
+    breaker_events = BreakerEvents(operations, clock=clock.now)
     dispatcher = AlertDispatcher(mailer or build_mailer(settings))
     supervisor = Supervisor(
         breaker=Breaker(
@@ -230,7 +246,10 @@ def build_worker(
         resubmit_failed_since=(lambda since: _resubmit_ct_failures(settings, store, since))
         if settings.worker.auto_resubmit
         else None,
-        housekeeping=lambda: purge_history(ledger, runs, older_than=clock.now() - settings.ledger.retention),
+        housekeeping=lambda: purge_history(
+            ledger, runs, operations, older_than=clock.now() - settings.ledger.retention
+        ),
+        on_transition=breaker_events.transition,
     )
 
     def dead_lettered(body: bytes | str, reason: str) -> None:
@@ -265,6 +284,7 @@ def build_worker(
         runs=runs,
         queue_lock=queue_lock,
         locks=locks,
+        breaker_events=breaker_events,
     )
     if settings.metrics.port is not None:
         readiness = ReadinessProbe(store=store, extra=worker.worker_checks)
@@ -309,6 +329,37 @@ def _write_oic_failure(sync: MemberSync, member_number: str, reason: str) -> Non
         )
     except CtSyncError as exc:
         log.warning("oic_failure_not_written", error=exc.message)
+
+
+def build_console(settings: Settings, *, clock: Clock | None = None) -> tuple[Starlette, ConsoleBackend]:
+    """The console's app and what it reads and acts through; `backend.close()` releases it all."""
+    from siebel_adapter.dead_letters import build_dead_letters  # the console's own needs, loaded only for it
+    from sync_worker.console.app import create_console_app
+
+    clock = clock or SystemClock()
+    store = build_member_store(settings)
+    publisher = build_publisher(settings)
+    ledger = build_ledger(settings)
+    runs = build_run_ledger(settings)
+    operations = build_operations_log(settings)
+    dead_letters = build_dead_letters(settings)
+    backend = ConsoleBackend(
+        ledger=ledger,
+        runs=runs,
+        operations=operations,
+        store=store,
+        publisher=publisher,
+        dead_letters=dead_letters,
+        queue_depths=dead_letters.depths,
+        defaults=settings.defaults,
+        program_id=settings.siebel.program_id,
+        max_resubmits=settings.worker.max_resubmits,
+        calls_per_minute=settings.crowdtwist.requests_per_minute * settings.crowdtwist.budget_share,
+        clock=clock.now,
+        closers=[publisher.close, ledger.close, runs.close, operations.close, getattr(store, "close", lambda: None)],
+    )
+    token = settings.console.token.get_secret_value() if settings.console.token else None
+    return create_console_app(backend, token=token, session_lifetime=settings.console.session_lifetime), backend
 
 
 @dataclass

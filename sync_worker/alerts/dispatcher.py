@@ -47,11 +47,15 @@ class AlertDispatcher:
                 except queue.Empty:
                     pass
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Deliver what is queued (within `timeout`), then stop."""
+    def drain(self, timeout: float = 10.0) -> None:
+        """Wait until what is queued is delivered (at most `timeout`)."""
         deadline = time.monotonic() + timeout
         while self._queue.unfinished_tasks and time.monotonic() < deadline:
             time.sleep(0.02)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Deliver what is queued (within `timeout`), then stop."""
+        self.drain(timeout)
         self._stopping.set()
         self._thread.join(timeout)
 

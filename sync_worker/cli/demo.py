@@ -1,7 +1,8 @@
 """`ct-sync demo`: the whole chain on a laptop, no servers. A CrowdTwist sandbox, the SQLite Siebel stand-in seeded
 with realistic members, the embedded queue, the intake and the worker, all in one process; events go through the
 intake exactly as Siebel's workflow sends them; then the members CrowdTwist now knows go out as a segment file to
-the embedded drop folder. Files stay under `<data dir>/demo/` for a look afterwards.
+the embedded drop folder. `running_demo` keeps the chain up for the console. Files stay under `<data dir>/demo/`
+for a look afterwards.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ import json
 import shutil
 import threading
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +89,7 @@ class DemoReport:
     rows: list[DemoRow]
     ct_calls: dict[str, int]
     data_dir: Path
+    settings: Settings  # the demo's own: embedded everything under `data_dir`
     emails: list[Path] = field(default_factory=list)
     resubmit: str | None = None
     segment: SegmentReport | None = None
@@ -119,11 +122,20 @@ def demo_settings(base: Settings, *, data_dir: Path, sandbox_url: str, siebel_ur
         alerts={"to": ["loyalty-admins@example.com"]},
         worker={"concurrency": 4, "prefetch": 16, "retry_budget": "30s"},
         intake={"host": "127.0.0.1", "port": 8080},
+        console=base.console,
     )
 
 
 def run_demo(base: Settings, *, with_rest: bool = False) -> DemoReport:
     """The story; with `with_rest`, the worker reads and writes Siebel through the REST emulator over HTTP."""
+    with running_demo(base, with_rest=with_rest) as report:
+        return report
+
+
+@contextmanager
+def running_demo(base: Settings, *, with_rest: bool = False) -> Iterator[DemoReport]:
+    """The story, and the chain kept running (sandbox, worker) until the block ends: `ct-sync demo` serves the
+    console on it meanwhile, so a resubmit from the page is synced while the operator watches."""
     started = time.monotonic()
     data_dir = base.data_dir / "demo"
     shutil.rmtree(data_dir, ignore_errors=True)
@@ -161,24 +173,26 @@ def run_demo(base: Settings, *, with_rest: bool = False) -> DemoReport:
                     store.upsert_member({**document, **changes})
                 posted += _post_all(siebel, store, "update", list(UPDATED_LATER))
                 _wait_for(worker.ledger, posted)
+            worker.supervisor.flush()  # the failure emails now, not when the worker stops
+            worker.dispatcher.drain()
+            ct_calls = dict(sandbox.state.stats()["calls"])
+            rows = _rows(store)
+            failures = [row.member_number for row in rows if row.status in FAILURE_STATUSES]
+            yield DemoReport(
+                rows=rows,
+                ct_calls=ct_calls,
+                data_dir=data_dir,
+                settings=settings,
+                emails=sorted(settings.outbox_dir.glob("*.eml")),  # the worker's own alerts
+                resubmit=resubmit_command(failures) if failures else None,
+                segment=_export_segment(settings, store),
+                seconds=time.monotonic() - started,
+            )
         finally:
             worker.stop()
             thread.join(10)
             publisher.close()
             worker.close()
-        ct_calls = dict(sandbox.state.stats()["calls"])
-    rows = _rows(store)
-    segment = _export_segment(settings, store)
-    failures = [row.member_number for row in rows if row.status in FAILURE_STATUSES]
-    return DemoReport(
-        rows=rows,
-        ct_calls=ct_calls,
-        data_dir=data_dir,
-        emails=sorted(settings.outbox_dir.glob("*.eml")),  # the worker's own alerts
-        resubmit=resubmit_command(failures) if failures else None,
-        segment=segment,
-        seconds=time.monotonic() - started,
-    )
 
 
 def _export_segment(settings: Settings, store: SqliteMemberStore) -> SegmentReport:

@@ -1,30 +1,69 @@
-"""Commands to try ct-sync with no production system: `demo` (the whole chain in one process) and `sandbox` (the
-CrowdTwist and Siebel REST emulators and an SFTP drop folder on 127.0.0.1, to point a real worker at). Heavy
-imports wait inside the commands, so `ct-sync --help` stays quick.
+"""Commands to try ct-sync with no production system: `demo` (the whole chain in one process, then the console on
+it until Enter) and `sandbox` (the CrowdTwist and Siebel REST emulators and an SFTP drop folder on 127.0.0.1, to
+point a real worker at). Heavy imports wait inside the commands, so `ct-sync --help` stays quick.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import contextlib
+import sys
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from sync_worker.cli.app import app, out_console, settings_or_exit
 
+if TYPE_CHECKING:
+    from config import Settings
+    from sync_worker.cli.demo import DemoReport
+
 
 @app.command(rich_help_panel="Try it without production systems")
 def demo(
     with_rest: Annotated[bool, typer.Option("--with-rest", help="go through the Siebel REST emulator")] = False,
+    no_console: Annotated[bool, typer.Option("--no-console", help="end at once; serve no console")] = False,
 ) -> None:
-    """Run the whole chain on embedded defaults (no servers) and print each member's outcome."""
-    from sync_worker.cli.demo import run_demo
+    """Run the whole chain on embedded defaults (no servers) and print each member's outcome; then serve the console
+    on it until Enter is pressed."""
+    from sync_worker.cli.demo import running_demo
 
     settings = settings_or_exit()
     out_console.print(
         "[bold]ct-sync demo[/]: sandbox CrowdTwist, SQLite Siebel stand-in, embedded queue, intake, worker"
     )
-    report = run_demo(settings, with_rest=with_rest)
+    with running_demo(settings, with_rest=with_rest) as report:
+        _print_report(report)
+        if no_console:
+            return
+        if not sys.stdin.isatty():
+            out_console.print("No console: standard input is not a terminal (nobody could press Enter).")
+            return
+        _serve_console_until_enter(report.settings)
+
+
+def _serve_console_until_enter(settings: Settings) -> None:
+    from sync_worker.bootstrap import build_console
+    from sync_worker.http import BackgroundServer
+
+    console_app, backend = build_console(settings)
+    host, port = settings.console.host, settings.console.port
+    try:
+        with BackgroundServer(console_app, host=host, port=port) as server:
+            out_console.print(
+                f"Console on {server.url} (the worker keeps running: resubmit from the page). Press Enter to stop.",
+                markup=False,
+                highlight=False,
+            )
+            with contextlib.suppress(EOFError):  # the input closed: as good as Enter
+                input()
+    except RuntimeError:
+        out_console.print(f"No console: {host}:{port} cannot be served (taken? set CTSYNC_CONSOLE__PORT)", markup=False)
+    finally:
+        backend.close()
+
+
+def _print_report(report: DemoReport) -> None:
     table = Table(title="Members after the sync (as a Siebel admin sees them)")
     for column in ("Member Number", "story", "CT Sync Status", "CT Sync Error", "CT User Id"):
         table.add_column(column, overflow="fold")

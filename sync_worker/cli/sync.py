@@ -10,7 +10,7 @@ import signal
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import structlog
 import typer
@@ -21,6 +21,10 @@ from sync_worker.cli.app import ExitCode, app, err_console, fail, or_exit, out_c
 
 log = structlog.get_logger("ct_sync.cli")
 T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from config import Settings
+
 MemberNumbers = Annotated[list[str] | None, typer.Option("--member", help="a Member Number (repeatable)")]
 
 
@@ -167,9 +171,8 @@ def resubmit(
     force: Annotated[bool, typer.Option("--force", help="past the resubmit limit")] = False,
 ) -> None:
     """Queue members again: by Member Number, by status, by time window, or from the dead-letter queue."""
-    from siebel_adapter.broker import open_broker
-    from siebel_adapter.dead_letters import replay_dead_letters
-    from siebel_adapter.queue import QueueTopology, build_publisher
+    from siebel_adapter.dead_letters import build_dead_letters
+    from siebel_adapter.queue import build_publisher
     from sync_worker.bootstrap import build_member_store
     from sync_worker.core.member import SyncStatus
     from sync_worker.core.resubmit import plan_resubmit, publish_plan
@@ -185,10 +188,12 @@ def resubmit(
     window = (parse_instant("--since", since), parse_instant("--until", until))
     publisher = None if dry_run else build_publisher(settings)
     if dead_letters:
-        with open_broker(settings) as connection:
-            letters = or_exit(
-                lambda: replay_dead_letters(connection, QueueTopology.from_settings(settings.broker), publisher)
-            )
+        queue = build_dead_letters(settings)
+        if publisher is None:
+            letters = or_exit(lambda: queue.peek(limit=2**31))
+        else:
+            replayed = or_exit(lambda: queue.replay(None, publisher))
+            letters = replayed.done + replayed.left
         verb = "would replay" if dry_run else "replayed"
         for letter in letters:
             out_console.print(f"{verb} {letter.member_number or '(no member number: left in place)'}: {letter.reason}")
@@ -232,12 +237,24 @@ def status(member: Annotated[str | None, typer.Option("--member", help="one memb
     settings = settings_or_exit()
     ledger = or_exit(lambda: build_ledger(settings))
     if member is None:
-        out_console.print(or_exit(lambda: overview(ledger, now=datetime.now(UTC))))
+        letters = _dead_letter_count(settings)
+        out_console.print(or_exit(lambda: overview(ledger, now=datetime.now(UTC), dead_letters=letters)))
         return
     history = or_exit(lambda: ledger.history(member))
     if not history:
         fail(ExitCode.MEMBER_PROBLEM, f"no attempts recorded for member {member}")
     out_console.print(attempts_table(f"History of {member}, newest first", history))
+
+
+def _dead_letter_count(settings: Settings) -> int | None:
+    """How many dead letters wait; None when the broker cannot be asked (status still shows the rest)."""
+    from siebel_adapter.dead_letters import build_dead_letters
+    from sync_worker.core.errors import CtSyncError
+
+    try:
+        return build_dead_letters(settings).count()
+    except CtSyncError:
+        return None
 
 
 @app.command(rich_help_panel="Sync members")

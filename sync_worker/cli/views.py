@@ -14,8 +14,9 @@ _STATES = ("Synced", "Data Error", "CT Failure", "OIC Failure", NEVER_SENT)
 _OUTCOMES = ("Synced", "Data Error", "CT Failure", "OIC Failure", "Dead-lettered", "Retrying", "Unchanged", "Skipped")
 
 
-def overview(ledger: SqlLedger, *, now: datetime) -> Group:
-    """Each member's current state, apart from the attempts of the last 24 hours, and the recent failures."""
+def overview(ledger: SqlLedger, *, now: datetime, dead_letters: int | None) -> Group:
+    """Each member's current state, apart from the attempts of the last 24 hours, the dead letters waiting (None:
+    the broker could not be asked), and the recent failures."""
     states = ledger.member_states()
     members = Table(title="Members by current state", min_width=32)
     members.add_column("state")
@@ -29,7 +30,9 @@ def overview(ledger: SqlLedger, *, now: datetime) -> Group:
     for outcome in _OUTCOMES:
         if outcome in recent:
             attempts.add_row(outcome, str(recent[outcome]))
-    return Group(members, attempts, attempts_table("Recent failures", ledger.recent_failures(limit=20)))
+    waiting = "unknown: the broker cannot be reached" if dead_letters is None else str(dead_letters)
+    letters = f"Dead letters: {waiting}" + (" (ct-sync dead-letters list)" if dead_letters else "")
+    return Group(members, attempts, letters, attempts_table("Recent failures", ledger.recent_failures(limit=20)))
 
 
 def attempts_table(title: str, rows: Sequence[AttemptRow]) -> Table:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -26,6 +27,7 @@ EventSource = Literal["intake", "poll", "publish", "resubmit"]
 HEADER_NOT_BEFORE = "x-ct-sync-not-before"  # epoch seconds: a delayed retry is not due before then
 HEADER_REASON = "x-ct-sync-reason"  # why a message was dead-lettered
 HEADER_DEAD_AT = "x-ct-sync-dead-at"  # epoch seconds
+HEADER_LETTER_ID = "x-ct-sync-letter-id"  # a dead letter's id, given when it is dead-lettered
 HEADER_REDELIVERED = "x-ct-sync-redelivered"  # a parked copy of a message the broker had delivered before
 
 
@@ -100,7 +102,7 @@ def member_reference(body: bytes | str) -> str | None:
     return number.strip() if isinstance(number, str) and number.strip() else None
 
 
-def dead_letter_reason(headers: dict[str, Any] | None) -> str:
+def dead_letter_reason(headers: Mapping[str, Any] | None) -> str:
     """Why a message is in the dead-letter queue: the worker's reason header, or RabbitMQ's own record (`x-death`)
     when the broker put it there (a quorum queue's delivery limit: a worker died on it every time)."""
     headers = headers or {}

@@ -135,6 +135,17 @@ def create_ledger_engine(url: str, *, pool_size: int = 4) -> Engine:
     return create_engine(url, pool_size=pool_size, max_overflow=4, pool_pre_ping=True)
 
 
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """One transaction on the ledger database; a database failure leaves as TransientError naming the ledger."""
+    try:
+        with engine.begin() as connection:
+            yield connection
+    except SQLAlchemyError as exc:
+        detail = redact_text(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
+        raise TransientError(f"ledger unavailable: {detail}", system="ledger") from None
+
+
 class SqlLedger:
     """Implements the `Ledger` and `KnownStates` ports."""
 
@@ -158,12 +169,8 @@ class SqlLedger:
         # SQLite takes one writer at a time and makes the others sleep in growing steps (its busy handler);
         # queueing our own writers on a lock hands the file over at once instead.
         lock = self._write_lock if write and self._write_lock is not None else nullcontext()
-        try:
-            with lock, self._engine.begin() as connection:
-                yield connection
-        except SQLAlchemyError as exc:
-            detail = redact_text(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
-            raise TransientError(f"ledger unavailable: {detail}", system="ledger") from None
+        with lock, transaction(self._engine) as connection:
+            yield connection
 
     def _commit(self, writes: list[_Write]) -> None:
         """One transaction for a batch of writes; runs of one statement go as one executemany, in order."""
@@ -261,8 +268,26 @@ class SqlLedger:
             return {outcome: int(count) for outcome, count in connection.execute(query)}
 
     def recent_failures(self, *, limit: int = 20) -> list[AttemptRow]:
-        query = attempts.select().where(attempts.c.outcome.in_(FAILURES)).order_by(attempts.c.id.desc()).limit(limit)
-        return self._rows(query)
+        return self.failures(limit=limit)
+
+    def failures(
+        self, *, outcomes: Sequence[str] = FAILURES, text: str = "", limit: int = 50, offset: int = 0
+    ) -> list[AttemptRow]:
+        """Failed attempts, newest first: of these outcomes, whose Member Number or error contains `text` (in
+        any case; `%` and `_` are plain characters)."""
+        query = attempts.select().where(attempts.c.outcome.in_(outcomes))
+        if text:
+            query = query.where(
+                attempts.c.member_number.icontains(text, autoescape=True)
+                | attempts.c.error.icontains(text, autoescape=True)
+            )
+        return self._rows(query.order_by(attempts.c.id.desc()).limit(limit).offset(offset))
+
+    def calls_since(self, since: datetime) -> int:
+        """CrowdTwist calls the syncs spent since then."""
+        query = select(func.coalesce(func.sum(attempts.c.ct_calls), 0)).where(attempts.c.at >= since)
+        with self._begin() as connection:
+            return int(connection.execute(query).scalar_one())
 
     def history(self, member_number: str, *, limit: int = 100) -> list[AttemptRow]:
         query = (

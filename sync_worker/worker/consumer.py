@@ -7,7 +7,7 @@ the decisions out:
 
     ack           → ack every message the sync covered
     retry_later   → publish the next attempt to the delay queue (header: not before), then ack
-    dead_letter   → publish the body to the dead-letter queue (header: reason), then ack
+    dead_letter   → publish the body to the dead-letter queue (headers: reason, time, letter id), then ack
 
 Nothing is acked before its outcome is written (the handler writes it), and a message is only acked after its
 successor (retry, parked copy or dead letter) was confirmed by the broker. Messages for a member whose sync is
@@ -45,11 +45,13 @@ from kombu.message import Message
 from kombu.messaging import Consumer, Producer
 
 from config.redaction import redact_text
+from sync_worker.core.dead_letters import new_letter_id
 from sync_worker.core.decisions import Decision
 from sync_worker.core.errors import InvalidEvent
 from sync_worker.core.messages import (
     CONTENT_TYPE,
     HEADER_DEAD_AT,
+    HEADER_LETTER_ID,
     HEADER_NOT_BEFORE,
     HEADER_REASON,
     HEADER_REDELIVERED,
@@ -354,7 +356,7 @@ class QueueWorker:
         self._publish(
             message.body,
             routing_key=self._topology.dead_queue.routing_key,
-            headers={HEADER_REASON: reason[:1000], HEADER_DEAD_AT: time.time()},
+            headers={HEADER_REASON: reason[:1000], HEADER_DEAD_AT: time.time(), HEADER_LETTER_ID: new_letter_id()},
             content_type=message.content_type or "application/octet-stream",
         )
         message.ack()

@@ -37,6 +37,7 @@ class Supervisor:
         monotonic: Callable[[], float],
         resubmit_failed_since: Callable[[datetime], int] | None,
         housekeeping: Callable[[], None] = lambda: None,
+        on_transition: Callable[[Transition], None] = lambda transition: None,
     ) -> None:
         self.breaker = breaker
         self._policy = policy
@@ -48,6 +49,7 @@ class Supervisor:
         self._ticked = float("-inf")
         self._housekeeping = housekeeping
         self._housekept = float("-inf")
+        self._on_transition = on_transition  # told of every breaker transition (the ledger keeps them)
 
     def may_start(self) -> bool:
         allowed = self.breaker.allow()
@@ -91,6 +93,7 @@ class Supervisor:
 
     def _transition(self, transition: Transition) -> None:
         log.warning("breaker_" + transition.kind, cause=transition.cause, credentials=transition.credentials)
+        self._on_transition(transition)
         since = transition.outage_started
         if transition.kind == "opened":
             self._policy.outage_began(since=since, cause=transition.cause, credentials=transition.credentials)

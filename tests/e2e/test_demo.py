@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import email
+import os
+import pty
+import re
+import select
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -64,6 +73,54 @@ def test_ct_sync_demo_prints_the_table_and_where_the_email_went(tmp_path: Path, 
     assert "Failure email written to" in result.output
     assert "ct-sync resubmit --member 296-2185775" in result.output
     assert "Segment file DemoMembers_" in result.output
+    assert "No console: standard input is not a terminal" in result.output  # it never waits for an Enter
+
+
+def test_the_demo_serves_the_console_on_its_chain_until_enter_is_pressed(tmp_path: Path) -> None:
+    port = _free_port()
+    environment = {**os.environ, "CTSYNC_DATA_DIR": str(tmp_path), "CTSYNC_CONSOLE__PORT": str(port)}
+    controller, terminal = pty.openpty()  # a terminal, as a person running the demo has
+    demo = subprocess.Popen(
+        [str(Path(sys.executable).with_name("ct-sync")), "demo"],
+        stdin=terminal, stdout=terminal, stderr=terminal, env=environment, close_fds=True,
+    )  # fmt: skip
+    os.close(terminal)
+    try:
+        printed = _read_until(controller, "Press Enter to stop", timeout=120)
+        assert f"Console on http://127.0.0.1:{port}" in printed
+        login = httpx.get(f"http://127.0.0.1:{port}/login")
+        assert login.status_code == 200
+        assert "Log in to the ct-sync console" in login.text
+        os.write(controller, b"\n")
+        assert demo.wait(timeout=60) == 0
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+        os.close(controller)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _read_until(fd: int, text: str, *, timeout: float) -> str:
+    """What the process printed, up to and including `text` (terminal codes and line breaks removed)."""
+    deadline = time.monotonic() + timeout
+    seen = b""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            try:
+                seen += os.read(fd, 65536)
+            except OSError:  # the process ended and closed the terminal
+                break
+        plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|[\r\n]", "", seen.decode(errors="replace"))
+        if text in plain:
+            return plain
+    raise AssertionError(f"never printed {text!r}; printed: {seen[-2000:]!r}")
 
 
 def test_the_demo_ends_with_a_segment_of_the_members_crowdtwist_knows(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from kombu.messaging import Producer
 from siebel_adapter.queue import QueueTopology as Topology
 from sync_worker.core.decisions import Decision
 from sync_worker.core.messages import (
+    HEADER_LETTER_ID,
     HEADER_NOT_BEFORE,
     HEADER_REASON,
     MemberEvent,
@@ -120,6 +121,7 @@ def test_a_poison_message_goes_to_the_dead_letter_queue_with_its_reason(  # type
         raw = dead.body if isinstance(dead.body, bytes) else dead.body.encode()
         assert raw == body
         assert reason in dead.headers[HEADER_REASON]
+        assert len(dead.headers[HEADER_LETTER_ID]) == 12  # the id operators replay or discard it by
     assert depth(rabbitmq_url, topology.work_queue) == 0
 
 

@@ -48,6 +48,26 @@ def row(member: str, outcome: str, *, minutes: int = 0, **fields: object) -> Att
     )
 
 
+def test_failures_filter_by_status_and_text_in_any_case_with_percent_and_underscore_taken_literally(
+    ledger: SqlLedger,
+) -> None:
+    ledger.record([row("296-1", "Data Error", minutes=1, error="Email Address is already taken")])
+    ledger.record([row("296-2", "CT Failure", minutes=2, error="HTTP 503 after 100% of the budget")])
+    ledger.record([row("296_3", "Data Error", minutes=3, error="Last Name is empty"), row("296-4", "Synced")])
+    assert [f.member_number for f in ledger.failures()] == ["296_3", "296-2", "296-1"]
+    assert [f.member_number for f in ledger.failures(outcomes=["Data Error"], text="EMAIL")] == ["296-1"]
+    assert [f.member_number for f in ledger.failures(text="100%")] == ["296-2"]
+    assert [f.member_number for f in ledger.failures(text="296_")] == ["296_3"]  # `_` is not a wildcard here
+    assert [f.member_number for f in ledger.failures(limit=1, offset=1)] == ["296-2"]
+
+
+def test_calls_since_adds_up_the_crowdtwist_calls_of_the_attempts_in_the_window(ledger: SqlLedger) -> None:
+    ledger.record([row("296-1", "Synced", minutes=-90, ct_calls=2), row("296-2", "Synced", minutes=-30, ct_calls=3)])
+    ledger.record([row("296-3", "Data Error", minutes=-10, ct_calls=1)])
+    assert ledger.calls_since(NOON - timedelta(hours=1)) == 4
+    assert ledger.calls_since(NOON) == 0
+
+
 def test_a_members_history_is_newest_first(ledger: SqlLedger) -> None:
     ledger.record(
         [row("296-1", "Retrying", minutes=0, error="HTTP 503"), row("296-1", "Synced", minutes=1, ct_calls=1)]

@@ -1,0 +1,90 @@
+"""Operator actions and the workers' breaker events in the ledger, on SQLite and PostgreSQL; and the worker's side
+that writes breaker events without ever making the consumer wait."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import create_engine, select
+
+from sync_worker.ledger.operations import Action, OperationsLog, breaker_events
+from sync_worker.worker.breaker import Transition
+from sync_worker.worker.breaker_events import BreakerEvents
+
+NOON = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OperationsLog]:
+    if request.param == "sqlite":
+        operations = OperationsLog(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+        yield operations
+        operations.close()
+        return
+    request.getfixturevalue("postgres_url")
+    database = f"ctsync_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(ADMIN, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{database}"')
+    operations = OperationsLog(f"postgresql://postgres@127.0.0.1:5432/{database}")
+    yield operations
+    operations.close()
+    with psycopg.connect(ADMIN, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
+
+
+def action(member: str | None, *, minutes: int, **fields: str) -> Action:
+    values: dict[str, str] = {"operator": "Ada", "origin": "console", "action": "resubmit", **fields}
+    return Action(at=NOON + timedelta(minutes=minutes), member_number=member, **values)  # type: ignore[arg-type]
+
+
+def test_actions_are_kept_with_who_did_them_newest_first_and_found_by_member(log: OperationsLog) -> None:
+    log.record_actions([action("296-1", minutes=0), action("296-2", minutes=1)])
+    log.record_actions([action("296-1", minutes=2, operator="Grace", origin="cli", action="discard")])
+    assert [(a.member_number, a.operator, a.action) for a in log.actions()] == [
+        ("296-1", "Grace", "discard"), ("296-2", "Ada", "resubmit"), ("296-1", "Ada", "resubmit"),
+    ]  # fmt: skip
+    assert [a.operator for a in log.actions(member_number="296-1")] == ["Grace", "Ada"]
+    assert log.actions(member_number="296-1")[0].at == NOON + timedelta(minutes=2)
+
+
+def test_each_workers_breaker_is_its_latest_event_and_stopped_workers_are_left_out(log: OperationsLog) -> None:
+    log.record_breaker("host-a:1", "started", at=NOON)
+    log.record_breaker("host-b:2", "started", at=NOON)
+    log.record_breaker("host-a:1", "opened", at=NOON + timedelta(minutes=1), cause="HTTP 503 from CrowdTwist")
+    log.record_breaker("host-c:3", "started", at=NOON)
+    log.record_breaker("host-c:3", "stopped", at=NOON + timedelta(minutes=2))
+    reports = {report.worker: report for report in log.breakers()}
+    assert set(reports) == {"host-a:1", "host-b:2"}
+    assert reports["host-a:1"].open
+    assert reports["host-a:1"].cause == "HTTP 503 from CrowdTwist"
+    assert not reports["host-b:2"].open
+    log.record_breaker("host-a:1", "closed", at=NOON + timedelta(minutes=3), cause="CrowdTwist answered again")
+    assert not any(report.open for report in log.breakers())
+
+
+def test_retention_forgets_actions_and_breaker_events_past_it(log: OperationsLog) -> None:
+    log.record_actions([action("296-1", minutes=0), action("296-2", minutes=90)])
+    log.record_breaker("host-a:1", "started", at=NOON)
+    assert log.purge(older_than=NOON + timedelta(hours=1)) == 2
+    assert [a.member_number for a in log.actions()] == ["296-2"]
+    assert log.breakers() == []
+
+
+def test_the_worker_writes_its_breaker_transitions_in_order_and_stopped_last(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    events = BreakerEvents(OperationsLog(url), clock=lambda: NOON, worker="host-a:1")
+    events.started()
+    events.transition(Transition("opened", "HTTP 503 from CrowdTwist", NOON))
+    events.transition(Transition("closed", "CrowdTwist answered again", NOON))
+    events.stopped()  # waits for the writes before it
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        written = connection.execute(select(breaker_events.c.event).order_by(breaker_events.c.id)).scalars().all()
+    engine.dispose()
+    assert written == ["started", "opened", "closed", "stopped"]
