@@ -298,7 +298,7 @@ def build_member_locks(settings: Settings) -> AdvisoryLocks | FileLocks:
     """Where the ledger is shared, so are the locks: PostgreSQL's advisory locks, or a lock file beside SQLite."""
     url = settings.ledger_url
     if url.startswith(("postgresql", "postgres")):
-        return AdvisoryLocks(create_ledger_engine(url, pool_size=settings.worker.concurrency))
+        return AdvisoryLocks(create_ledger_engine(url, pool_size=1))
     # Beside the SQLite file the workers share (one host): sqlite:////var/lib/ct-sync/ledger.sqlite → ….locks
     return FileLocks(Path(url.split(":///", 1)[1]).with_suffix(".locks"))
 

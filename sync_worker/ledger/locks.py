@@ -1,8 +1,10 @@
 """Per-member locks across worker processes, where the ledger lives — so every deployment has them:
 
-- PostgreSQL ledger (workers on several hosts): session advisory locks, `pg_try_advisory_lock`, each held on its
-  own pooled connection for the length of the sync. PostgreSQL releases them when that connection ends, so a killed
-  worker (its connections gone) never leaves a member locked.
+- PostgreSQL ledger (workers on several hosts): session advisory locks, `pg_try_advisory_lock`, all of a process's
+  on one connection of its own (a session holds any number of them; one connection per process, however many syncs
+  are in flight). PostgreSQL releases them when that connection ends, so a killed worker never leaves a member
+  locked. Should that connection break, its locks are gone with it: the process says so in its log and opens a new
+  one; the syncs in flight at that moment finish unguarded (the next event of each member is guarded again).
 - SQLite ledger (workers on one host): POSIX byte-range locks (`fcntl.lockf`) on one file beside the ledger, one
   byte per member (a 63-bit hash of the Member Number). The kernel releases them when the process ends.
 
@@ -19,13 +21,17 @@ import os
 import threading
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
+import structlog
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from config.redaction import redact_text
 from sync_worker.core.errors import TransientError
+
+log = structlog.get_logger("ct_sync.locks")
 
 
 def member_key(member_number: str) -> int:
@@ -34,45 +40,42 @@ def member_key(member_number: str) -> int:
 
 
 class AdvisoryLocks:
-    """`MemberLocks` on PostgreSQL: the ledger's database, its own pool (one connection per sync in flight)."""
+    """`MemberLocks` on PostgreSQL: the ledger's database, one autocommit session per process."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._held: dict[str, Connection] = {}
-        self._lock = threading.Lock()
+        self._session: Connection | None = None
+        self._lock = threading.Lock()  # one statement at a time on the one session
 
     def try_lock(self, member_number: str) -> bool:
-        try:
-            # Autocommit: a session lock needs no transaction, and none is left idle for the length of the sync.
-            connection = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            locked = bool(connection.execute(select(func.pg_try_advisory_lock(member_key(member_number)))).scalar())
-        except SQLAlchemyError as exc:
-            raise _unavailable(exc) from None
-        if not locked:
-            connection.close()
-            return False
-        with self._lock:
-            self._held[member_number] = connection
-        return True
+        return bool(self._execute(func.pg_try_advisory_lock(member_key(member_number))))
 
     def unlock(self, member_number: str) -> None:
-        with self._lock:
-            connection = self._held.pop(member_number, None)
-        if connection is None:
-            return
         try:
-            connection.execute(select(func.pg_advisory_unlock(member_key(member_number))))
-        except SQLAlchemyError:
-            connection.invalidate()  # a connection that failed is not pooled: PostgreSQL drops its locks with it
-        finally:
-            connection.close()
+            self._execute(func.pg_advisory_unlock(member_key(member_number)))
+        except TransientError as exc:  # the session is gone, and its locks with it: nothing left to release
+            log.warning("member_lock_release_failed", error=exc.message)
 
     def close(self) -> None:
         with self._lock:
-            held, self._held = list(self._held.values()), {}
-        for connection in held:
-            connection.close()
+            if self._session is not None:
+                self._session.close()
+                self._session = None
         self._engine.dispose()
+
+    def _execute(self, call: Any) -> Any:
+        with self._lock:
+            try:
+                if self._session is None:
+                    # Autocommit: session locks need no transaction, and none is left open between syncs.
+                    self._session = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+                return self._session.execute(select(call)).scalar()
+            except SQLAlchemyError as exc:
+                if self._session is not None:
+                    self._session.invalidate()  # its locks died with it; the next call opens a new session
+                    self._session = None
+                    log.warning("member_lock_session_lost", error=type(exc).__name__)
+                raise _unavailable(exc) from None
 
 
 class FileLocks:
