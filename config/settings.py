@@ -280,7 +280,9 @@ class ConsoleSettings(_Section):
 class WorkerSettings(_Section):
     """The queue consumer."""
 
-    concurrency: int = Field(default=16, ge=1, le=512, description="syncs in flight at once")
+    concurrency: int = Field(
+        default=64, ge=1, le=512, description="most syncs in flight at once; fewer, as the budget and latency need"
+    )
     prefetch: int = Field(default=64, ge=1, le=65535, description="messages the broker hands over unacked")
     retry_budget: Duration = Field(
         default=timedelta(minutes=10), description="past this a transient failure becomes CT Failure"

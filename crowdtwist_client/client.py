@@ -36,7 +36,7 @@ from crowdtwist_client.pacing import Pacer
 from crowdtwist_client.responses import SYSTEM, decode, error_for
 from sync_worker.core.ct_user import CtUser, DeletionStatus, DeletionTicket, UserPayload, scrub_personal_data
 from sync_worker.core.errors import CtSyncError, PermanentError, RateLimited, TransientError
-from sync_worker.core.metering import record_call
+from sync_worker.core.metering import record_call, record_pacing
 
 log = structlog.get_logger("ct_sync.crowdtwist")
 
@@ -131,6 +131,11 @@ class CrowdTwistClient:
 
     def __repr__(self) -> str:
         return f"CrowdTwistClient(base_url={self._base_url!r}, auth={self._auth!r})"
+
+    @property
+    def pace_per_second(self) -> float | None:
+        """The calls per second the pacer allows now (after any slowing by 429s); None when unpaced."""
+        return self._pacer.rate_per_minute / 60.0 if self._pacer is not None else None
 
     def close(self) -> None:
         self._http.close()
@@ -270,8 +275,10 @@ class CrowdTwistClient:
                 query["api_key"] = self._api_key
         if self._pacer is not None:
             waited = self._pacer.acquire()
-            if waited and self._pacing_observer is not None:
-                self._pacing_observer(waited)
+            if waited:
+                record_pacing(waited)
+                if self._pacing_observer is not None:
+                    self._pacing_observer(waited)
         record_call()
         started = time.monotonic()
         failure: TransientError | None = None

@@ -66,6 +66,7 @@ from sync_worker.worker.breaker_events import BreakerEvents
 from sync_worker.worker.consumer import QueueWorker
 from sync_worker.worker.handler import EventHandler
 from sync_worker.worker.readiness import ReadinessProbe
+from sync_worker.worker.sizing import InFlightSizer
 from sync_worker.worker.supervisor import Supervisor
 
 log = structlog.get_logger("ct_sync.bootstrap")
@@ -228,6 +229,7 @@ def build_worker(
         siebel_refusals=settings.worker.siebel_refusals,
     )
     locks = build_member_locks(settings)
+    sizer = InFlightSizer(calls_per_second=lambda: crowdtwist.pace_per_second, cap=settings.worker.concurrency)
     handler = EventHandler(sync=sync, ledger=ledger, clock=clock, retry=retry, locks=locks)
     operations = build_operations_log(settings)
     breaker_events = BreakerEvents(operations, clock=clock.now)
@@ -241,6 +243,7 @@ def build_worker(
         policy=policy,
         dispatcher=dispatcher,
         metrics=metrics,
+        sizer=sizer,
         clock=clock.now,
         monotonic=clock.monotonic,
         resubmit_failed_since=(lambda since: _resubmit_ct_failures(settings, store, since))
@@ -271,6 +274,7 @@ def build_worker(
         on_tick=supervisor.tick,
         on_dead_letter=dead_lettered,
         on_depths=metrics.set_depths,
+        in_flight=lambda: sizer.limit,
         max_hold=settings.worker.max_hold.total_seconds(),
     )
     worker = Worker(

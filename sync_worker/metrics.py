@@ -30,6 +30,9 @@ class Metrics:
             registry=r,
         )
         self.queue_depth = Gauge("ct_sync_queue_depth", "Messages ready in a queue", ["queue"], registry=r)
+        self.in_flight_limit = Gauge(
+            "ct_sync_in_flight_limit", "Syncs allowed at once: the budget's calls/s × seconds per sync", registry=r
+        )
         self.intake_answers = Counter(
             "ct_sync_intake_answers",
             "Intake answers to Siebel by status (503: queue refused, OIC Failure)",

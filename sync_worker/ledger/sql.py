@@ -355,4 +355,5 @@ def _aware(moment: datetime) -> datetime:
 def build_ledger(settings: Settings) -> SqlLedger:
     if settings.ledger.url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return SqlLedger(settings.ledger_url, pool_size=settings.worker.concurrency)
+    # Syncs hold a ledger connection only for a read or a group commit: a few suffice however many are in flight.
+    return SqlLedger(settings.ledger_url, pool_size=min(settings.worker.concurrency, 16))

@@ -1,7 +1,8 @@
 """Adapter: the kombu consumer. Carries out the handler's decisions; decides nothing itself.
 
 Threads: the connection belongs to the thread that calls `run()`. It drains deliveries, keeps heartbeats going,
-and is the only thread that acks or publishes. Syncs run on a pool of `concurrency` threads; each hands back a
+and is the only thread that acks or publishes. Syncs run on a pool of up to `concurrency` threads, as many at once as
+`in_flight()` says (the sizer's Little's-law figure); each hands back a
 `Handled` through a queue and goes straight on with the next waiting member, and the connection thread carries
 the decisions out:
 
@@ -114,6 +115,7 @@ class QueueWorker:
         topology: Topology,
         handler: Handler,
         concurrency: int,
+        in_flight: Callable[[], int] | None = None,
         prefetch: int,
         may_start: Callable[[], bool] = lambda: True,
         on_handled: Callable[[Handled], None] = lambda handled: None,
@@ -125,7 +127,8 @@ class QueueWorker:
         self._connection = connection
         self._topology = topology
         self._handler = handler
-        self._concurrency = concurrency
+        self._concurrency = concurrency  # the cap: the pool's threads
+        self._in_flight = in_flight or (lambda: concurrency)  # how many may sync at once now
         self._prefetch = prefetch
         self._may_start = may_start  # the outage breaker's gate
         self._on_handled = on_handled
@@ -233,7 +236,7 @@ class QueueWorker:
             message.ack()
         self._park_long_waiting()
         with self._lock:
-            while self._active < self._concurrency:
+            while self._active < min(self._in_flight(), self._concurrency):
                 ready = self._next_batch()
                 if ready is None:
                     break
@@ -407,7 +410,9 @@ class QueueWorker:
                 handled = self._handler.crashed(batch.events, exc)
             self._done.put((batch, handled))
             with self._lock:
-                batch = self._next_batch()
+                # Over the in-flight figure (it fell): this thread stops taking work; otherwise the next member.
+                over = self._active > min(self._in_flight(), self._concurrency)
+                batch = None if over else self._next_batch()
                 if batch is None:
                     self._active -= 1
 

@@ -45,6 +45,7 @@ class Handled:
     error: CtSyncError | None = None
     emitted_at: datetime | None = None  # of the oldest event covered: end-to-end latency runs from there
     events: int = 1
+    busy_seconds: float | None = None  # the sync's time but for its waits on the pacer (sizing in-flight syncs)
 
 
 def merge(events: Sequence[MemberEvent]) -> MemberEvent:
@@ -128,7 +129,10 @@ class EventHandler:
         )
         structlog.contextvars.unbind_contextvars("member_number", "event_id")
         emitted = min(item.emitted_at for item in events)
-        return Handled(decision, event.member_number, calls, error, emitted_at=emitted, events=len(events))
+        busy = max(duration_ms / 1000 - meter.paced_seconds, 0.0)
+        return Handled(
+            decision, event.member_number, calls, error, emitted_at=emitted, events=len(events), busy_seconds=busy
+        )
 
     def _lock(self, member_number: str) -> bool:
         """The member's lock across processes, waiting a little (with backoff) for another process's sync to end."""

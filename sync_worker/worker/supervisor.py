@@ -18,6 +18,7 @@ from sync_worker.alerts.policy import AlertPolicy
 from sync_worker.metrics import Metrics
 from sync_worker.worker.breaker import Breaker, Transition
 from sync_worker.worker.handler import Handled
+from sync_worker.worker.sizing import InFlightSizer
 
 log = structlog.get_logger("ct_sync.supervisor")
 _FINAL = frozenset({"Synced", "Data Error", "CT Failure", "OIC Failure"})
@@ -37,6 +38,7 @@ class Supervisor:
         monotonic: Callable[[], float],
         resubmit_failed_since: Callable[[datetime], int] | None,
         housekeeping: Callable[[], None] = lambda: None,
+        sizer: InFlightSizer | None = None,
         on_transition: Callable[[Transition], None] = lambda transition: None,
     ) -> None:
         self.breaker = breaker
@@ -48,6 +50,7 @@ class Supervisor:
         self._resubmit_failed_since = resubmit_failed_since
         self._ticked = float("-inf")
         self._housekeeping = housekeeping
+        self.sizer = sizer
         self._housekept = float("-inf")
         self._on_transition = on_transition  # told of every breaker transition (the ledger keeps them)
 
@@ -58,6 +61,8 @@ class Supervisor:
 
     def handled(self, handled: Handled) -> None:
         decision = handled.decision
+        if self.sizer is not None and handled.busy_seconds is not None:
+            self.sizer.observe(handled.busy_seconds)
         self._metrics.events_consumed.inc(handled.events)
         self._metrics.outcomes.labels(outcome=decision.ledger_outcome).inc()
         if decision.action == "retry_later":
@@ -80,6 +85,8 @@ class Supervisor:
         if now - self._ticked < _TICK_EVERY:
             return
         self._ticked = now
+        if self.sizer is not None:
+            self._metrics.in_flight_limit.set(self.sizer.limit)
         for alert in self._policy.due():
             self._dispatcher.submit(alert)
         if now - self._housekept >= _HOUSEKEEPING_EVERY:
