@@ -42,7 +42,15 @@ _NO_DATA = "no data"
 
 
 class SiebelRestStore:
-    def __init__(self, settings: SiebelSettings, *, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        settings: SiebelSettings,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        on_call: Callable[[str], None] = lambda kind: None,
+    ) -> None:
+        """`on_call` hears each request Siebel answers to, "read" or "write" (Siebel is the guarded system)."""
+        self._on_call = on_call
         if settings.base_url is None:
             raise ConfigurationError("CTSYNC_SIEBEL__BASE_URL is required for the rest backend", system=SYSTEM)
         self._settings = settings
@@ -155,6 +163,7 @@ class SiebelRestStore:
         return [item for item in items if isinstance(item, dict)]
 
     def _request(self, method: str, url: str, **options: Any) -> Any:
+        self._on_call("read" if method == "GET" else "write")
         failure: TransientError | None = None
         try:
             response = self._http.request(method, url, **options)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,7 +55,16 @@ def _stamp(moment: datetime) -> str:
 
 
 class SqliteMemberStore:
-    def __init__(self, path: Path, settings: SiebelSettings, *, page_size: int | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        settings: SiebelSettings,
+        *,
+        page_size: int | None = None,
+        on_call: Callable[[str], None] = lambda kind: None,
+    ) -> None:
+        """`on_call` hears each read or write the worker asks of the stand-in, as it would of Siebel's REST API."""
+        self._on_call = on_call
         self.path = path
         self._settings = settings
         self._page_size = page_size or settings.page_size
@@ -82,11 +91,13 @@ class SqliteMemberStore:
     # -- the MemberStore port -----------------------------------------------------------------------------------
 
     def get_member(self, member_number: str) -> Member | None:
+        self._on_call("read")
         with self._connection() as db:
             row = db.execute("SELECT document FROM members WHERE member_number = ?", (member_number,)).fetchone()
         return self._member(json.loads(row[0])) if row else None
 
     def write_outcome(self, row_id: str, outcome: SyncOutcome) -> None:
+        self._on_call("write")
         changes = {
             self._settings.status_field: str(outcome.status),
             self._settings.error_field: fit_text(outcome.error or "", self._settings.error_field_length),

@@ -72,10 +72,11 @@ from sync_worker.worker.supervisor import Supervisor
 log = structlog.get_logger("ct_sync.bootstrap")
 
 
-def build_member_store(settings: Settings) -> MemberStore:
+def build_member_store(settings: Settings, *, metrics: Metrics | None = None) -> MemberStore:
+    counted = metrics.siebel_call if metrics is not None else lambda kind: None
     if settings.siebel.backend == "rest":
-        return SiebelRestStore(settings.siebel)
-    return SqliteMemberStore(settings.siebel_sqlite_path, settings.siebel)
+        return SiebelRestStore(settings.siebel, on_call=counted)
+    return SqliteMemberStore(settings.siebel_sqlite_path, settings.siebel, on_call=counted)
 
 
 def build_file_drop(settings: Settings) -> FileDrop:
@@ -209,7 +210,7 @@ def build_worker(
     queue_lock = claim_embedded_queue(settings)  # first: never reclaim another live worker's messages
     clock = clock or SystemClock()
     metrics = Metrics()
-    store = store or build_member_store(settings)
+    store = store or build_member_store(settings, metrics=metrics)
     policy = _alert_policy(settings, clock)
     crowdtwist = crowdtwist or build_crowdtwist(settings, metrics=metrics, policy=policy)
     ledger = ledger or build_ledger(settings)

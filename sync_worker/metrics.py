@@ -30,6 +30,9 @@ class Metrics:
             registry=r,
         )
         self.queue_depth = Gauge("ct_sync_queue_depth", "Messages ready in a queue", ["queue"], registry=r)
+        self.siebel_calls = Counter(
+            "ct_sync_siebel_calls", "Requests to Siebel (or its stand-in) by kind: read, write", ["kind"], registry=r
+        )
         self.in_flight_limit = Gauge(
             "ct_sync_in_flight_limit", "Syncs allowed at once: the budget's calls/s × seconds per sync", registry=r
         )
@@ -42,6 +45,9 @@ class Metrics:
 
     def observe_call(self, operation: str, status: int | None, _seconds: float) -> None:
         self.crowdtwist_calls.labels(operation=operation, status=str(status) if status else "none").inc()
+
+    def siebel_call(self, kind: str) -> None:
+        self.siebel_calls.labels(kind=kind).inc()
 
     def set_breaker(self, state: str) -> None:
         self.breaker_state.set(BREAKER_STATES.get(state, -1))

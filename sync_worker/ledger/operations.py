@@ -19,7 +19,7 @@ from typing import Literal
 
 from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, String, Table, Text, delete, func, insert, select
 
-from sync_worker.ledger.sql import create_ledger_engine, transaction
+from sync_worker.ledger.sql import create_ledger_engine, create_schema, transaction
 
 metadata = MetaData()
 
@@ -83,8 +83,7 @@ class OperationsLog:
 
     def __init__(self, url: str) -> None:
         self._engine: Engine = create_ledger_engine(url, pool_size=2)
-        with transaction(self._engine) as connection:
-            metadata.create_all(connection)
+        create_schema(self._engine, metadata)
 
     def close(self) -> None:
         self._engine.dispose()

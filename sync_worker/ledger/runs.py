@@ -51,7 +51,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from config.redaction import redact_text
 from sync_worker.core.errors import TransientError
 from sync_worker.core.ports import RunResult, RunStatus
-from sync_worker.ledger.sql import create_ledger_engine
+from sync_worker.ledger.sql import create_ledger_engine, create_schema
 
 metadata = MetaData()
 _RACE_RETRIES = 20  # inserts lost to a concurrent process before giving up (each loss means the other one won)
@@ -160,8 +160,7 @@ class RunLedger:
 
     def __init__(self, url: str) -> None:
         self._engine: Engine = create_ledger_engine(url)
-        with self._begin() as connection:
-            metadata.create_all(connection)
+        create_schema(self._engine, metadata)
 
     def close(self) -> None:
         self._engine.dispose()

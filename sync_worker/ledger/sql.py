@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ from sync_worker.ledger.group_commit import GroupCommit
 # 2: ct_sync_member_state (synced and refused state) replaces ct_sync_synced_state, which is left unused: the first
 #    sync of each member after the upgrade costs one CrowdTwist call more, nothing else.
 SCHEMA_VERSION = 2
+_SCHEMA_ATTEMPTS = 5
 metadata = MetaData()
 
 attempts = Table(
@@ -146,6 +148,21 @@ def transaction(engine: Engine) -> Iterator[Connection]:
         raise TransientError(f"ledger unavailable: {detail}", system="ledger") from None
 
 
+def create_schema(engine: Engine, schema: MetaData) -> None:
+    """Create the tables that are missing. Workers started together all try at once, and the check and the create are
+    not one step: a loser sees "already exists" (SQLite) or a duplicate (PostgreSQL), and looks again."""
+    for attempt in range(_SCHEMA_ATTEMPTS):
+        try:
+            with engine.begin() as connection:
+                schema.create_all(connection)
+            return
+        except SQLAlchemyError as exc:
+            if attempt == _SCHEMA_ATTEMPTS - 1:
+                detail = redact_text(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
+                raise TransientError(f"ledger unavailable: {detail}", system="ledger") from None
+            time.sleep(0.05 * (attempt + 1))  # the winner is creating: give it a moment
+
+
 class SqlLedger:
     """Implements the `Ledger` and `KnownStates` ports."""
 
@@ -158,8 +175,7 @@ class SqlLedger:
         self._upsert_synced = _upsert_statement(dialect_insert, _SYNCED_COLUMNS + _REFUSED_COLUMNS)
         self._upsert_refused = _upsert_statement(dialect_insert, _REFUSED_COLUMNS)
         self._writes: GroupCommit[_Write] = GroupCommit(self._commit, failed=_failed)
-        with self._begin(write=True) as connection:
-            metadata.create_all(connection)
+        create_schema(self._engine, metadata)
 
     def close(self) -> None:
         self._engine.dispose()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -156,3 +158,37 @@ def test_an_unreachable_database_is_a_transient_error_without_the_password() -> 
     with pytest.raises(TransientError, match="ledger unavailable") as caught:
         SqlLedger("postgresql://ctsync:hunter2pw@127.0.0.1:1/nowhere")
     assert "hunter2pw" not in str(caught.value)
+
+
+def _open_ledger(url: str, start: Any) -> None:
+    start.wait(30)
+    SqlLedger(url).close()
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_workers_started_together_all_set_up_the_schema(
+    database: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Four processes creating the tables at the same moment: before, one lost the race and exited 75."""
+    if database == "sqlite":
+        url, drop = f"sqlite:///{tmp_path / 'ledger.sqlite'}", None
+    else:
+        server = request.getfixturevalue("postgres_url")
+        name = f"ctsync_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        url, drop = server.rsplit("/", 1)[0].replace("+psycopg", "") + f"/{name}", name
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    processes = [context.Process(target=_open_ledger, args=(url, start)) for _ in range(4)]
+    for process in processes:
+        process.start()
+    start.set()
+    for process in processes:
+        process.join(60)
+    try:
+        assert [process.exitcode for process in processes] == [0, 0, 0, 0]
+    finally:
+        if drop:
+            with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE "{drop}" WITH (FORCE)')
