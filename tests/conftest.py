@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from sync_worker.ledger.runs import RunLedger
+from tests.redis_server import private_redis  # noqa: F401  (a fixture: a Redis a test may stop and start)
 
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -4,7 +4,7 @@ when Redis does."""
 from __future__ import annotations
 
 from crowdtwist_client.budget import RedisSlots
-from tests.budget.conftest import PrivateRedis
+from tests.redis_server import PrivateRedis
 
 
 class FakeTime:

@@ -75,10 +75,13 @@ class Run:
 
     def enroll_existing(self, numbers: list[str]) -> None:
         """Enroll events for members already in the Siebel stand-in."""
+        self.publish([MemberEvent(event_type="enroll", member_number=n, source="poll") for n in numbers])
+
+    def publish(self, events: list[MemberEvent]) -> None:
         publisher = KombuPublisher(
             Connection(self.rabbitmq_url, transport_options={"confirm_publish": True}), self.topology
         )
-        publisher.publish_many(MemberEvent(event_type="enroll", member_number=n, source="poll") for n in numbers)
+        publisher.publish_many(events)
         publisher.close()
 
     def siebel_emulator(self) -> SiebelEmulator:
