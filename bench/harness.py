@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -68,6 +69,12 @@ def sandbox_control(url: str, **faults: Any) -> None:
 def sandbox_stats(url: str) -> dict[str, Any]:
     stats: dict[str, Any] = httpx.get(f"{url}/_sandbox/stats").json()
     return stats
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def member_document(number: int) -> dict[str, str]:
@@ -174,6 +181,7 @@ class Measurement:
     members: int
     ct_calls: int
     rate_limited: int
+    siebel_calls: int | None = None  # scraped from the workers' /metrics when they serve one
 
     @property
     def members_per_second(self) -> float:
@@ -187,6 +195,11 @@ class Measurement:
             "ct_calls_per_member": round(self.ct_calls / self.members, 3) if self.members else 0.0,
             "peak_rss_mb": round(self.peak_rss_mb, 1),
             "rate_limited": self.rate_limited,
+            **(
+                {"siebel_calls_per_member": round(self.siebel_calls / self.members, 3)}
+                if self.siebel_calls is not None and self.members
+                else {}
+            ),
         }
 
 
@@ -213,13 +226,19 @@ def run_worker(
     timeout: float,
     processes: int = 1,
     rss_trace: list[tuple[int, float]] | None = None,
+    metrics_ports: list[int] | None = None,
 ) -> Measurement:
     """Start the worker (`processes` of them on one queue), wait until every member is written back, stop them;
     return what was measured (CPU summed over the processes, the largest peak RSS). With `rss_trace`, the
-    resident size of the first process is appended to it once a second, as (members written back, MB)."""
+    resident size of the first process is appended to it once a second, as (members written back, MB). With
+    `metrics_ports` (one per process), each serves /metrics there and its Siebel requests are counted."""
     log = (stage.data_dir / "worker.log").open("ab")
     started = time.monotonic()
-    running = [subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT) for _ in range(processes)]
+    envs = [
+        {**env, "CTSYNC_METRICS__PORT": str(metrics_ports[index])} if metrics_ports else env
+        for index in range(processes)
+    ]
+    running = [subprocess.Popen(command, env=envs[i], stdout=log, stderr=subprocess.STDOUT) for i in range(processes)]
     try:
         deadline, traced = started + timeout, started
         while (synced := stage.synced()) < members:
@@ -232,6 +251,7 @@ def run_worker(
         seconds = time.monotonic() - started
         cpu = sum(_cpu_seconds(process.pid) for process in running)
         rss = max(_rss_mb(process.pid, "VmHWM") for process in running)
+        siebel = sum(_siebel_calls(port) for port in metrics_ports) if metrics_ports else None
     finally:
         for process in running:
             process.terminate()
@@ -239,7 +259,16 @@ def run_worker(
             process.wait(60)
         log.close()
     stats = sandbox_stats(sandbox_url)
-    return Measurement(seconds, cpu, rss, members, int(stats["total_calls"]), int(stats["rate_limited"]))
+    return Measurement(
+        seconds, cpu, rss, members, int(stats["total_calls"]), int(stats["rate_limited"]), siebel_calls=siebel
+    )
+
+
+def _siebel_calls(port: int) -> int:
+    """Requests the worker made to Siebel (its stand-in), from its /metrics."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("ct_sync_siebel_calls_total{")))  # fmt: skip
 
 
 def median(values: list[float]) -> float:
