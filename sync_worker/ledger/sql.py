@@ -43,7 +43,7 @@ from sqlalchemy.sql import Executable
 
 from config.redaction import redact_text
 from config.settings import Settings
-from sync_worker.core.errors import TransientError
+from sync_worker.core.errors import ConfigurationError, TransientError
 from sync_worker.core.ports import AttemptRecord, KnownState, RefusedState, SyncedState
 from sync_worker.ledger.group_commit import GroupCommit
 
@@ -89,6 +89,10 @@ _REFUSED_COLUMNS = ("refused_hash", "refused_reason", "refused_at")
 
 FAILURES = ("Data Error", "CT Failure", "OIC Failure", "Dead-lettered")
 NEVER_SENT = "never sent"
+POSTGRES_EXTRA_MISSING = (
+    "CTSYNC_LEDGER__URL is a PostgreSQL database, whose driver comes with the postgres extra: "
+    "pip install 'ct-sync[postgres]'"
+)
 # The state a decisive attempt leaves on the member (what its CT Sync Status says, or that it was never sent).
 MEMBER_STATE = {"Dead-lettered": "OIC Failure", "Skipped": NEVER_SENT}
 
@@ -128,13 +132,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_ledger_engine(url: str, *, pool_size: int = 4) -> Engine:
-    """An engine on the ledger database: SQLite in WAL mode shared by threads, or a PostgreSQL pool."""
+    """An engine on the ledger database: SQLite in WAL mode shared by threads, or a PostgreSQL pool.
+
+    Raises `ConfigurationError` naming the `postgres` extra when PostgreSQL's driver is not installed."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=4, pool_pre_ping=True)
+    try:
+        return create_engine(url, pool_size=pool_size, max_overflow=4, pool_pre_ping=True)
+    except ImportError:  # psycopg is an optional dependency: the embedded SQLite ledger does without it
+        raise ConfigurationError(POSTGRES_EXTRA_MISSING, system="ledger") from None
 
 
 @contextmanager
