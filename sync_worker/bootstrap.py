@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -70,6 +71,33 @@ from sync_worker.worker.sizing import InFlightSizer
 from sync_worker.worker.supervisor import Supervisor
 
 log = structlog.get_logger("ct_sync.bootstrap")
+
+
+def describe_systems(settings: Settings) -> dict[str, str]:
+    """Where each system is, for a start line an operator can check at a glance: hosts and files, never a
+    password, token or key (URLs are cut to scheme, host, port and path)."""
+    smtp = settings.alerts.smtp_host
+    systems = {
+        "broker": _where(settings.broker.url) if settings.broker.url else f"embedded queue {settings.broker_url}",
+        "siebel": (
+            _where(settings.siebel.base_url)
+            if settings.siebel.backend == "rest" and settings.siebel.base_url
+            else f"SQLite stand-in {settings.siebel_sqlite_path}"
+        ),
+        "crowdtwist": _where(settings.crowdtwist.base_url),
+        "ledger": _where(settings.ledger.url) if settings.ledger.url else f"SQLite {settings.ledger_url}",
+        "alerts": f"SMTP {smtp}:{settings.alerts.smtp_port}" if smtp else f"outbox {settings.outbox_dir}",
+    }
+    if settings.metrics.port is not None:
+        systems["metrics"] = f"http://{settings.metrics.host}:{settings.metrics.port}/metrics"
+    return systems
+
+
+def _where(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 def build_member_store(settings: Settings, *, metrics: Metrics | None = None) -> MemberStore:
@@ -161,10 +189,13 @@ class Worker:
     queue_lock: TextIO | None = None  # the embedded queue's: this is the data directory's one worker
     locks: AdvisoryLocks | FileLocks | None = None
     breaker_events: BreakerEvents | None = None
+    systems: dict[str, str] | None = None  # where each system is, for the start line
 
     def run(self) -> None:
+        """Serve health and metrics (a port already taken raises `ConfigurationError`), then consume."""
         if self.health is not None:
             self.health.start()
+        log.info("worker_started", **(self.systems or {}))
         if self.breaker_events is not None:
             self.breaker_events.started()
         self.queue_worker.run()
@@ -290,6 +321,7 @@ def build_worker(
         queue_lock=queue_lock,
         locks=locks,
         breaker_events=breaker_events,
+        systems=describe_systems(settings),
     )
     if settings.metrics.port is not None:
         readiness = ReadinessProbe(store=store, extra=worker.worker_checks)

@@ -137,4 +137,7 @@ def sandbox(
         out_console.print(
             f"CrowdTwist sandbox on http://127.0.0.1:{port}, {key_rule} (faults, rules and counters under /_sandbox/)"
         )
-        serve_forever(create_sandbox_app(SandboxState(api_key=required_key)), host="127.0.0.1", port=port)
+        serve_forever(
+            create_sandbox_app(SandboxState(api_key=required_key)),
+            host="127.0.0.1", port=port, setting="--port", name="CrowdTwist sandbox",
+        )  # fmt: skip

@@ -38,7 +38,7 @@ def worker() -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda _signum, _frame: running.stop())
     try:
-        running.run()
+        or_exit(running.run)  # a metrics port already taken: one line naming CTSYNC_METRICS__PORT, exit 2
     finally:
         running.close()
 
@@ -46,13 +46,20 @@ def worker() -> None:
 @app.command(rich_help_panel="Sync members")
 def intake() -> None:
     """Serve the HTTP endpoint Siebel's workflow posts member events to (and its /openapi.json)."""
-    from sync_worker.bootstrap import build_intake
+    from sync_worker.bootstrap import build_intake, describe_systems
     from sync_worker.http import serve_forever
 
     settings = settings_or_exit()
     running = or_exit(lambda: build_intake(settings))
+    systems = describe_systems(settings)
+    log.info("intake_started", broker=systems["broker"], siebel=systems["siebel"], ledger=systems["ledger"])
     try:  # uvicorn answers SIGTERM by finishing the requests in flight, then returns
-        serve_forever(running.app, host=settings.intake.host, port=settings.intake.port)
+        or_exit(
+            lambda: serve_forever(
+                running.app, host=settings.intake.host, port=settings.intake.port,
+                setting="CTSYNC_INTAKE__PORT", name="intake",
+            )
+        )  # fmt: skip
     finally:
         running.close()
 
