@@ -6,6 +6,7 @@ Exit codes (design.md): 0 ok, 1 a member/data problem, 2 configuration or usage 
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -36,6 +37,19 @@ app = typer.Typer(
 )
 err_console = Console(stderr=True)
 out_console = Console()
+
+
+AsJson = Annotated[bool, typer.Option("--json", help="JSON instead of a table, for scripts")]
+
+
+def print_json(document: object) -> None:
+    """A JSON document on stdout, whole: plain print, as rich would wrap long lines."""
+    print(json.dumps(document, indent=2))
+
+
+def say(line: str) -> None:
+    """A plain line on stdout, never wrapped nor styled: numbers, names and paths are copied from here."""
+    out_console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def fail(code: ExitCode, message: str) -> NoReturn:

@@ -8,7 +8,6 @@ exit 2 with one line naming it; an unreachable ledger 75.
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
 from datetime import UTC, datetime
@@ -17,7 +16,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from sync_worker.cli.app import ExitCode, app, err_console, fail, or_exit, out_console, settings_or_exit
+from sync_worker.cli.app import (
+    AsJson,
+    ExitCode,
+    app,
+    err_console,
+    fail,
+    or_exit,
+    out_console,
+    print_json,
+    say,
+    settings_or_exit,
+)
 
 if TYPE_CHECKING:
     from config import Settings
@@ -26,7 +36,6 @@ if TYPE_CHECKING:
 
 jobs_app = typer.Typer(no_args_is_help=True, help="Jobs and groups of the config file: list, run, history, stop.")
 app.add_typer(jobs_app, name="jobs", rich_help_panel="Jobs")
-AsJson = Annotated[bool, typer.Option("--json", help="JSON instead of a table")]
 
 
 @jobs_app.command("list")
@@ -73,7 +82,7 @@ def list_jobs(as_json: AsJson = False) -> None:
             f"{_time(previous.started_at)} {previous.run_id} {previous.status}" if previous else "-",
         )
     if as_json:
-        _print_json(rows)
+        print_json(rows)
     else:
         out_console.print(table)
 
@@ -123,7 +132,7 @@ def list_runs(
     rows = or_exit(lambda: runs.runs(job=job, statuses=["Failed"] if failed else [], limit=limit))
     runs.close()
     if as_json:
-        _print_json([_run_json(row) for row in rows])
+        print_json([_run_json(row) for row in rows])
         return
     table = Table(title="Job runs, newest first (times UTC)")
     for column in ("run", "kind", "trigger", "status", "started", "took", "counts", "files", "error"):
@@ -156,12 +165,12 @@ def show_log(run_id: Annotated[str, typer.Argument(help="a run id, JOB.N")], as_
     lines = or_exit(lambda: runs.log_lines(run_id))
     runs.close()
     if as_json:
-        _print_json({**_run_json(row), "log": [{"at": at.isoformat(), "line": line} for at, line in lines]})
+        print_json({**_run_json(row), "log": [{"at": at.isoformat(), "line": line} for at, line in lines]})
         return
     took = "" if row.seconds is None else f", took {row.seconds:.1f} s"
-    _say(f"run {row.run_id} ({row.kind}, {row.trigger}): {row.status}, started {_time(row.started_at)} UTC{took}")
+    say(f"run {row.run_id} ({row.kind}, {row.trigger}): {row.status}, started {_time(row.started_at)} UTC{took}")
     for at, line in lines:
-        _say(f"{at:%H:%M:%S} {line}")
+        say(f"{at:%H:%M:%S} {line}")
 
 
 @jobs_app.command("stop")
@@ -178,7 +187,7 @@ def stop_run(run_id: Annotated[str, typer.Argument(help="a running run's id, JOB
         fail(ExitCode.MEMBER_PROBLEM, f"ct-sync jobs stop: run {run_id} is not running (it ended {row.status})")
     or_exit(lambda: runs.request_stop(run_id, at=datetime.now(UTC)))
     runs.close()
-    _say(f"stop requested: {run_id} stops at its next safe point (ct-sync jobs log {run_id} shows when)")
+    say(f"stop requested: {run_id} stops at its next safe point (ct-sync jobs log {run_id} shows when)")
 
 
 @app.command(rich_help_panel="Jobs")
@@ -231,13 +240,5 @@ def _run_json(row: RunRow) -> dict[str, Any]:
     }
 
 
-def _print_json(document: object) -> None:
-    print(json.dumps(document, indent=2))  # plain print: rich would wrap long lines
-
-
 def _time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
-
-
-def _say(line: str) -> None:
-    out_console.print(line, markup=False, highlight=False, soft_wrap=True)

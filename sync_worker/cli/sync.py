@@ -16,8 +16,20 @@ import structlog
 import typer
 from rich.progress import Progress
 from rich.table import Table
+from rich.text import Text
 
-from sync_worker.cli.app import ExitCode, app, err_console, fail, or_exit, out_console, parse_instant, settings_or_exit
+from sync_worker.cli.app import (
+    AsJson,
+    ExitCode,
+    app,
+    err_console,
+    fail,
+    or_exit,
+    out_console,
+    parse_instant,
+    print_json,
+    settings_or_exit,
+)
 
 log = structlog.get_logger("ct_sync.cli")
 T = TypeVar("T")
@@ -289,19 +301,27 @@ def preview(member: Annotated[str, typer.Option("--member", help="the Member Num
 
 
 @app.command(rich_help_panel="Sync members")
-def check() -> None:
-    """Validate the settings and reach every configured system; the exit code says which failed."""
-    from sync_worker.cli.check import run_checks
+def check(as_json: AsJson = False) -> None:
+    """Validate the settings and reach every configured system. Exit 0: all answered; 2: a configuration problem
+    (a refused login, a server that is not the one named); 75: a system unreachable."""
+    from sync_worker.cli.check import run_checks, worst_problem
 
     settings = settings_or_exit()
     results = run_checks(settings)
-    table = Table(title="ct-sync check")
-    table.add_column("system")
-    table.add_column("result")
-    table.add_column("detail", overflow="fold")
-    table.add_row("settings", "ok", str(settings.data_dir.resolve()))
-    for result in results:
-        table.add_row(result.system, "ok" if result.ok else "[red]unreachable[/]", result.detail)
-    out_console.print(table)
-    if not all(result.ok for result in results):
-        raise typer.Exit(int(ExitCode.UNREACHABLE))
+    problem = worst_problem(results)
+    code = {None: ExitCode.OK, "configuration": ExitCode.CONFIGURATION, "unreachable": ExitCode.UNREACHABLE}[problem]
+    if as_json:
+        checks = [{"system": "settings", "result": "ok", "detail": str(settings.data_dir.resolve())}]
+        checks += [{"system": r.system, "result": r.problem or "ok", "detail": r.detail} for r in results]
+        print_json({"exit_code": int(code), "checks": checks})
+    else:
+        table = Table(title="ct-sync check")
+        table.add_column("system")
+        table.add_column("result")
+        table.add_column("detail", overflow="fold")
+        table.add_row("settings", "ok", str(settings.data_dir.resolve()))
+        for result in results:
+            table.add_row(result.system, f"[red]{result.problem}[/]" if result.problem else "ok", Text(result.detail))
+        out_console.print(table)
+    if code is not ExitCode.OK:
+        raise typer.Exit(int(code))
