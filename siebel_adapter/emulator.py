@@ -79,9 +79,11 @@ class SiebelEmulator:
             field, _, direction = part.strip().partition(":")
             records.sort(key=lambda document: _sort_key(document.get(field)), reverse=direction.upper() == "DESC")
         page = records[start : start + size]
+        # Siebel counts only when asked: `recordcountneeded=true` adds the header.
+        counted = {"Total-Record-Count": str(len(records))} if params.get("recordcountneeded") == "true" else {}
         if not page:
-            return JSONResponse(NO_DATA, status_code=404)
-        return JSONResponse({"items": [_item(document, request) for document in page]})
+            return JSONResponse(NO_DATA, status_code=404, headers=counted)
+        return JSONResponse({"items": [_item(document, request) for document in page]}, headers=counted)
 
     async def _one(self, request: Request) -> Response:
         refusal = await self._admit(request)

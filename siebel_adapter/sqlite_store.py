@@ -141,6 +141,11 @@ class SqliteMemberStore:
                 return
             after = (last_updated, last_row_id)
 
+    def count_changed_after(self, cursor: ChangeCursor | None) -> int:
+        after = (_stamp(cursor.updated), cursor.row_id) if cursor else ("", "")
+        with self._connection() as db:
+            return int(db.execute("SELECT COUNT(*) FROM members WHERE (updated, row_id) > (?, ?)", after).fetchone()[0])
+
     def find_matching(self, conditions: Sequence[tuple[str, str]]) -> Iterator[Member | InvalidRecord]:
         # Keyset paging on the unique Member Number: each page is one index range, so memory stays one page.
         # A missing field matches the empty value, as in Siebel's searchspec.

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import enum
 import json
+import signal
+import threading
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -50,6 +52,13 @@ def print_json(document: object) -> None:
 def say(line: str) -> None:
     """A plain line on stdout, never wrapped nor styled: numbers, names and paths are copied from here."""
     out_console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def stop_on_signals(stopping: threading.Event) -> None:
+    """SIGTERM or Ctrl-C: a running job or poll stops at its next safe point (recorded Stopped), then the command
+    ends."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda _signum, _frame: stopping.set())
 
 
 def fail(code: ExitCode, message: str) -> NoReturn:

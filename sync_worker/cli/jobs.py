@@ -8,7 +8,6 @@ exit 2 with one line naming it; an unreachable ledger 75.
 
 from __future__ import annotations
 
-import signal
 import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
@@ -27,12 +26,13 @@ from sync_worker.cli.app import (
     print_json,
     say,
     settings_or_exit,
+    stop_on_signals,
 )
+from sync_worker.cli.views import run_json, time_text
 
 if TYPE_CHECKING:
     from config import Settings
     from sync_worker.jobs.catalog import Catalog
-    from sync_worker.ledger.runs import RunRow
 
 jobs_app = typer.Typer(no_args_is_help=True, help="Jobs and groups of the config file: list, run, history, stop.")
 app.add_typer(jobs_app, name="jobs", rich_help_panel="Jobs")
@@ -68,7 +68,7 @@ def list_jobs(as_json: AsJson = False) -> None:
                 "active": options.active,
                 "running": is_running,
                 "next_run": upcoming.isoformat() if upcoming else None,
-                "previous_run": _run_json(previous) if previous else None,
+                "previous_run": run_json(previous) if previous else None,
             }
         )
         table.add_row(
@@ -78,8 +78,8 @@ def list_jobs(as_json: AsJson = False) -> None:
             options.schedule.text,
             "yes" if options.active else "no",
             "yes" if is_running else "",
-            _time(upcoming) if upcoming else "-",
-            f"{_time(previous.started_at)} {previous.run_id} {previous.status}" if previous else "-",
+            time_text(upcoming) if upcoming else "-",
+            f"{time_text(previous.started_at)} {previous.run_id} {previous.status}" if previous else "-",
         )
     if as_json:
         print_json(rows)
@@ -104,7 +104,7 @@ def run_job(name: Annotated[str, typer.Argument(help="a job or a group")]) -> No
             fail(ExitCode.CONFIGURATION, f"ct-sync jobs run: {name} is inactive (active = false)")
         pending = or_exit(lambda: jobs.runner.start(definition, trigger="on-demand"))
         err_console.print(f"run {pending.run_id} started", markup=False, highlight=False)
-        _stop_on_signals(stopping)
+        stop_on_signals(stopping)
         outcome = or_exit(lambda: jobs.runner.execute(pending))
     finally:
         jobs.close()
@@ -132,7 +132,7 @@ def list_runs(
     rows = or_exit(lambda: runs.runs(job=job, statuses=["Failed"] if failed else [], limit=limit))
     runs.close()
     if as_json:
-        print_json([_run_json(row) for row in rows])
+        print_json([run_json(row) for row in rows])
         return
     table = Table(title="Job runs, newest first (times UTC)")
     for column in ("run", "kind", "trigger", "status", "started", "took", "counts", "files", "error"):
@@ -143,7 +143,7 @@ def list_runs(
             row.kind,
             row.trigger,
             row.status,
-            _time(row.started_at),
+            time_text(row.started_at),
             "-" if row.seconds is None else f"{row.seconds:.1f} s",
             ", ".join(f"{name} {count}" for name, count in row.counts.items()),
             "\n".join(row.files),
@@ -165,10 +165,10 @@ def show_log(run_id: Annotated[str, typer.Argument(help="a run id, JOB.N")], as_
     lines = or_exit(lambda: runs.log_lines(run_id))
     runs.close()
     if as_json:
-        print_json({**_run_json(row), "log": [{"at": at.isoformat(), "line": line} for at, line in lines]})
+        print_json({**run_json(row), "log": [{"at": at.isoformat(), "line": line} for at, line in lines]})
         return
     took = "" if row.seconds is None else f", took {row.seconds:.1f} s"
-    say(f"run {row.run_id} ({row.kind}, {row.trigger}): {row.status}, started {_time(row.started_at)} UTC{took}")
+    say(f"run {row.run_id} ({row.kind}, {row.trigger}): {row.status}, started {time_text(row.started_at)} UTC{took}")
     for at, line in lines:
         say(f"{at:%H:%M:%S} {line}")
 
@@ -200,7 +200,7 @@ def scheduler() -> None:
     stopping = threading.Event()
     jobs = or_exit(lambda: build_jobs(settings, catalog=catalog, stopping=stopping))
     running = build_scheduler(jobs, settings)
-    _stop_on_signals(stopping)
+    stop_on_signals(stopping)
     try:
         running.serve()
     finally:
@@ -215,30 +215,3 @@ def _catalog_or_exit(settings: Settings) -> Catalog:
         return Catalog.from_settings(settings)
     except ConfigurationError as exc:
         fail(ExitCode.CONFIGURATION, f"ct-sync: configuration error: {exc.message}")
-
-
-def _stop_on_signals(stopping: threading.Event) -> None:
-    """SIGTERM or Ctrl-C: running jobs stop at their next safe point (recorded Stopped), then the command ends."""
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda _signum, _frame: stopping.set())
-
-
-def _run_json(row: RunRow) -> dict[str, Any]:
-    return {
-        "run_id": row.run_id,
-        "job": row.job,
-        "kind": row.kind,
-        "trigger": row.trigger,
-        "group_run_id": row.group_run_id,
-        "status": row.status,
-        "started_at": row.started_at.isoformat(),
-        "finished_at": row.finished_at.isoformat() if row.finished_at else None,
-        "seconds": row.seconds,
-        "counts": row.counts,
-        "files": row.files,
-        "error": row.error,
-    }
-
-
-def _time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")

@@ -7,6 +7,7 @@ inside the commands, so `ct-sync --help` stays quick.
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -28,8 +29,13 @@ from sync_worker.cli.app import (
     out_console,
     parse_instant,
     print_json,
+    say,
     settings_or_exit,
+    stop_on_signals,
 )
+
+if TYPE_CHECKING:
+    from siebel_adapter.poller import PollReport
 
 log = structlog.get_logger("ct_sync.cli")
 T = TypeVar("T")
@@ -79,19 +85,30 @@ def intake() -> None:
 @app.command(rich_help_panel="Sync members")
 def poll(
     every: Annotated[str | None, typer.Option(help="repeat at this interval, e.g. 5m; default: once")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="read and count what would be published; publish nothing")
+    ] = False,
 ) -> None:
     """Publish an event for every member changed in Siebel since the last poll (the first poll: every member).
-    With --every, a pass that cannot reach Siebel or the queue is tried again with backoff, not given up."""
+    Each pass is recorded as a run of job cli-poll (ct-sync status shows them). With --every, a pass that cannot
+    reach Siebel or the queue is tried again with backoff, not given up; SIGTERM or Ctrl-C stops at a page's end."""
     from config.durations import parse_duration
-    from siebel_adapter.poller import Poller, PollReport
+    from siebel_adapter.poller import Poller
     from siebel_adapter.queue import build_publisher
-    from sync_worker.bootstrap import build_member_store
+    from sync_worker.bootstrap import build_member_store, build_run_ledger
+    from sync_worker.cli.progress import progress
+    from sync_worker.core.clock import SystemClock
+    from sync_worker.core.ports import RunStopped
+    from sync_worker.jobs.kinds import PageConfirmed, poll_changes
+    from sync_worker.jobs.runner import command_line_run
 
     settings = settings_or_exit()
     try:
         interval = parse_duration(every).total_seconds() if every else None
     except ValueError as exc:
         fail(ExitCode.CONFIGURATION, f"ct-sync poll: --every: {exc}")
+    if dry_run and interval is not None:
+        fail(ExitCode.CONFIGURATION, "ct-sync poll: --dry-run counts once; it goes without --every")
     poller = Poller(
         or_exit(lambda: build_member_store(settings)),
         build_publisher(settings),
@@ -99,27 +116,62 @@ def poll(
         overlap=settings.siebel.poll_overlap,
         program_id=settings.siebel.program_id,
     )
+    runs = None if dry_run else or_exit(lambda: build_run_ledger(settings))
+    stopping = threading.Event()
+    stop_on_signals(stopping)
 
-    def one_pass() -> PollReport:
-        with Progress(console=err_console, transient=True) as progress:
-            task = progress.add_task("publishing changed members", total=None)
-            return poller.run_once(lambda done: progress.update(task, completed=done))
+    def one_pass() -> tuple[PollReport, str | None]:
+        if stopping.is_set():  # asked to stop while waiting to try again
+            raise RunStopped("stopped: ct-sync is shutting down")
+        with progress(err_console, "reading changed members", unit="members", event="poll_progress") as advance:
 
-    while True:
-        report = or_exit(one_pass if interval is None else lambda: retry_transient(one_pass, longest_wait=interval))
-        kind = "initial load" if report.initial_load else "changes"
-        if report.resumed:
-            kind = "initial load (resumed)"
-        out_console.print(f"{kind}: published {report.published}, skipped {sum(report.skipped.values())}")
-        if report.unreadable:
-            out_console.print(
-                f"  {report.unreadable} unreadable record(s) published: the worker writes their Data Error"
-            )
-        for reason, count in report.skipped.most_common():
-            out_console.print(f"  skipped {count}: {reason}")
+            def shown(report: PollReport) -> None:
+                advance(report.read, report.total)
+
+            if runs is None:
+                return poller.run_once(shown, dry_run=True), None
+
+            def pass_shown(confirmed: PageConfirmed) -> PollReport:
+                def page(report: PollReport) -> None:
+                    confirmed(report)
+                    shown(report)
+
+                return poller.run_once(page)
+
+            with command_line_run(runs, "cli-poll", kind="poll", clock=SystemClock(), stopping=stopping) as run:
+                return poll_changes(pass_shown, run), run.run_id
+
+    def wait_unless_stopped(seconds: float) -> None:
+        stopping.wait(seconds)
+
+    def with_retries() -> tuple[PollReport, str | None]:
+        return retry_transient(one_pass, longest_wait=interval or 0, sleep=wait_unless_stopped)
+
+    while not stopping.is_set():
+        try:
+            report, run_id = or_exit(one_pass if interval is None else with_retries)
+        except RunStopped as stop:
+            say(f"poll {stop}; the next poll goes on from the last page published")
+            return
+        _print_poll(report, run_id)
         if interval is None:
             return
-        time.sleep(interval)
+        stopping.wait(interval)
+
+
+def _print_poll(report: PollReport, run_id: str | None) -> None:
+    kind = "initial load (resumed)" if report.resumed else "initial load" if report.initial_load else "changes"
+    of = f" of {report.total}" if report.total is not None else ""
+    skipped = sum(report.skipped.values())
+    if report.dry_run:
+        say(f"dry run, {kind}: read {report.read}{of}; would publish {report.published}, skip {skipped}")
+        say("  nothing was published and the watermark did not move")
+    else:
+        say(f"{kind}: read {report.read}{of}, published {report.published}, skipped {skipped} (run {run_id})")
+    if report.unreadable:
+        say(f"  {report.unreadable} unreadable record(s) published: the worker writes their Data Error")
+    for reason, count in report.skipped.most_common():
+        say(f"  skipped {count}: {reason}")
 
 
 def retry_transient(call: Callable[[], T], *, longest_wait: float, sleep: Callable[[float], None] = time.sleep) -> T:
@@ -248,21 +300,34 @@ def resubmit(
 
 
 @app.command(rich_help_panel="Sync members")
-def status(member: Annotated[str | None, typer.Option("--member", help="one member's history")] = None) -> None:
-    """Counts by status and recent failures, or one member's history."""
-    from sync_worker.cli.views import attempts_table, overview
+def status(
+    member: Annotated[str | None, typer.Option("--member", help="one member's history")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Members by status, attempts of the last 24 h, recent failures and poll runs; or one member's history (each
+    attempt with its source: intake, poll, publish, resubmit, automatic)."""
+    from sync_worker.bootstrap import build_run_ledger
+    from sync_worker.cli.views import attempt_json, attempts_table, overview_json, overview_tables, read_overview
     from sync_worker.ledger.sql import build_ledger
 
     settings = settings_or_exit()
     ledger = or_exit(lambda: build_ledger(settings))
     if member is None:
+        runs = or_exit(lambda: build_run_ledger(settings))
         letters = _dead_letter_count(settings)
-        out_console.print(or_exit(lambda: overview(ledger, now=datetime.now(UTC), dead_letters=letters)))
+        overview = or_exit(lambda: read_overview(ledger, runs, now=datetime.now(UTC), dead_letters=letters))
+        if as_json:
+            print_json(overview_json(overview))
+        else:
+            out_console.print(overview_tables(overview))
         return
     history = or_exit(lambda: ledger.history(member))
     if not history:
         fail(ExitCode.MEMBER_PROBLEM, f"no attempts recorded for member {member}")
-    out_console.print(attempts_table(f"History of {member}, newest first", history))
+    if as_json:
+        print_json({"member_number": member, "attempts": [attempt_json(row) for row in history]})
+    else:
+        out_console.print(attempts_table(f"History of {member}, newest first", history))
 
 
 def _dead_letter_count(settings: Settings) -> int | None:

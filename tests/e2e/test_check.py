@@ -84,4 +84,3 @@ def test_rabbitmq_refusing_the_login_is_a_configuration_problem(
         "result": "configuration",
         "detail": "RabbitMQ refused the login: check the user and password of CTSYNC_BROKER__URL",
     }
-
