@@ -349,7 +349,7 @@ def _resubmit_ct_failures(settings: Settings, store: MemberStore, since: datetim
     publisher = build_publisher(settings)
     try:
         return publisher.publish_many(
-            resubmit_event(member.member_number, member.row_id)
+            resubmit_event(member.member_number, member.row_id, automatic=True)
             for member in store.find_by_status([SyncStatus.CT_FAILURE], since=since)
         )
     finally:

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import structlog
 import typer
@@ -36,6 +36,7 @@ from sync_worker.cli.app import (
 
 if TYPE_CHECKING:
     from siebel_adapter.poller import PollReport
+    from sync_worker.core.resubmit import Plan
 
 log = structlog.get_logger("ct_sync.cli")
 T = TypeVar("T")
@@ -240,13 +241,14 @@ def resubmit(
     dead_letters: Annotated[bool, typer.Option("--dead-letters", help="replay the dead-letter queue")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="list what would be queued")] = False,
     force: Annotated[bool, typer.Option("--force", help="past the resubmit limit")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Queue members again: by Member Number, by status, by time window, or from the dead-letter queue."""
     from siebel_adapter.dead_letters import build_dead_letters
     from siebel_adapter.queue import build_publisher
     from sync_worker.bootstrap import build_member_store
     from sync_worker.core.member import SyncStatus
-    from sync_worker.core.resubmit import plan_resubmit, publish_plan
+    from sync_worker.core.resubmit import Plan, plan_resubmit, publish_plan
     from sync_worker.ledger.sql import build_ledger
 
     statuses = status or []
@@ -258,6 +260,7 @@ def resubmit(
     settings = settings_or_exit()
     window = (parse_instant("--since", since), parse_instant("--until", until))
     publisher = None if dry_run else build_publisher(settings)
+    document: dict[str, Any] = {"dry_run": dry_run}
     if dead_letters:
         queue = build_dead_letters(settings)
         if publisher is None:
@@ -265,38 +268,54 @@ def resubmit(
         else:
             replayed = or_exit(lambda: queue.replay(None, publisher))
             letters = replayed.done + replayed.left
-        verb = "would replay" if dry_run else "replayed"
-        for letter in letters:
-            out_console.print(f"{verb} {letter.member_number or '(no member number: left in place)'}: {letter.reason}")
-        out_console.print(f"{len(letters)} dead letter(s)")
-    if not (member or statuses):
-        return
-    store = or_exit(lambda: build_member_store(settings))
-    ledger = or_exit(lambda: build_ledger(settings))
-    plan = or_exit(
-        lambda: plan_resubmit(
-            store=store, history=ledger, members=member or [], statuses=statuses, since=window[0], until=window[1],
-            max_resubmits=settings.worker.max_resubmits, force=force,
-        )
-    )  # fmt: skip
+        document["dead_letters"] = [{"member_number": dead.member_number, "reason": dead.reason} for dead in letters]
+        if not as_json:
+            verb = "would replay" if dry_run else "replayed"
+            for letter in letters:
+                say(f"{verb} {letter.member_number or '(no member number: left in place)'}: {letter.reason}")
+            say(f"{len(letters)} dead letter(s)")
+    plan = Plan()
+    if member or statuses:
+        store = or_exit(lambda: build_member_store(settings))
+        ledger = or_exit(lambda: build_ledger(settings))
+        plan = or_exit(
+            lambda: plan_resubmit(
+                store=store, history=ledger, members=member or [], statuses=statuses, since=window[0],
+                until=window[1], max_resubmits=settings.worker.max_resubmits, force=force,
+            )
+        )  # fmt: skip
+        queued: dict[str, str | None] = {candidate.member_number: None for candidate in plan.queue}
+        if publisher is not None:
+            with Progress(console=err_console, transient=True) as bar:
+                task = bar.add_task("resubmitting", total=len(plan.queue))
+                events = or_exit(lambda: publish_plan(plan, publisher, progress=lambda n: bar.advance(task, n)))
+            queued.update((event.member_number, event.event_id) for event in events)
+        document["members"] = [
+            {"member_number": c.member_number, "why": c.why, "event_id": queued[c.member_number]} for c in plan.queue
+        ]
+        document["refused"] = [{"member_number": c.member_number, "resubmits": n} for c, n in plan.refused]
+        document["unknown"] = plan.unknown
+        if not as_json:
+            _print_resubmit(plan, queued, dry_run=dry_run)
+    if as_json:
+        print_json(document)
+    if plan.unknown or plan.refused:
+        raise typer.Exit(int(ExitCode.MEMBER_PROBLEM))
+
+
+def _print_resubmit(plan: Plan, queued: dict[str, str | None], *, dry_run: bool) -> None:
     for number in plan.unknown:
         err_console.print(f"no member {number} in Siebel", markup=False)
     for candidate, count in plan.refused:
         err_console.print(
             f"refused {candidate.member_number}: resubmitted {count} times already (--force to insist)", markup=False
         )
-    if dry_run or publisher is None:
-        for candidate in plan.queue:
-            out_console.print(f"would queue {candidate.member_number} ({candidate.why})")
-    else:
-        with Progress(console=err_console, transient=True) as progress:
-            task = progress.add_task("resubmitting", total=len(plan.queue))
-            events = or_exit(lambda: publish_plan(plan, publisher, progress=lambda n: progress.advance(task, n)))
-        for sent in events:
-            out_console.print(f"queued {sent.member_number}: event {sent.event_id}")
-    out_console.print(f"{len(plan.queue)} member(s) {'would be ' if dry_run else ''}queued")
-    if plan.unknown or plan.refused:
-        raise typer.Exit(int(ExitCode.MEMBER_PROBLEM))
+    for candidate in plan.queue:
+        if dry_run:
+            say(f"would queue {candidate.member_number} ({candidate.why})")
+        else:
+            say(f"queued {candidate.member_number}: event {queued[candidate.member_number]}")
+    say(f"{len(plan.queue)} member(s) {'would be ' if dry_run else ''}queued")
 
 
 @app.command(rich_help_panel="Sync members")

@@ -324,6 +324,7 @@ class SqlLedger:
         return self._rows(query)
 
     def resubmit_count(self, member_number: str) -> int:
+        """Resubmits asked for (by hand or by a resubmit job); the worker's own after an outage are not counted."""
         query = select(func.count(func.distinct(attempts.c.event_id))).where(
             attempts.c.member_number == member_number, attempts.c.source == "resubmit"
         )
