@@ -66,8 +66,9 @@ from sync_worker.worker.breaker import Breaker, BreakerState
 from sync_worker.worker.breaker_events import BreakerEvents
 from sync_worker.worker.consumer import QueueWorker
 from sync_worker.worker.handler import EventHandler
-from sync_worker.worker.readiness import ReadinessProbe
+from sync_worker.worker.readiness import PROBE_MEMBER, ReadinessProbe
 from sync_worker.worker.sizing import InFlightSizer
+from sync_worker.worker.summary import MinuteSummary
 from sync_worker.worker.supervisor import Supervisor
 
 log = structlog.get_logger("ct_sync.bootstrap")
@@ -198,6 +199,7 @@ class Worker:
         log.info("worker_started", **(self.systems or {}))
         if self.breaker_events is not None:
             self.breaker_events.started()
+        self.supervisor.started(probe=lambda: self.crowdtwist.get_user(PROBE_MEMBER))
         self.queue_worker.run()
 
     def stop(self) -> None:
@@ -285,6 +287,10 @@ def build_worker(
             ledger, runs, operations, older_than=clock.now() - settings.ledger.retention
         ),
         on_transition=breaker_events.transition,
+        summary=MinuteSummary(
+            budget_per_minute=settings.crowdtwist.requests_per_minute * settings.crowdtwist.budget_share
+        ),
+        pauses=ledger,
     )
 
     def dead_lettered(body: bytes | str, reason: str) -> None:
@@ -295,9 +301,15 @@ def build_worker(
 
     connection = open_broker(settings)
     reclaim_unacked(connection)  # the embedded queue: take back what a killed worker held
+    topology = QueueTopology.from_settings(settings.broker)
+
+    def depths(found: dict[str, int]) -> None:
+        metrics.set_depths(found)
+        supervisor.summary.queue_depth(found.get(topology.work_queue.name))
+
     queue_worker = QueueWorker(
         connection=connection,
-        topology=QueueTopology.from_settings(settings.broker),
+        topology=topology,
         handler=handler,
         concurrency=settings.worker.concurrency,
         prefetch=settings.worker.prefetch,
@@ -305,7 +317,7 @@ def build_worker(
         on_handled=supervisor.handled,
         on_tick=supervisor.tick,
         on_dead_letter=dead_lettered,
-        on_depths=metrics.set_depths,
+        on_depths=depths,
         in_flight=lambda: sizer.limit,
         max_hold=settings.worker.max_hold.total_seconds(),
     )

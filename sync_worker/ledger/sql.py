@@ -84,6 +84,15 @@ member_states = Table(
     Column("refused_reason", Text),
     Column("refused_at", DateTime(timezone=True)),
 )
+# Why syncing was paused, kept across restarts: a worker that starts after a pause for refused credentials tells
+# the admins once CrowdTwist accepts the key again (the process that paused may be long gone).
+pauses = Table(
+    "ct_sync_pauses",
+    metadata,
+    Column("reason", String(32), primary_key=True),
+    Column("since", DateTime(timezone=True), nullable=False),
+    Column("cause", Text, nullable=False),
+)
 _SYNCED_COLUMNS = ("payload_hash", "ct_user_id", "synced_at")
 _REFUSED_COLUMNS = ("refused_hash", "refused_reason", "refused_at")
 
@@ -330,6 +339,24 @@ class SqlLedger:
         )
         with self._begin() as connection:
             return int(connection.execute(query).scalar_one())
+
+    # -- pauses (the worker's supervisor) -----------------------------------------------------------------------
+
+    def pause_began(self, reason: str, *, since: datetime, cause: str) -> None:
+        """Remember a pause; one already remembered keeps its earlier start."""
+        with self._begin(write=True) as connection:
+            if connection.execute(select(pauses.c.reason).where(pauses.c.reason == reason)).first() is None:
+                connection.execute(insert(pauses).values(reason=reason, since=since, cause=cause))
+
+    def pause_since(self, reason: str) -> datetime | None:
+        with self._begin() as connection:
+            since = connection.execute(select(pauses.c.since).where(pauses.c.reason == reason)).scalar()
+        return None if since is None else _aware(since)
+
+    def end_pause(self, reason: str) -> bool:
+        """Forget the pause; True for the one caller that ended it (of several workers, one tells)."""
+        with self._begin(write=True) as connection:
+            return bool(connection.execute(delete(pauses).where(pauses.c.reason == reason)).rowcount)
 
     def totals(self) -> dict[str, float]:
         query = select(func.count(), func.coalesce(func.sum(attempts.c.ct_calls), 0))
