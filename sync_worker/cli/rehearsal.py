@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from sync_worker.cli.app import app, out_console, settings_or_exit
+from sync_worker.cli.app import app, out_console, say, settings_or_exit
 
 if TYPE_CHECKING:
     from config import Settings
@@ -44,12 +44,13 @@ def demo(
 
 def _serve_console_until_enter(settings: Settings) -> None:
     from sync_worker.bootstrap import build_console
+    from sync_worker.core.errors import ConfigurationError
     from sync_worker.http import BackgroundServer
 
     console_app, backend = build_console(settings)
     host, port = settings.console.host, settings.console.port
     try:
-        with BackgroundServer(console_app, host=host, port=port) as server:
+        with BackgroundServer(console_app, host=host, port=port, setting="CTSYNC_CONSOLE__PORT") as server:
             out_console.print(
                 f"Console on {server.url} (the worker keeps running: resubmit from the page). Press Enter to stop.",
                 markup=False,
@@ -57,15 +58,18 @@ def _serve_console_until_enter(settings: Settings) -> None:
             )
             with contextlib.suppress(EOFError):  # the input closed: as good as Enter
                 input()
+    except ConfigurationError as exc:  # the port is taken
+        say(f"No console: {exc.message}")
     except RuntimeError:
-        out_console.print(f"No console: {host}:{port} cannot be served (taken? set CTSYNC_CONSOLE__PORT)", markup=False)
+        say(f"No console: {host}:{port} cannot be served (set CTSYNC_CONSOLE__HOST and __PORT)")
     finally:
         backend.close()
 
 
 def _print_report(report: DemoReport) -> None:
     table = Table(title="Members after the sync (as a Siebel admin sees them)")
-    for column in ("Member Number", "story", "CT Sync Status", "CT Sync Error", "CT User Id"):
+    table.add_column("Member Number", no_wrap=True, overflow="ignore")  # copied into commands: never wrapped
+    for column in ("story", "CT Sync Status", "CT Sync Error", "CT User Id"):
         table.add_column(column, overflow="fold")
     for row in report.rows:
         table.add_row(row.member_number, row.story, row.status, row.error, row.ct_user_id)
@@ -73,9 +77,9 @@ def _print_report(report: DemoReport) -> None:
     calls = ", ".join(f"{operation} {count}" for operation, count in sorted(report.ct_calls.items()))
     out_console.print(f"CrowdTwist calls spent: {sum(report.ct_calls.values())} ({calls})")
     for email in report.emails:
-        out_console.print(f"Failure email written to: {email}")
+        say(f"Failure email written to: {email}")
     if report.resubmit:
-        out_console.print(f"After fixing the cause, try again with: {report.resubmit}")
+        say(f"After fixing the cause in Siebel, queue them again with: {report.resubmit}")
     if report.segment is not None:
         segment = report.segment
         out_console.print(
@@ -86,7 +90,7 @@ def _print_report(report: DemoReport) -> None:
         )
         for line in segment.first_lines:
             out_console.print(f"  {line}", markup=False, highlight=False)
-    out_console.print(f"Demo files are under {report.data_dir} ({report.seconds:.1f} s)")
+    say(f"Demo files are under {report.data_dir}, its log in {report.log_file} ({report.seconds:.1f} s)")
 
 
 @app.command(rich_help_panel="Try it without production systems")
