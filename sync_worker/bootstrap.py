@@ -89,6 +89,8 @@ def describe_systems(settings: Settings) -> dict[str, str]:
         "ledger": _where(settings.ledger.url) if settings.ledger.url else f"SQLite {settings.ledger_url}",
         "alerts": f"SMTP {smtp}:{settings.alerts.smtp_port}" if smtp else f"outbox {settings.outbox_dir}",
     }
+    if settings.crowdtwist.budget_url is not None:
+        systems["budget"] = _where(settings.crowdtwist.budget_url)
     if settings.metrics.port is not None:
         systems["metrics"] = f"http://{settings.metrics.host}:{settings.metrics.port}/metrics"
     return systems

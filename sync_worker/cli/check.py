@@ -40,6 +40,7 @@ def run_checks(settings: Settings) -> list[CheckResult]:
         _check("broker", lambda: probe_broker(settings)),
         _check("siebel", lambda: _siebel(settings)),
         _check("crowdtwist", lambda: _crowdtwist(settings)),
+        _check("budget", lambda: _budget(settings)),
         _check("ledger", lambda: _ledger(settings)),
         _check("smtp", lambda: _smtp(settings)),
         _check("sftp", lambda: _sftp(settings)),
@@ -85,6 +86,21 @@ def _crowdtwist(settings: Settings) -> str:
                 f"credentials refused: {exc.message} (check CTSYNC_CROWDTWIST__API_KEY)", system="crowdtwist"
             ) from None
     return settings.crowdtwist.base_url
+
+
+def _budget(settings: Settings) -> str:
+    """The CrowdTwist budget the workers share through Redis, when they do."""
+    url = settings.crowdtwist.budget_url
+    if url is None:
+        return "not shared: each worker paces alone (CTSYNC_CROWDTWIST__BUDGET_URL)"
+    from crowdtwist_client.budget import RedisSlots  # the redis extra, only where a budget is shared
+
+    slots = RedisSlots(url, key=settings.crowdtwist.budget_key, fallback_processes=1)
+    try:
+        slots.ping()
+    finally:
+        slots.close()
+    return redact_text(url)
 
 
 def _ledger(settings: Settings) -> str:

@@ -14,6 +14,7 @@ from crowdtwist_client.sandbox import SandboxState
 from sync_worker.cli import app
 from sync_worker.emulators import SandboxServer
 from sync_worker.http import BackgroundServer, health_app
+from tests.conftest import require_server
 
 runner = CliRunner(env={"COLUMNS": "200"})
 
@@ -84,3 +85,14 @@ def test_rabbitmq_refusing_the_login_is_a_configuration_problem(
         "result": "configuration",
         "detail": "RabbitMQ refused the login: check the user and password of CTSYNC_BROKER__URL",
     }
+
+
+@pytest.mark.parametrize(("where", "result"), [("127.0.0.1:6379", "ok"), ("127.0.0.1:1", "unreachable")])
+def test_the_shared_crowdtwist_budget_is_checked_where_one_is_set(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch, where: str, result: str
+) -> None:
+    require_server("Redis", "127.0.0.1", 6379)  # pinged only: nothing is read or written there
+    monkeypatch.setenv("CTSYNC_CROWDTWIST__BUDGET_URL", f"redis://{where}/0")
+    outcome = runner.invoke(app, ["check", "--json"])
+    assert outcome.exit_code == (0 if result == "ok" else 75), outcome.output
+    assert checks(outcome.stdout)["budget"]["result"] == result
