@@ -10,7 +10,6 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-import structlog
 from typer.testing import CliRunner
 
 from config import load_settings
@@ -19,16 +18,9 @@ from sync_worker.bootstrap import describe_systems
 from sync_worker.cli import app
 from sync_worker.http import BackgroundServer, health_app
 
+pytestmark = pytest.mark.usefixtures("restore_logging")
+
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:], root.level = handlers, level
-    structlog.reset_defaults()
 
 
 @pytest.fixture
