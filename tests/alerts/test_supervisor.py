@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from sync_worker.alerts.dispatcher import AlertDispatcher
@@ -14,6 +15,7 @@ from sync_worker.alerts.policy import AlertPolicy
 from sync_worker.core.decisions import Decision
 from sync_worker.core.errors import CtSyncError, NotAuthorized
 from sync_worker.metrics import Metrics
+from sync_worker.worker import supervisor as supervisor_module
 from sync_worker.worker.breaker import Breaker
 from sync_worker.worker.handler import Handled
 from sync_worker.worker.summary import MinuteSummary
@@ -85,7 +87,9 @@ def summaries(lines: list[dict[str, object]]) -> list[dict[str, object]]:
     return [line for line in lines if line["event"] == "worker_summary"]
 
 
-def test_a_summary_line_each_minute_says_what_the_worker_did(worlds: list[World]) -> None:
+def test_a_summary_line_each_minute_says_what_the_worker_did(
+    worlds: list[World], monkeypatch: pytest.MonkeyPatch
+) -> None:
     world = start(worlds, FakePauses())
     for _ in range(40):
         world.supervisor.handled(handled("Synced", calls=2))
@@ -93,6 +97,8 @@ def test_a_summary_line_each_minute_says_what_the_worker_did(worlds: list[World]
     world.supervisor.handled(handled("Unchanged", calls=0))
     world.supervisor.summary.queue_depth(1250)
     with capture_logs() as lines:
+        # A logger of the capture's own: one an earlier test used may be cached with the real configuration.
+        monkeypatch.setattr(supervisor_module, "log", structlog.get_logger("ct_sync.supervisor"))
         world.clock.advance(timedelta(seconds=59))
         world.supervisor.tick()
         assert summaries(lines) == []

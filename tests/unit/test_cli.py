@@ -6,6 +6,7 @@ import io
 import re
 
 import pytest
+import structlog
 from rich.console import Console
 from structlog.testing import capture_logs
 from typer.testing import CliRunner
@@ -91,11 +92,15 @@ def test_without_a_terminal_progress_is_a_log_line_every_few_seconds_with_rate_a
 ) -> None:
     now = [1000.0]
     monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
-    with capture_logs() as lines, progress.progress(Console(file=io.StringIO()), "reading", unit="members",
-                                                    event="poll_progress") as advance:  # fmt: skip
-        for seconds, done in ((1, 100), (3, 300), (6, 600), (8, 800), (12, 1200)):
-            now[0] = 1000.0 + seconds
-            advance(done, 3000)
+    with capture_logs() as lines:
+        # A logger of the capture's own: one an earlier test used may be cached with the real configuration.
+        monkeypatch.setattr(progress, "log", structlog.get_logger("ct_sync.cli"))
+        with progress.progress(
+            Console(file=io.StringIO()), "reading", unit="members", event="poll_progress"
+        ) as advance:
+            for seconds, done in ((1, 100), (3, 300), (6, 600), (8, 800), (12, 1200)):
+                now[0] = 1000.0 + seconds
+                advance(done, 3000)
     assert [(line["done"], line["per_second"], line["eta_seconds"]) for line in lines] == [
         (600, 100.0, 24),
         (1200, 100.0, 18),
