@@ -7,9 +7,12 @@ naming the setting, e.g. `CTSYNC_INTAKE__PORT: must be at most 65535 (got 70000)
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
+import typing
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -57,6 +60,23 @@ def _http_url(value: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError("must be an http:// or https:// URL")
     return value.rstrip("/")
+
+
+_VERSION_SEGMENT = re.compile(r"v\d+(\.\d+)*")
+
+
+def _host_root(value: str) -> str:
+    """CrowdTwist's versions are per resource (`/v2/users`, `/v2.1/…`): a base URL holding one doubles it."""
+    if any(_VERSION_SEGMENT.fullmatch(segment) for segment in urlsplit(value).path.split("/")):
+        raise ValueError("must be the host root, without a version such as /v2 (ct-sync adds it per resource)")
+    return value
+
+
+def _blank_is_none(value: Any) -> Any:
+    """An empty secret (`CTSYNC_INTAKE__TOKEN=`) is no secret, never a valid empty one."""
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
 
 
 def _broker_url(value: str) -> str:
@@ -110,6 +130,8 @@ Addresses = Annotated[list[str], NoDecode, BeforeValidator(_addresses), AfterVal
 
 
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
+HostRoot = Annotated[str, AfterValidator(_http_url), AfterValidator(_host_root)]
+Secret = Annotated[SecretStr | None, BeforeValidator(_blank_is_none)]
 BrokerUrl = Annotated[str, AfterValidator(_broker_url)]
 DatabaseUrl = Annotated[str, AfterValidator(_database_url)]
 RedisUrl = Annotated[str, AfterValidator(_redis_url)]
@@ -156,11 +178,11 @@ class LedgerSettings(_Section):
 class CrowdTwistSettings(_Section):
     """CrowdTwist REST v2. The default base URL is the local sandbox (`ct-sync sandbox`)."""
 
-    base_url: HttpUrl = Field(
+    base_url: HostRoot = Field(
         default=SANDBOX_CROWDTWIST_URL, description="host root, no version (https://sb-api306.crowdtwist.com)"
     )
-    pos_base_url: HttpUrl | None = Field(default=None, description="point-of-sale host root, for purchases")
-    api_key: SecretStr | None = Field(default=None, description="the program's API key")
+    pos_base_url: HostRoot | None = Field(default=None, description="point-of-sale host root, for purchases")
+    api_key: Secret = Field(default=None, description="the program's API key")
     auth: Literal["query", "header"] = Field(
         default="query", description="`query`: api_key parameter; `header`: X-CT-Authorization header"
     )
@@ -191,8 +213,8 @@ class SiebelSettings(_Section):
     backend: Literal["sqlite", "rest"] = Field(default="sqlite", description="`sqlite` stand-in or Siebel `rest`")
     base_url: HttpUrl | None = Field(default=None, description="up to and including /siebel/v1.0")
     username: str | None = Field(default=None, description="Basic auth user")
-    password: SecretStr | None = Field(default=None, description="Basic auth password")
-    bearer_token: SecretStr | None = Field(default=None, description="OAuth bearer token, instead of Basic auth")
+    password: Secret = Field(default=None, description="Basic auth password")
+    bearer_token: Secret = Field(default=None, description="OAuth bearer token, instead of Basic auth")
     business_object: str = Field(default="LOY Member", min_length=1, description="Siebel business object")
     business_component: str = Field(default="LOY Member", min_length=1, description="Siebel business component")
     status_field: str = Field(default="CT Sync Status", min_length=1, description="field for the sync status")
@@ -236,7 +258,7 @@ class AlertsSettings(_Section):
     smtp_host: str | None = Field(default=None, description="SMTP server; empty: alerts go to the outbox")
     smtp_port: Port = Field(default=25, description="SMTP port (587 with STARTTLS)")
     smtp_username: str | None = Field(default=None, description="SMTP login")
-    smtp_password: SecretStr | None = Field(default=None, description="SMTP password")
+    smtp_password: Secret = Field(default=None, description="SMTP password")
     starttls: bool = Field(default=False, description="upgrade the SMTP connection with STARTTLS")
     notify: Literal["failures", "all", "none"] = Field(default="failures", description="`failures`, `all` or `none`")
     digest_interval: Duration = Field(default=timedelta(minutes=15), description="at most one digest this often")
@@ -247,7 +269,7 @@ class IntakeSettings(_Section):
 
     host: str = Field(default="127.0.0.1", description="interface the intake binds")
     port: Port = Field(default=8080, description="intake port")
-    token: SecretStr | None = Field(default=None, description="bearer token; required beyond loopback")
+    token: Secret = Field(default=None, description="bearer token; required beyond loopback (empty: none)")
     max_body_bytes: int = Field(default=1_048_576, gt=0, description="largest request body accepted")
 
     @model_validator(mode="after")
@@ -317,6 +339,21 @@ class MetricsSettings(_Section):
     host: str = Field(default="127.0.0.1", description="interface the metrics server binds")
 
 
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
+class LogSettings(_Section):
+    """The log: readable lines on a terminal, JSON lines otherwise (a file, journald, a log collector)."""
+
+    level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_upper)] = Field(
+        default="INFO", description="the least severe level written (`--log-level` wins)"
+    )
+    format: Literal["auto", "console", "json"] = Field(
+        default="auto", description="`auto`: console on a terminal, JSON otherwise (`--log-json/--log-console` win)"
+    )
+
+
 CROWDTWIST_SFTP_CIPHERS = ["aes256-ctr", "aes192-ctr", "aes128-ctr"]
 CROWDTWIST_SEGMENT_MAX_BYTES = 128 * 1024 * 1024  # CrowdTwist's limit for one segment file
 
@@ -328,7 +365,7 @@ class SftpSettings(_Section):
     port: Port = Field(default=22, description="SFTP port")
     username: str | None = Field(default=None, description="login CrowdTwist gave you")
     key_file: Path | None = Field(default=None, description="private key (key authentication only)")
-    key_passphrase: SecretStr | None = Field(default=None, description="passphrase of the private key")
+    key_passphrase: Secret = Field(default=None, description="passphrase of the private key")
     known_hosts: Path | None = Field(
         default=None, description="OpenSSH known_hosts file holding the server's host key (no trust on first use)"
     )
@@ -487,6 +524,7 @@ class Settings(BaseSettings):
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
     sftp: SftpSettings = Field(default_factory=SftpSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     jobs: dict[str, Job] = Field(default={}, description="`[jobs.NAME]` tables of the TOML file")
@@ -558,6 +596,9 @@ def load_settings(**overrides: Any) -> Settings:
     config_file = os.environ.get(CONFIG_FILE_VARIABLE)
     if config_file and not Path(config_file).is_file():
         raise SettingsError(CONFIG_FILE_VARIABLE, f"no such file: {config_file}")
+    unknown = _unknown_variable(os.environ)
+    if unknown is not None:
+        raise unknown
     try:
         return Settings(**overrides)
     except ValidationError as exc:
@@ -579,7 +620,7 @@ def _first_problem(exc: ValidationError) -> SettingsError:
         message = rest
     setting = ENV_PREFIX + "__".join(location).upper()
     if error["type"] == "extra_forbidden":
-        return SettingsError(setting, "is not a known setting")
+        return SettingsError(setting, f"is not a known setting{_nearest(setting)}")
     shown = error.get("input")
     if shown is not None and not isinstance(shown, dict) and "secret" not in error["type"]:
         secret_named = any(word in setting for word in ("PASSWORD", "TOKEN", "API_KEY"))
@@ -611,3 +652,36 @@ def _job_problem(error: Any, location: list[str], message: str) -> SettingsError
         message = f"{message[0].lower()}{message[1:]} (got {error.get('input')!r})"
     label = f"[{table}.{name}]" + (f" {'.'.join(fields)}" if fields else "")
     return SettingsError(label, message)
+
+
+def _unknown_variable(environ: Mapping[str, str]) -> SettingsError | None:
+    """pydantic-settings ignores a `CTSYNC…` variable that names no setting (`CTSYNC_BROKER_URL`, one `_`), and the
+    setting it was meant for silently keeps its default: refuse it instead, naming the nearest real one."""
+    names, open_prefixes = _variable_names(Settings, ENV_PREFIX)
+    for variable in sorted(environ):
+        name = variable.upper()  # the names are read case-insensitively
+        if name.startswith(ENV_PREFIX.rstrip("_")) and name not in names and not name.startswith(open_prefixes):
+            return SettingsError(variable, f"is not a setting{_nearest(name)}")
+    return None
+
+
+def _nearest(name: str) -> str:
+    names, _ = _variable_names(Settings, ENV_PREFIX)
+    nearest = difflib.get_close_matches(name, sorted(names), n=1)
+    return f" (did you mean {nearest[0]}?)" if nearest else " (docs/settings.md lists them all)"
+
+
+def _variable_names(model: type[BaseModel], prefix: str) -> tuple[set[str], tuple[str, ...]]:
+    """Every variable the tree reads, and the prefixes under which any name is a key (`CTSYNC_JOBS__…`)."""
+    names = {CONFIG_FILE_VARIABLE}
+    open_prefixes: list[str] = []
+    for field, info in model.model_fields.items():
+        name = prefix + field.upper()
+        names.add(name)  # a whole section may come as one JSON value, too
+        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
+            inner, inner_open = _variable_names(info.annotation, name + "__")
+            names |= inner
+            open_prefixes += inner_open
+        elif typing.get_origin(info.annotation) is dict:
+            open_prefixes.append(name + "__")
+    return names, tuple(open_prefixes)

@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 
 from crowdtwist_client.pacing import LocalSlots
-from sync_worker.core.errors import ConfigurationError
+from sync_worker.core.errors import ConfigurationError, TransientError
 
 log = structlog.get_logger("ct_sync.budget")
 
@@ -56,6 +56,7 @@ class RedisSlots:
             ) from None
         self._redis: Any = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
         self._errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+        self._refusals = (redis.exceptions.AuthenticationError, redis.exceptions.AuthorizationError)
         self._reserve = self._redis.register_script(_RESERVE)
         self._key = f"{key}:next-slot"
         self._fallback = LocalSlots(clock)
@@ -83,6 +84,18 @@ class RedisSlots:
                 return wait
         # Alone, each process takes its share of the budget: the slots come `fallback_processes` times as far apart.
         return self._fallback.reserve(interval * self._fallback_processes)
+
+    def ping(self) -> None:
+        """Reach Redis once, as `ct-sync check` does: a refused password is a `ConfigurationError`, no answer a
+        `TransientError`."""
+        try:
+            self._redis.ping()
+        except self._refusals:
+            raise ConfigurationError(
+                "Redis refused the login of CTSYNC_CROWDTWIST__BUDGET_URL", system="redis"
+            ) from None
+        except self._errors as exc:
+            raise TransientError(f"Redis unreachable: {type(exc).__name__}", system="redis") from None
 
     def close(self) -> None:
         self._redis.close()

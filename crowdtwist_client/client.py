@@ -33,9 +33,9 @@ from pydantic import ValidationError
 from config.redaction import REDACTED, redact_text
 from config.settings import CrowdTwistSettings
 from crowdtwist_client.pacing import Pacer
-from crowdtwist_client.responses import SYSTEM, decode, error_for
+from crowdtwist_client.responses import SYSTEM, decode, error_for, says_user_does_not_exist
 from sync_worker.core.ct_user import CtUser, DeletionStatus, DeletionTicket, UserPayload, scrub_personal_data
-from sync_worker.core.errors import CtSyncError, PermanentError, RateLimited, TransientError
+from sync_worker.core.errors import ConfigurationError, CtSyncError, PermanentError, RateLimited, TransientError
 from sync_worker.core.metering import record_call, record_pacing
 
 log = structlog.get_logger("ct_sync.crowdtwist")
@@ -153,10 +153,19 @@ class CrowdTwistClient:
     def get_user(self, third_party_id: str) -> CtUser | None:
         return self.get_user_by(third_party_id, id_type="third_party_id")
 
-    def get_user_by(self, value: str | int, *, id_type: str = "id") -> CtUser | None:
+    def get_user_by(
+        self, value: str | int, *, id_type: str = "id", answered_as_crowdtwist: bool = False
+    ) -> CtUser | None:
         # The trailing slash is the documented and captured form of "User Profile"; the sandbox serves both.
-        document = self._call("get_user", "GET", f"/v2/users/{_segment(value)}/", params={"id_type": id_type})
+        path, query = f"/v2/users/{_segment(value)}/", {"id_type": id_type}
+        document = self._call("get_user", "GET", path, params=query, answered_as_crowdtwist=answered_as_crowdtwist)
         return None if document is None else _user(document, operation="get_user")
+
+    def identify(self, third_party_id: str) -> CtUser | None:
+        """`get_user` for `ct-sync check`, which must not pass another server for CrowdTwist: a 404 means "no such
+        user" only when it says so in CrowdTwist's error envelope. Any other 404 (the base URL names the intake, a
+        metrics port, a path CrowdTwist does not serve) raises `ConfigurationError`."""
+        return self.get_user_by(third_party_id, id_type="third_party_id", answered_as_crowdtwist=True)
 
     def create_user(self, payload: UserPayload) -> CtUser:
         document = self._call("create_user", "POST", "/v2/users", json=payload.body(), replayable=False)
@@ -228,8 +237,10 @@ class CrowdTwistClient:
         replayable: bool = True,
         base_url: str | None = None,
         header_auth: bool = False,
+        answered_as_crowdtwist: bool = False,
     ) -> Any:
-        """The decoded JSON answer, or None on 404. Raises the `sync_worker.core.errors` tree."""
+        """The decoded JSON answer, or None on 404 (with `answered_as_crowdtwist`, only CrowdTwist's own "User does
+        not exist."). Raises the `sync_worker.core.errors` tree."""
 
         def retryable(exc: BaseException) -> bool:
             if not isinstance(exc, TransientError):
@@ -253,6 +264,7 @@ class CrowdTwistClient:
             json=json,
             base_url=base_url or self._base_url,
             header_auth=header_auth,
+            answered_as_crowdtwist=answered_as_crowdtwist,
         )
 
     def _send(
@@ -265,6 +277,7 @@ class CrowdTwistClient:
         json: dict[str, Any] | None,
         base_url: str,
         header_auth: bool,
+        answered_as_crowdtwist: bool = False,
     ) -> Any:
         query = dict(params or {})
         headers: dict[str, str] = {}
@@ -299,6 +312,13 @@ class CrowdTwistClient:
         if error is not None:
             raise self._scrubbed(error, sent=json)
         if response.status_code == 404:
+            if answered_as_crowdtwist and not says_user_does_not_exist(response.content):
+                raise ConfigurationError(
+                    f'{redact_text(base_url)} answered 404 without CrowdTwist\'s "User does not exist.": not '
+                    "CrowdTwist's API (is CTSYNC_CROWDTWIST__BASE_URL its host root?)",
+                    system=SYSTEM,
+                    operation=operation,
+                )
             return None
         return decode(response.content)  # JSON: error_for refused any other 2xx body
 

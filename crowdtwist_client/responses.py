@@ -97,6 +97,16 @@ def error_for(status: int, headers: Mapping[str, str], body: bytes, *, operation
     return PermanentError(f"HTTP {status}: {message}", system=SYSTEM, operation=operation, status_code=status)
 
 
+def says_user_does_not_exist(body: bytes) -> bool:
+    """Whether a 404 is CrowdTwist's own answer to a look-up of an unknown user (captured:
+    `{"error": "page_not_found", "message": "User does not exist."}`), not another server's or another path's."""
+    document = decode(body)
+    if not isinstance(document, dict) or document.get("error") != "page_not_found":
+        return False
+    message = str(document.get("message", "")).lower()
+    return "user" in message and bool(_ABSENT.search(message))
+
+
 def third_party_id_taken(document: Mapping[str, Any]) -> bool:
     """Whether an error envelope (either host's) says the third_party_id is taken, in any wording."""
     words = " ".join(str(value) for value in document.values() if isinstance(value, str))

@@ -22,6 +22,7 @@ from functools import partial
 from queue import Empty
 from typing import Any, TextIO
 
+from amqp.exceptions import AccessRefused
 from kombu.connection import Connection
 from kombu.transport import sqlalchemy as kombu_sqlalchemy
 from kombu.utils.encoding import bytes_to_str
@@ -122,10 +123,15 @@ def open_broker(settings: Settings) -> Connection:
 
 
 def probe_broker(settings: Settings) -> str:
-    """Connect once (a readiness or `check` probe); the broker's URL, redacted. Raises TransientError naming why."""
+    """Connect once (a readiness or `check` probe); the broker's URL, redacted. Raises TransientError naming why,
+    or ConfigurationError when RabbitMQ refuses the login (retrying cannot fix that)."""
     connection = open_broker(settings)
     try:
         connection.ensure_connection(max_retries=1, interval_start=0.2)
+    except AccessRefused:
+        raise ConfigurationError(
+            "RabbitMQ refused the login: check the user and password of CTSYNC_BROKER__URL", system="broker"
+        ) from None
     except Exception as exc:  # kombu raises its own and the transport's errors here  # noqa: BLE001
         raise TransientError(redact_text(f"{type(exc).__name__}: {exc}"), system="broker") from None
     finally:

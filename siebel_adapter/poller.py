@@ -13,6 +13,9 @@ the very second that was read); the duplicates are harmless, as the worker syncs
 
 A record that is no valid member (a malformed date) does not stop the poll: its event goes out like any other, and
 the worker writes the Data Error onto the member, once while it stays as it is.
+
+Before reading, the poll asks the store how many records wait (Siebel's `Total-Record-Count`), so progress can say
+"N of M". A dry run reads and counts the same way, publishing nothing and leaving the cursor where it was.
 """
 
 from __future__ import annotations
@@ -44,8 +47,11 @@ class PollState:
 
 @dataclass
 class PollReport:
-    published: int = 0
+    published: int = 0  # in a dry run: would be published
     skipped: Counter[str] = field(default_factory=Counter)
+    read: int = 0  # records read, published or skipped
+    total: int | None = None  # records to read, as counted before the first page (None: the store cannot tell)
+    dry_run: bool = False
     cursor: ChangeCursor | None = None
     initial_load: bool = False
     resumed: bool = False  # an initial load taken up where an earlier run stopped
@@ -80,27 +86,41 @@ class Poller:
             bool(document.get("initial_load_complete")),
         )
 
-    def run_once(self, progress: Callable[[int], None] = lambda published: None) -> PollReport:
+    def run_once(
+        self, progress: Callable[[PollReport], None] = lambda report: None, *, dry_run: bool = False
+    ) -> PollReport:
+        """One pass; `progress` is called after each page (confirmed by the broker, unless a dry run)."""
         state = self.read_state()
         initial = state is None or not state.initial_load_complete
         report = PollReport(
-            cursor=state.cursor if state else None, initial_load=initial, resumed=initial and state is not None
+            cursor=state.cursor if state else None,
+            initial_load=initial,
+            resumed=initial and state is not None,
+            dry_run=dry_run,
         )
         start = report.cursor
         if start is not None and not initial:
             start = ChangeCursor(start.updated - self._overlap, "")
+        report.total = self._store.count_changed_after(start)
         event_type: EventType = "enroll" if initial else "update"
         for page in self._store.changed_after(start):
             events = [event for item in page.items if (event := self._event(item, event_type, report)) is not None]
-            report.published += self._publisher.publish_many(events)
-            # Confirmed up to here: the cursor may move (never backwards).
-            if report.cursor is None or page.last > report.cursor:
-                report.cursor = page.last
-            self._write_state(PollState(report.cursor, initial_load_complete=not initial))
-            progress(report.published)
-        self._write_state(PollState(report.cursor, initial_load_complete=True))
+            report.read += len(page.items)
+            if dry_run:
+                report.published += len(events)
+            else:
+                report.published += self._publisher.publish_many(events)
+                # Confirmed up to here: the cursor may move (never backwards).
+                if report.cursor is None or page.last > report.cursor:
+                    report.cursor = page.last
+                self._write_state(PollState(report.cursor, initial_load_complete=not initial))
+            progress(report)
+        if not dry_run:
+            self._write_state(PollState(report.cursor, initial_load_complete=True))
         log.info(
             "poll_finished",
+            dry_run=dry_run,
+            read=report.read,
             published=report.published,
             skipped=sum(report.skipped.values()),
             unreadable=report.unreadable,

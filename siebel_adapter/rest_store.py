@@ -119,6 +119,18 @@ class SiebelRestStore:
         for items in pages:
             yield ChangePage(items=[member_or_invalid(item, self._member) for item in items], last=_key(items[-1]))
 
+    def count_changed_after(self, cursor: ChangeCursor | None) -> int | None:
+        """Siebel counts when asked (`recordcountneeded=true`: the `Total-Record-Count` header of a one-record page);
+        None when the answer carries no count."""
+        params: dict[str, Any] = {"uniformresponse": "yes", "PageSize": 1, "recordcountneeded": "true"}
+        if cursor is not None:
+            params["searchspec"] = searchspec.after_key(UPDATED, cursor.updated, ROW_ID, cursor.row_id)
+        response = self._send("GET", self._collection, params=params)
+        if _no_data(response):
+            return 0
+        total = response.headers.get("Total-Record-Count", "")
+        return int(total) if total.isdigit() else None
+
     def find_matching(self, conditions: Sequence[tuple[str, str]]) -> Iterator[Member | InvalidRecord]:
         spec = searchspec.all_of(*(searchspec.field_is(field, value) for field, value in conditions))
         sort = f"{MEMBER_NUMBER}:ASC"
@@ -163,6 +175,21 @@ class SiebelRestStore:
         return [item for item in items if isinstance(item, dict)]
 
     def _request(self, method: str, url: str, **options: Any) -> Any:
+        response = self._send(method, url, **options)
+        if _no_data(response):
+            return {"items": []}
+        if not response.content:
+            return {}
+        try:
+            return response.json()
+        except ValueError:  # a gateway's login or error page in front of Siebel, answered 200
+            raise TransientError(
+                f"Siebel answered HTTP {response.status_code} with a page that is not JSON (a gateway's login page?)",
+                system=SYSTEM,
+            ) from None
+
+    def _send(self, method: str, url: str, **options: Any) -> httpx.Response:
+        """The answer, or the error it means (404 "no data" is an answer: an empty result)."""
         self._on_call("read" if method == "GET" else "write")
         failure: TransientError | None = None
         try:
@@ -172,8 +199,8 @@ class SiebelRestStore:
         if failure is not None:
             raise failure  # outside the except block: the httpx error (and its URL) is not chained
         status = response.status_code
-        if status == 404 and _NO_DATA in response.text.lower():
-            return {"items": []}
+        if _no_data(response):
+            return response
         if status in (401, 403):
             raise ConfigurationError(f"Siebel refused the credentials (HTTP {status})", system=SYSTEM)
         if status == 404:
@@ -189,19 +216,16 @@ class SiebelRestStore:
             raise PermanentError(
                 f"Siebel refused the request (HTTP {status}): {detail}", system=SYSTEM, status_code=status
             )
-        if not response.content:
-            return {}
-        try:
-            return response.json()
-        except ValueError:  # a gateway's login or error page in front of Siebel, answered 200
-            raise TransientError(
-                f"Siebel answered HTTP {status} with a page that is not JSON (a gateway's login page?)", system=SYSTEM
-            ) from None
+        return response
 
     def _member(self, item: dict[str, Any]) -> Member:
         return member_from_record(
             item, ct_user_id_field=self._settings.ct_user_id_field, status_field=self._settings.status_field
         )
+
+
+def _no_data(response: httpx.Response) -> bool:
+    return response.status_code == 404 and _NO_DATA in response.text.lower()
 
 
 def _key(item: dict[str, Any]) -> ChangeCursor:

@@ -1,5 +1,7 @@
 """Siebel `searchspec`: building it safely (values always quoted, quotes doubled) and, for the emulator, parsing
-and evaluating the subset ct-sync sends. Anything outside that subset is refused, so nothing is ever pasted raw.
+the subset ct-sync sends into a tree, evaluating it, and reading from it the bound a field must meet (so the
+emulator reads an index range instead of every row). Anything outside the subset is refused, so nothing is ever
+pasted raw.
 
     spec   := or
     or     := and ("OR" and)*
@@ -12,7 +14,8 @@ and evaluating the subset ct-sync sends. Anything outside that subset is refused
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,22 +58,97 @@ def all_of(*parts: str) -> str:
 
 
 def after_key(time_field: str, moment: datetime, id_field: str, row_id: str) -> str:
-    """Keyset paging: records strictly after (moment, row_id) in (time_field, id_field) order."""
+    """Keyset paging: records strictly after (moment, row_id) in (time_field, id_field) order. Parenthesised
+    whole, so that ANDed with other conditions it stays one condition (AND binds before OR)."""
     return (
-        f"({compare(time_field, '>', moment)}) OR "
-        f"({all_of(compare(time_field, '=', moment), compare(id_field, '>', row_id))})"
+        f"(({compare(time_field, '>', moment)}) OR "
+        f"({all_of(compare(time_field, '=', moment), compare(id_field, '>', row_id))}))"
     )
 
 
 # -- parsing (the emulator) ------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Comparison:
+    field: str
+    op: str
+    value: str
+
+
+@dataclass(frozen=True)
+class AllOf:
+    parts: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    parts: tuple[Node, ...]
+
+
+Node = Comparison | AllOf | AnyOf
+Bound = tuple[str, str]  # (op, value): "=", ">" or ">=" a value
+
+
 def parse(spec: str) -> Predicate:
+    return predicate(parse_tree(spec))
+
+
+def parse_tree(spec: str) -> Node:
     tokens = _tokenize(spec)
-    predicate, position = _or(tokens, 0)
+    node, position = _or(tokens, 0)
     if position != len(tokens):
         raise SearchspecError(f"unexpected {tokens[position][1]!r}")
-    return predicate
+    return node
+
+
+def predicate(node: Node) -> Predicate:
+    if isinstance(node, Comparison):
+        return _comparison(node.field, node.op, node.value)
+    parts = [predicate(part) for part in node.parts]
+    combine = all if isinstance(node, AllOf) else any
+    return lambda record: combine(each(record) for each in parts)
+
+
+def lower_bound(
+    node: Node, field: str, *, normalise: Callable[[str], str | None] = lambda value: value
+) -> Bound | None:
+    """A bound on `field` that every record matching `node` meets, with values as `normalise` makes them comparable
+    (None: it cannot); None when the spec bounds `field` nowhere, or not on every branch of an OR."""
+    if isinstance(node, Comparison):
+        value = normalise(node.value) if node.field == field and node.op in ("=", ">", ">=") else None
+        return None if value is None else (node.op, value)
+    bounds = [lower_bound(part, field, normalise=normalise) for part in node.parts]
+    if isinstance(node, AllOf):  # any one of them holds: the tightest (an equality, else the highest)
+        found = [bound for bound in bounds if bound is not None]
+        equal = [bound for bound in found if bound[0] == "="]
+        return equal[0] if equal else max(found, key=lambda bound: bound[1], default=None)
+    if any(bound is None for bound in bounds):  # an OR with an unbounded branch bounds nothing
+        return None
+    values = {bound[1] for bound in bounds if bound is not None}
+    if len(values) == 1 and all(bound is not None and bound[0] == "=" for bound in bounds):
+        return ("=", values.pop())
+    return (">=", min(values))  # the loosest branch
+
+
+def key_after(node: Node, time_field: str, id_field: str) -> tuple[str, str] | None:
+    """(moment, row id) when `node` is the keyset condition `after_key` builds, or ANDs it with others: every
+    record it matches lies after that key."""
+    for part in node.parts if isinstance(node, AllOf) else (node,):
+        if not (isinstance(part, AnyOf) and len(part.parts) == 2):
+            continue
+        later, same = part.parts
+        if not (isinstance(later, Comparison) and isinstance(same, AllOf) and len(same.parts) == 2):
+            continue
+        moment, row = same.parts
+        if (
+            later == Comparison(time_field, ">", later.value)
+            and moment == Comparison(time_field, "=", later.value)
+            and isinstance(row, Comparison)
+            and row == Comparison(id_field, ">", row.value)
+        ):
+            return later.value, row.value
+    return None
 
 
 def _tokenize(spec: str) -> list[tuple[str, str]]:
@@ -98,22 +176,22 @@ def _tokenize(spec: str) -> list[tuple[str, str]]:
     return tokens
 
 
-def _or(tokens: list[tuple[str, str]], position: int) -> tuple[Predicate, int]:
-    return _chain(tokens, position, "OR", _and, any)
+def _or(tokens: list[tuple[str, str]], position: int) -> tuple[Node, int]:
+    return _chain(tokens, position, "OR", _and, AnyOf)
 
 
-def _and(tokens: list[tuple[str, str]], position: int) -> tuple[Predicate, int]:
-    return _chain(tokens, position, "AND", _term, all)
+def _and(tokens: list[tuple[str, str]], position: int) -> tuple[Node, int]:
+    return _chain(tokens, position, "AND", _term, AllOf)
 
 
 def _chain(
     tokens: list[tuple[str, str]],
     position: int,
     word: str,
-    operand: Callable[[list[tuple[str, str]], int], tuple[Predicate, int]],
-    combine: Callable[[Iterable[bool]], bool],
-) -> tuple[Predicate, int]:
-    """operand (word operand)*, folded with any/all."""
+    operand: Callable[[list[tuple[str, str]], int], tuple[Node, int]],
+    combine: Callable[[tuple[Node, ...]], Node],
+) -> tuple[Node, int]:
+    """operand (word operand)*, one node of all of them."""
     part, position = operand(tokens, position)
     parts = [part]
     while position < len(tokens) and tokens[position] == ("word", word):
@@ -121,10 +199,10 @@ def _chain(
         parts.append(part)
     if len(parts) == 1:
         return parts[0], position
-    return (lambda record: combine(each(record) for each in parts)), position
+    return combine(tuple(parts)), position
 
 
-def _term(tokens: list[tuple[str, str]], position: int) -> tuple[Predicate, int]:
+def _term(tokens: list[tuple[str, str]], position: int) -> tuple[Node, int]:
     if position >= len(tokens):
         raise SearchspecError("the searchspec ends too early")
     kind, text = tokens[position]
@@ -138,7 +216,7 @@ def _term(tokens: list[tuple[str, str]], position: int) -> tuple[Predicate, int]
     (op_kind, op), (value_kind, value) = tokens[position + 1], tokens[position + 2]
     if op_kind != "op" or value_kind != "value":
         raise SearchspecError("expected [Field] op 'value' (values must be quoted)")
-    return _comparison(text, op, value), position + 3
+    return Comparison(text, op, value), position + 3
 
 
 def _comparison(field: str, op: str, value: str) -> Predicate:

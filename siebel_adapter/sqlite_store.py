@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +28,7 @@ from sync_worker.core.member import (
     fit_text,
     member_from_record,
     member_or_invalid,
+    parse_siebel_datetime,
 )
 from sync_worker.core.ports import ChangeCursor, ChangePage
 
@@ -40,6 +41,16 @@ CREATE TABLE IF NOT EXISTS members (
 );
 CREATE INDEX IF NOT EXISTS members_updated ON members (updated, row_id);
 """
+
+
+_INDEXED = ("updated", "row_id", "member_number")  # the columns `scan` may bound and order by
+_SCAN_BATCH = 100
+
+
+def stamp_of(text: str) -> str | None:
+    """A Siebel time (`MM/DD/YYYY HH:MM:SS` or ISO) as the stand-in stores `Updated`, to compare as text."""
+    moment = parse_siebel_datetime(text)
+    return _stamp(moment) if isinstance(moment, datetime) else None
 
 
 def _json_path(field: str) -> str:
@@ -141,6 +152,11 @@ class SqliteMemberStore:
                 return
             after = (last_updated, last_row_id)
 
+    def count_changed_after(self, cursor: ChangeCursor | None) -> int:
+        after = (_stamp(cursor.updated), cursor.row_id) if cursor else ("", "")
+        with self._connection() as db:
+            return int(db.execute("SELECT COUNT(*) FROM members WHERE (updated, row_id) > (?, ?)", after).fetchone()[0])
+
     def find_matching(self, conditions: Sequence[tuple[str, str]]) -> Iterator[Member | InvalidRecord]:
         # Keyset paging on the unique Member Number: each page is one index range, so memory stays one page.
         # A missing field matches the empty value, as in Siebel's searchspec.
@@ -213,6 +229,41 @@ class SqliteMemberStore:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+
+    def scan(
+        self,
+        *,
+        where: Sequence[tuple[str, str, str]] = (),
+        after_change: tuple[str, str] | None = None,
+        order: Sequence[tuple[str, bool]] = (),
+    ) -> Generator[dict[str, Any], None, None]:
+        """Documents, read lazily, whose indexed columns meet `where` (column, op, value) and come after
+        `after_change` (an (updated, row id) key), in `order` (column, descending): the REST emulator's way to
+        answer a page from an index range, not from every row. Columns are `updated` (ISO UTC stamps, as stored),
+        `row_id` and `member_number`; ops `=`, `>`, `>=`."""
+        for column, op, _ in where:
+            if column not in _INDEXED or op not in ("=", ">", ">="):
+                raise ValueError(f"cannot scan on {column} {op}")
+        for column, _ in order:
+            if column not in _INDEXED:
+                raise ValueError(f"cannot order by {column}")
+        conditions = [f"{column} {op} ?" for column, op, _ in where]
+        values = [value for _, _, value in where]
+        if after_change is not None:
+            conditions.append("(updated, row_id) > (?, ?)")
+            values += after_change
+        ordering = ", ".join(f"{column} {'DESC' if descending else 'ASC'}" for column, descending in order)
+        query = f"SELECT document FROM members WHERE {' AND '.join(conditions) or '1'}"  # noqa: S608 - names checked
+        if ordering:
+            query += f" ORDER BY {ordering}"
+        with self._connection() as db:
+            cursor = db.execute(query, values)
+            try:
+                while rows := cursor.fetchmany(_SCAN_BATCH):
+                    for (document,) in rows:
+                        yield json.loads(document)
+            finally:
+                cursor.close()  # a page read, the rest left: the read ends here, not when collected
 
     def document(self, member_number: str) -> dict[str, Any] | None:
         """The raw Siebel record, write-back fields included."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -65,11 +66,41 @@ from sync_worker.worker.breaker import Breaker, BreakerState
 from sync_worker.worker.breaker_events import BreakerEvents
 from sync_worker.worker.consumer import QueueWorker
 from sync_worker.worker.handler import EventHandler
-from sync_worker.worker.readiness import ReadinessProbe
+from sync_worker.worker.readiness import PROBE_MEMBER, ReadinessProbe
 from sync_worker.worker.sizing import InFlightSizer
+from sync_worker.worker.summary import MinuteSummary
 from sync_worker.worker.supervisor import Supervisor
 
 log = structlog.get_logger("ct_sync.bootstrap")
+
+
+def describe_systems(settings: Settings) -> dict[str, str]:
+    """Where each system is, for a start line an operator can check at a glance: hosts and files, never a
+    password, token or key (URLs are cut to scheme, host, port and path)."""
+    smtp = settings.alerts.smtp_host
+    systems = {
+        "broker": _where(settings.broker.url) if settings.broker.url else f"embedded queue {settings.broker_url}",
+        "siebel": (
+            _where(settings.siebel.base_url)
+            if settings.siebel.backend == "rest" and settings.siebel.base_url
+            else f"SQLite stand-in {settings.siebel_sqlite_path}"
+        ),
+        "crowdtwist": _where(settings.crowdtwist.base_url),
+        "ledger": _where(settings.ledger.url) if settings.ledger.url else f"SQLite {settings.ledger_url}",
+        "alerts": f"SMTP {smtp}:{settings.alerts.smtp_port}" if smtp else f"outbox {settings.outbox_dir}",
+    }
+    if settings.crowdtwist.budget_url is not None:
+        systems["budget"] = _where(settings.crowdtwist.budget_url)
+    if settings.metrics.port is not None:
+        systems["metrics"] = f"http://{settings.metrics.host}:{settings.metrics.port}/metrics"
+    return systems
+
+
+def _where(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 def build_member_store(settings: Settings, *, metrics: Metrics | None = None) -> MemberStore:
@@ -161,12 +192,16 @@ class Worker:
     queue_lock: TextIO | None = None  # the embedded queue's: this is the data directory's one worker
     locks: AdvisoryLocks | FileLocks | None = None
     breaker_events: BreakerEvents | None = None
+    systems: dict[str, str] | None = None  # where each system is, for the start line
 
     def run(self) -> None:
+        """Serve health and metrics (a port already taken raises `ConfigurationError`), then consume."""
         if self.health is not None:
             self.health.start()
+        log.info("worker_started", **(self.systems or {}))
         if self.breaker_events is not None:
             self.breaker_events.started()
+        self.supervisor.started(probe=lambda: self.crowdtwist.get_user(PROBE_MEMBER))
         self.queue_worker.run()
 
     def stop(self) -> None:
@@ -254,6 +289,10 @@ def build_worker(
             ledger, runs, operations, older_than=clock.now() - settings.ledger.retention
         ),
         on_transition=breaker_events.transition,
+        summary=MinuteSummary(
+            budget_per_minute=settings.crowdtwist.requests_per_minute * settings.crowdtwist.budget_share
+        ),
+        pauses=ledger,
     )
 
     def dead_lettered(body: bytes | str, reason: str) -> None:
@@ -264,9 +303,15 @@ def build_worker(
 
     connection = open_broker(settings)
     reclaim_unacked(connection)  # the embedded queue: take back what a killed worker held
+    topology = QueueTopology.from_settings(settings.broker)
+
+    def depths(found: dict[str, int]) -> None:
+        metrics.set_depths(found)
+        supervisor.summary.queue_depth(found.get(topology.work_queue.name))
+
     queue_worker = QueueWorker(
         connection=connection,
-        topology=QueueTopology.from_settings(settings.broker),
+        topology=topology,
         handler=handler,
         concurrency=settings.worker.concurrency,
         prefetch=settings.worker.prefetch,
@@ -274,7 +319,7 @@ def build_worker(
         on_handled=supervisor.handled,
         on_tick=supervisor.tick,
         on_dead_letter=dead_lettered,
-        on_depths=metrics.set_depths,
+        on_depths=depths,
         in_flight=lambda: sizer.limit,
         max_hold=settings.worker.max_hold.total_seconds(),
     )
@@ -290,6 +335,7 @@ def build_worker(
         queue_lock=queue_lock,
         locks=locks,
         breaker_events=breaker_events,
+        systems=describe_systems(settings),
     )
     if settings.metrics.port is not None:
         readiness = ReadinessProbe(store=store, extra=worker.worker_checks)
@@ -317,7 +363,7 @@ def _resubmit_ct_failures(settings: Settings, store: MemberStore, since: datetim
     publisher = build_publisher(settings)
     try:
         return publisher.publish_many(
-            resubmit_event(member.member_number, member.row_id)
+            resubmit_event(member.member_number, member.row_id, automatic=True)
             for member in store.find_by_status([SyncStatus.CT_FAILURE], since=since)
         )
     finally:

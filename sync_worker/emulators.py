@@ -22,9 +22,11 @@ class SandboxServer(BackgroundServer):
 class SiebelEmulatorServer(BackgroundServer):
     """The Siebel REST emulator over HTTP; `.base_url` ends with /siebel/v1.0 like the base-URL setting."""
 
-    def __init__(self, emulator: SiebelEmulator, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, emulator: SiebelEmulator, *, host: str = "127.0.0.1", port: int = 0, setting: str = "port"
+    ) -> None:
         self.emulator = emulator
-        super().__init__(emulator.app, host=host, port=port)
+        super().__init__(emulator.app, host=host, port=port, setting=setting)
 
     @property
     def base_url(self) -> str:

@@ -6,6 +6,7 @@ A test that needs a server skips with the reason when the server is absent local
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import structlog
 
 from sync_worker.ledger.runs import RunLedger
 from tests.redis_server import private_redis  # noqa: F401  (a fixture: a Redis a test may stop and start)
@@ -85,3 +87,13 @@ def runs(tmp_path: Path) -> Iterator[RunLedger]:
 def unique_name() -> str:
     """A queue or table prefix of this test's own, so parallel runs on one broker never meet."""
     return f"ct-sync-test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """For a test that configures logging its own way: the process is left as it was found."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:], root.level = handlers, level
+    structlog.reset_defaults()

@@ -167,6 +167,9 @@ class FakeStore:
         if changed:
             yield ChangePage(list(changed), ChangeCursor(changed[-1].updated, changed[-1].row_id))
 
+    def count_changed_after(self, cursor: ChangeCursor | None) -> int:
+        return sum(len(page.items) for page in self.changed_after(cursor))
+
     def find_matching(self, conditions: Sequence[tuple[str, str]]) -> Iterator[Member | InvalidRecord]:
         for number in sorted(self.members):
             document = self.members[number].to_siebel()

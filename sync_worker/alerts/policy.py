@@ -2,6 +2,7 @@
 failures in a digest at most every `digest_interval`. Pure (clock injected); `due()` hands out what to send now.
 
     CrowdTwist unreachable / credentials refused   at once, once per outage; "reachable again" when it clears
+    a worker started after a credentials pause     "accepts our credentials again", once CrowdTwist does
     first member failures after a quiet spell      at once ("Data Errors appeared", …): the state change
     further member failures                        batched into a digest, at most one per interval
     notify=all                                     also a digest of successes counts
@@ -52,6 +53,11 @@ class AlertPolicy:
     def outage_ended(self, *, since: datetime) -> None:
         """CrowdTwist answers again: one recovery alert."""
         self._tell(_recovery(since=since))
+
+    def credentials_accepted(self, *, since: datetime) -> None:
+        """A worker started after a pause for refused credentials, and CrowdTwist accepts its key: one "resumed"
+        alert (the process that paused, which would have sent the recovery alert, may be long gone)."""
+        self._tell(_credentials_resumed(since=since))
 
     def _tell(self, alert: Alert) -> None:
         if self._notify != "none":
@@ -136,6 +142,18 @@ def _recovery(*, since: datetime) -> Alert:
         body=(
             f"The outage that began {since:%Y-%m-%d %H:%M:%S} UTC is over.\n"
             "Members that ended 'CT Failure' during it are resubmitted automatically; to do it by hand:\n"
+            f"  ct-sync resubmit --status 'CT Failure' --since {since:%Y-%m-%dT%H:%M:%SZ}\n"
+        ),
+    )
+
+
+def _credentials_resumed(*, since: datetime) -> Alert:
+    return Alert(
+        subject="[ct-sync] CrowdTwist accepts our credentials again: syncing resumed",
+        body=(
+            f"Syncing paused {since:%Y-%m-%d %H:%M:%S} UTC because CrowdTwist refused our credentials.\n"
+            "A worker started since, and CrowdTwist accepts its API key: syncing has resumed.\n"
+            "Members that ended 'CT Failure' during the pause are resubmitted automatically; to do it by hand:\n"
             f"  ct-sync resubmit --status 'CT Failure' --since {since:%Y-%m-%dT%H:%M:%SZ}\n"
         ),
     )

@@ -1,7 +1,8 @@
 """The `ct-sync` command line: one console script, thin commands that build from `Settings` and call in.
 
     app.py        the Typer app, exit codes, one-line failures
-    rehearsal.py  `demo`, `sandbox`: try it with no production system
+    rehearsal.py  `demo`: try it with no production system, in one process
+    sandbox.py    `sandbox`, `sandbox seed`, `sandbox faults`: emulators to rehearse on, seeded, faults switched
     sync.py       `worker`, `intake`, `poll`, `publish`, `resubmit`, `status`, `preview`, `check`
     segment.py    `segment export`: segment files to CrowdTwist's SFTP folder
     jobs.py       `jobs list|run|runs|log|stop`, `scheduler`: jobs and groups of the config file
@@ -9,7 +10,8 @@
     console.py    `console`: the web console
     demo.py       the demo's chain and sample members
     check.py      the checks `check` runs
-    views.py      the tables `status` prints
+    progress.py   "N of M" with rate and ETA: a bar on a terminal, a log line otherwise
+    views.py      the tables (and JSON) `status` and `jobs` print
 
 The CLI and the composition root are the only code that imports the adapters; nothing imports the CLI.
 """
@@ -20,7 +22,7 @@ import sys
 import warnings
 
 # Importing a command module registers its commands on `app`, in the order `ct-sync --help` lists them.
-from sync_worker.cli import rehearsal, segment, sync, jobs, dead_letters, console  # noqa: F401  isort: skip
+from sync_worker.cli import rehearsal, sandbox, segment, sync, jobs, dead_letters, console  # noqa: F401  isort: skip
 from sync_worker.cli.app import app
 
 __all__ = ["app", "main"]

@@ -6,7 +6,12 @@ Exit codes (design.md): 0 ok, 1 a member/data problem, 2 configuration or usage 
 from __future__ import annotations
 
 import enum
+import json
+import signal
+import threading
 from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, NoReturn, TypeVar
 
@@ -36,31 +41,77 @@ err_console = Console(stderr=True)
 out_console = Console()
 
 
+AsJson = Annotated[bool, typer.Option("--json", help="JSON instead of a table, for scripts")]
+
+
+def print_json(document: object) -> None:
+    """A JSON document on stdout, whole: plain print, as rich would wrap long lines."""
+    print(json.dumps(document, indent=2))
+
+
+def say(line: str) -> None:
+    """A plain line on stdout, never wrapped nor styled: numbers, names and paths are copied from here."""
+    out_console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def stop_on_signals(stopping: threading.Event) -> None:
+    """SIGTERM or Ctrl-C: a running job or poll stops at its next safe point (recorded Stopped), then the command
+    ends."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda _signum, _frame: stopping.set())
+
+
 def fail(code: ExitCode, message: str) -> NoReturn:
     """Print one line to stderr and exit with a design.md exit code."""
     err_console.print(message, markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(int(code))
 
 
+@dataclass(frozen=True)
+class LogOptions:
+    """`--log-level` and `--log-json/--log-console` as given; None: the settings (`CTSYNC_LOG__…`) decide."""
+
+    level: str | None
+    json: bool | None
+
+
+# Set by the app's callback for the command it runs: the options outrank the settings the command loads later.
+_log_options: ContextVar[LogOptions | None] = ContextVar("log_options", default=None)
+
+
 def settings_or_exit() -> Settings:
+    """The settings, loaded once by the command; the log then follows them, unless the options said otherwise."""
     try:
-        return load_settings()
+        settings = load_settings()
     except SettingsError as exc:
         fail(ExitCode.CONFIGURATION, f"ct-sync: configuration error: {exc}")
+    given = _log_options.get() or LogOptions(None, None)
+    formats = {"auto": None, "json": True, "console": False}
+    configure_logging(
+        level=given.level or settings.log.level,
+        json=given.json if given.json is not None else formats[settings.log.format],
+    )
+    return settings
 
 
 @app.callback()
 def main_callback(
-    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "INFO",
-    log_json: Annotated[bool | None, typer.Option("--log-json/--log-console", help="force the log format")] = None,
+    log_level: Annotated[
+        str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR [default: CTSYNC_LOG__LEVEL, INFO]")
+    ] = None,
+    log_json: Annotated[
+        bool | None,
+        typer.Option("--log-json/--log-console", help="the log format [default: CTSYNC_LOG__FORMAT: by terminal]"),
+    ] = None,
 ) -> None:
     """Keep Oracle CrowdTwist in step with Siebel Loyalty."""
-    if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+    if log_level is not None and log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         fail(
             ExitCode.CONFIGURATION,
             f"ct-sync: --log-level must be DEBUG, INFO, WARNING or ERROR, not {log_level}",
         )
-    configure_logging(level=log_level, json=log_json)
+    _log_options.set(LogOptions(log_level.upper() if log_level else None, log_json))
+    configure_logging(level=log_level or "INFO", json=log_json)  # until a command has read the settings
 
 
 T = TypeVar("T")

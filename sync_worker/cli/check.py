@@ -1,25 +1,38 @@
-"""`ct-sync check`: reach every configured system with a harmless call and say which answered."""
+"""`ct-sync check`: reach every configured system with a harmless call and say which answered, and how each failed.
+
+A check never passes by mistake: CrowdTwist must answer as CrowdTwist does (a 404 from another server is not "no
+such user"), and a refusal of our credentials, or an answer from the wrong kind of server, is a configuration
+problem (exit 2), not an outage (exit 75).
+"""
 
 from __future__ import annotations
 
 import smtplib
-from collections.abc import Callable
+import ssl
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from config.redaction import redact_text
 from config.settings import Settings
 from siebel_adapter.broker import probe_broker
 from sync_worker.bootstrap import build_crowdtwist, build_member_store
-from sync_worker.core.errors import CtSyncError, NotAuthorized
+from sync_worker.core.errors import ConfigurationError, CtSyncError, NotAuthorized, PermanentError
 from sync_worker.ledger.sql import build_ledger
 from sync_worker.worker.readiness import PROBE_MEMBER
+
+Problem = Literal["configuration", "unreachable"]
 
 
 @dataclass(frozen=True)
 class CheckResult:
     system: str
-    ok: bool
     detail: str
+    problem: Problem | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
 
 
 def run_checks(settings: Settings) -> list[CheckResult]:
@@ -27,19 +40,30 @@ def run_checks(settings: Settings) -> list[CheckResult]:
         _check("broker", lambda: probe_broker(settings)),
         _check("siebel", lambda: _siebel(settings)),
         _check("crowdtwist", lambda: _crowdtwist(settings)),
+        _check("budget", lambda: _budget(settings)),
         _check("ledger", lambda: _ledger(settings)),
         _check("smtp", lambda: _smtp(settings)),
         _check("sftp", lambda: _sftp(settings)),
     ]
 
 
+def worst_problem(results: Sequence[CheckResult]) -> Problem | None:
+    """A configuration problem outranks an outage: it will not go away by waiting."""
+    problems = {result.problem for result in results}
+    return "configuration" if "configuration" in problems else "unreachable" if "unreachable" in problems else None
+
+
 def _check(system: str, probe: Callable[[], str]) -> CheckResult:
     try:
-        return CheckResult(system, True, probe())
+        return CheckResult(system, probe())
+    except (ConfigurationError, PermanentError) as exc:  # refused credentials, the wrong server, no driver
+        return CheckResult(system, exc.message, "configuration")
     except CtSyncError as exc:
-        return CheckResult(system, False, exc.message)
+        return CheckResult(system, exc.message, "unreachable")
+    except smtplib.SMTPAuthenticationError as exc:
+        return CheckResult(system, f"SMTP login refused ({exc.smtp_code})", "configuration")
     except (OSError, smtplib.SMTPException) as exc:
-        return CheckResult(system, False, redact_text(f"{type(exc).__name__}: {exc}"))
+        return CheckResult(system, redact_text(f"{type(exc).__name__}: {exc}"), "unreachable")
 
 
 def _siebel(settings: Settings) -> str:
@@ -56,10 +80,27 @@ def _siebel(settings: Settings) -> str:
 def _crowdtwist(settings: Settings) -> str:
     with build_crowdtwist(settings) as client:
         try:
-            client.get_user(PROBE_MEMBER)
+            client.identify(PROBE_MEMBER)
         except NotAuthorized as exc:
-            raise CtSyncError(f"credentials refused: {exc.message}", system="crowdtwist") from None
+            raise ConfigurationError(
+                f"credentials refused: {exc.message} (check CTSYNC_CROWDTWIST__API_KEY)", system="crowdtwist"
+            ) from None
     return settings.crowdtwist.base_url
+
+
+def _budget(settings: Settings) -> str:
+    """The CrowdTwist budget the workers share through Redis, when they do."""
+    url = settings.crowdtwist.budget_url
+    if url is None:
+        return "not shared: each worker paces alone (CTSYNC_CROWDTWIST__BUDGET_URL)"
+    from crowdtwist_client.budget import RedisSlots  # the redis extra, only where a budget is shared
+
+    slots = RedisSlots(url, key=settings.crowdtwist.budget_key, fallback_processes=1)
+    try:
+        slots.ping()
+    finally:
+        slots.close()
+    return redact_text(url)
 
 
 def _ledger(settings: Settings) -> str:
@@ -68,10 +109,15 @@ def _ledger(settings: Settings) -> str:
 
 
 def _smtp(settings: Settings) -> str:
+    """Connect, upgrade and log in as the alerts will; send nothing."""
     alerts = settings.alerts
     if not alerts.smtp_host:
         return f"no SMTP server: alerts go to {settings.outbox_dir}"
     with smtplib.SMTP(alerts.smtp_host, alerts.smtp_port, timeout=10) as smtp:
+        if alerts.starttls:
+            smtp.starttls(context=ssl.create_default_context())
+        if alerts.smtp_username and alerts.smtp_password:
+            smtp.login(alerts.smtp_username, alerts.smtp_password.get_secret_value())
         smtp.noop()
     return f"{alerts.smtp_host}:{alerts.smtp_port}"
 

@@ -17,6 +17,10 @@ def console() -> None:
     where = settings.console
     out_console.print(f"ct-sync console on http://{where.host}:{where.port}", markup=False, highlight=False)
     try:
-        serve_forever(console_app, host=where.host, port=where.port)
+        or_exit(
+            lambda: serve_forever(
+                console_app, host=where.host, port=where.port, setting="CTSYNC_CONSOLE__PORT", name="console"
+            )
+        )  # a port already taken: one line naming the setting, exit 2
     finally:
         backend.close()

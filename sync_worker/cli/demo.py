@@ -2,12 +2,14 @@
 with realistic members, the embedded queue, the intake and the worker, all in one process; events go through the
 intake exactly as Siebel's workflow sends them; then the members CrowdTwist now knows go out as a segment file to
 the embedded drop folder. `running_demo` keeps the chain up for the console. Files stay under `<data dir>/demo/`
-for a look afterwards.
+for a look afterwards, the log among them (the terminal keeps the table); the resubmit command it suggests names
+that folder, so it works as printed.
 """
 
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import threading
 import time
@@ -20,6 +22,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from config.logging import logging_to_file
 from config.settings import Settings, SiebelSettings
 from siebel_adapter.emulator import SiebelEmulator
 from siebel_adapter.intake import EVENTS_PATH, create_intake_app
@@ -89,6 +92,7 @@ class DemoReport:
     rows: list[DemoRow]
     ct_calls: dict[str, int]
     data_dir: Path
+    log_file: Path
     settings: Settings  # the demo's own: embedded everything under `data_dir`
     emails: list[Path] = field(default_factory=list)
     resubmit: str | None = None
@@ -135,12 +139,14 @@ def run_demo(base: Settings, *, with_rest: bool = False) -> DemoReport:
 @contextmanager
 def running_demo(base: Settings, *, with_rest: bool = False) -> Iterator[DemoReport]:
     """The story, and the chain kept running (sandbox, worker) until the block ends: `ct-sync demo` serves the
-    console on it meanwhile, so a resubmit from the page is synced while the operator watches."""
+    console on it meanwhile, so a resubmit from the page is synced while the operator watches. Every log line goes
+    to `<data dir>/demo/demo.log` meanwhile."""
     started = time.monotonic()
-    data_dir = base.data_dir / "demo"
+    data_dir = base.data_dir.resolve() / "demo"
     shutil.rmtree(data_dir, ignore_errors=True)
     data_dir.mkdir(parents=True)
-    with SandboxServer() as sandbox, ExitStack() as stack:
+    log_file = data_dir / "demo.log"
+    with logging_to_file(log_file), SandboxServer() as sandbox, ExitStack() as stack:
         # Someone else in CrowdTwist already uses this email (e.g. enrolled on the website).
         sandbox.state.handle(
             "POST",
@@ -178,13 +184,16 @@ def running_demo(base: Settings, *, with_rest: bool = False) -> Iterator[DemoRep
             ct_calls = dict(sandbox.state.stats()["calls"])
             rows = _rows(store)
             failures = [row.member_number for row in rows if row.status in FAILURE_STATUSES]
+            # The demo's own data directory, named: the command reaches the demo's Siebel, queue and ledger.
+            again = f"CTSYNC_DATA_DIR={shlex.quote(str(data_dir))} {resubmit_command(failures)}"
             yield DemoReport(
                 rows=rows,
                 ct_calls=ct_calls,
                 data_dir=data_dir,
+                log_file=log_file,
                 settings=settings,
                 emails=sorted(settings.outbox_dir.glob("*.eml")),  # the worker's own alerts
-                resubmit=resubmit_command(failures) if failures else None,
+                resubmit=again if failures else None,
                 segment=_export_segment(settings, store),
                 seconds=time.monotonic() - started,
             )

@@ -8,8 +8,6 @@ exit 2 with one line naming it; an unreachable ledger 75.
 
 from __future__ import annotations
 
-import json
-import signal
 import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
@@ -17,16 +15,27 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from sync_worker.cli.app import ExitCode, app, err_console, fail, or_exit, out_console, settings_or_exit
+from sync_worker.cli.app import (
+    AsJson,
+    ExitCode,
+    app,
+    err_console,
+    fail,
+    or_exit,
+    out_console,
+    print_json,
+    say,
+    settings_or_exit,
+    stop_on_signals,
+)
+from sync_worker.cli.views import run_json, time_text
 
 if TYPE_CHECKING:
     from config import Settings
     from sync_worker.jobs.catalog import Catalog
-    from sync_worker.ledger.runs import RunRow
 
 jobs_app = typer.Typer(no_args_is_help=True, help="Jobs and groups of the config file: list, run, history, stop.")
 app.add_typer(jobs_app, name="jobs", rich_help_panel="Jobs")
-AsJson = Annotated[bool, typer.Option("--json", help="JSON instead of a table")]
 
 
 @jobs_app.command("list")
@@ -59,7 +68,7 @@ def list_jobs(as_json: AsJson = False) -> None:
                 "active": options.active,
                 "running": is_running,
                 "next_run": upcoming.isoformat() if upcoming else None,
-                "previous_run": _run_json(previous) if previous else None,
+                "previous_run": run_json(previous) if previous else None,
             }
         )
         table.add_row(
@@ -69,11 +78,11 @@ def list_jobs(as_json: AsJson = False) -> None:
             options.schedule.text,
             "yes" if options.active else "no",
             "yes" if is_running else "",
-            _time(upcoming) if upcoming else "-",
-            f"{_time(previous.started_at)} {previous.run_id} {previous.status}" if previous else "-",
+            time_text(upcoming) if upcoming else "-",
+            f"{time_text(previous.started_at)} {previous.run_id} {previous.status}" if previous else "-",
         )
     if as_json:
-        _print_json(rows)
+        print_json(rows)
     else:
         out_console.print(table)
 
@@ -95,7 +104,7 @@ def run_job(name: Annotated[str, typer.Argument(help="a job or a group")]) -> No
             fail(ExitCode.CONFIGURATION, f"ct-sync jobs run: {name} is inactive (active = false)")
         pending = or_exit(lambda: jobs.runner.start(definition, trigger="on-demand"))
         err_console.print(f"run {pending.run_id} started", markup=False, highlight=False)
-        _stop_on_signals(stopping)
+        stop_on_signals(stopping)
         outcome = or_exit(lambda: jobs.runner.execute(pending))
     finally:
         jobs.close()
@@ -123,7 +132,7 @@ def list_runs(
     rows = or_exit(lambda: runs.runs(job=job, statuses=["Failed"] if failed else [], limit=limit))
     runs.close()
     if as_json:
-        _print_json([_run_json(row) for row in rows])
+        print_json([run_json(row) for row in rows])
         return
     table = Table(title="Job runs, newest first (times UTC)")
     for column in ("run", "kind", "trigger", "status", "started", "took", "counts", "files", "error"):
@@ -134,7 +143,7 @@ def list_runs(
             row.kind,
             row.trigger,
             row.status,
-            _time(row.started_at),
+            time_text(row.started_at),
             "-" if row.seconds is None else f"{row.seconds:.1f} s",
             ", ".join(f"{name} {count}" for name, count in row.counts.items()),
             "\n".join(row.files),
@@ -156,12 +165,12 @@ def show_log(run_id: Annotated[str, typer.Argument(help="a run id, JOB.N")], as_
     lines = or_exit(lambda: runs.log_lines(run_id))
     runs.close()
     if as_json:
-        _print_json({**_run_json(row), "log": [{"at": at.isoformat(), "line": line} for at, line in lines]})
+        print_json({**run_json(row), "log": [{"at": at.isoformat(), "line": line} for at, line in lines]})
         return
     took = "" if row.seconds is None else f", took {row.seconds:.1f} s"
-    _say(f"run {row.run_id} ({row.kind}, {row.trigger}): {row.status}, started {_time(row.started_at)} UTC{took}")
+    say(f"run {row.run_id} ({row.kind}, {row.trigger}): {row.status}, started {time_text(row.started_at)} UTC{took}")
     for at, line in lines:
-        _say(f"{at:%H:%M:%S} {line}")
+        say(f"{at:%H:%M:%S} {line}")
 
 
 @jobs_app.command("stop")
@@ -178,7 +187,7 @@ def stop_run(run_id: Annotated[str, typer.Argument(help="a running run's id, JOB
         fail(ExitCode.MEMBER_PROBLEM, f"ct-sync jobs stop: run {run_id} is not running (it ended {row.status})")
     or_exit(lambda: runs.request_stop(run_id, at=datetime.now(UTC)))
     runs.close()
-    _say(f"stop requested: {run_id} stops at its next safe point (ct-sync jobs log {run_id} shows when)")
+    say(f"stop requested: {run_id} stops at its next safe point (ct-sync jobs log {run_id} shows when)")
 
 
 @app.command(rich_help_panel="Jobs")
@@ -191,7 +200,7 @@ def scheduler() -> None:
     stopping = threading.Event()
     jobs = or_exit(lambda: build_jobs(settings, catalog=catalog, stopping=stopping))
     running = build_scheduler(jobs, settings)
-    _stop_on_signals(stopping)
+    stop_on_signals(stopping)
     try:
         running.serve()
     finally:
@@ -206,38 +215,3 @@ def _catalog_or_exit(settings: Settings) -> Catalog:
         return Catalog.from_settings(settings)
     except ConfigurationError as exc:
         fail(ExitCode.CONFIGURATION, f"ct-sync: configuration error: {exc.message}")
-
-
-def _stop_on_signals(stopping: threading.Event) -> None:
-    """SIGTERM or Ctrl-C: running jobs stop at their next safe point (recorded Stopped), then the command ends."""
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda _signum, _frame: stopping.set())
-
-
-def _run_json(row: RunRow) -> dict[str, Any]:
-    return {
-        "run_id": row.run_id,
-        "job": row.job,
-        "kind": row.kind,
-        "trigger": row.trigger,
-        "group_run_id": row.group_run_id,
-        "status": row.status,
-        "started_at": row.started_at.isoformat(),
-        "finished_at": row.finished_at.isoformat() if row.finished_at else None,
-        "seconds": row.seconds,
-        "counts": row.counts,
-        "files": row.files,
-        "error": row.error,
-    }
-
-
-def _print_json(document: object) -> None:
-    print(json.dumps(document, indent=2))  # plain print: rich would wrap long lines
-
-
-def _time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
-
-
-def _say(line: str) -> None:
-    out_console.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.progress import Progress
 
-from sync_worker.cli.app import ExitCode, app, err_console, fail, or_exit, out_console, settings_or_exit
+from sync_worker.cli.app import ExitCode, app, err_console, fail, or_exit, say, settings_or_exit
 
 segment_app = typer.Typer(no_args_is_help=True, help="Segment files for CrowdTwist, over SFTP.")
 app.add_typer(segment_app, name="segment", rich_help_panel="Files to CrowdTwist")
@@ -71,25 +71,20 @@ def export(
         except CtSyncError as exc:
             fail(ExitCode.UNREACHABLE, f"{command}: {exc.system or 'a system'} unreachable: {exc.message}")
     if dry_run:
-        _say(
+        say(
             f"dry run: would send {report.file_name} to {exporter.drop.destination}: "
             f"{report.rows} rows, {report.size} bytes"
         )
     else:
-        _say(
+        say(
             f"delivered {report.file_name} to {report.destination}: {report.rows} rows, {report.size} bytes, "
             f"{report.seconds:.1f} s (run {report.run_id})"
         )
     for reason, count in report.left_out.most_common():
-        _say(f"  left out {count}: {reason}")
+        say(f"  left out {count}: {reason}")
     if report.left_out:
-        _say(f"left-out members listed in {report.left_out_file}")
-    _say("first lines:")
+        say(f"left-out members listed in {report.left_out_file}")
+    say("first lines:")
     for line in report.first_lines:
-        _say(f"  {line}")
-    _say(f"{'file written to' if dry_run else 'archived copy'}: {report.archived}")
-
-
-def _say(line: str) -> None:
-    """Plain text, never wrapped: file names and paths are copied from here."""
-    out_console.print(line, markup=False, highlight=False, soft_wrap=True)
+        say(f"  {line}")
+    say(f"{'file written to' if dry_run else 'archived copy'}: {report.archived}")

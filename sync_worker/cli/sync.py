@@ -7,17 +7,36 @@ inside the commands, so `ct-sync --help` stays quick.
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import structlog
 import typer
 from rich.progress import Progress
 from rich.table import Table
+from rich.text import Text
 
-from sync_worker.cli.app import ExitCode, app, err_console, fail, or_exit, out_console, parse_instant, settings_or_exit
+from sync_worker.cli.app import (
+    AsJson,
+    ExitCode,
+    app,
+    err_console,
+    fail,
+    or_exit,
+    out_console,
+    parse_instant,
+    print_json,
+    say,
+    settings_or_exit,
+    stop_on_signals,
+)
+
+if TYPE_CHECKING:
+    from siebel_adapter.poller import PollReport
+    from sync_worker.core.resubmit import Plan
 
 log = structlog.get_logger("ct_sync.cli")
 T = TypeVar("T")
@@ -38,7 +57,7 @@ def worker() -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda _signum, _frame: running.stop())
     try:
-        running.run()
+        or_exit(running.run)  # a metrics port already taken: one line naming CTSYNC_METRICS__PORT, exit 2
     finally:
         running.close()
 
@@ -46,13 +65,20 @@ def worker() -> None:
 @app.command(rich_help_panel="Sync members")
 def intake() -> None:
     """Serve the HTTP endpoint Siebel's workflow posts member events to (and its /openapi.json)."""
-    from sync_worker.bootstrap import build_intake
+    from sync_worker.bootstrap import build_intake, describe_systems
     from sync_worker.http import serve_forever
 
     settings = settings_or_exit()
     running = or_exit(lambda: build_intake(settings))
+    systems = describe_systems(settings)
+    log.info("intake_started", broker=systems["broker"], siebel=systems["siebel"], ledger=systems["ledger"])
     try:  # uvicorn answers SIGTERM by finishing the requests in flight, then returns
-        serve_forever(running.app, host=settings.intake.host, port=settings.intake.port)
+        or_exit(
+            lambda: serve_forever(
+                running.app, host=settings.intake.host, port=settings.intake.port,
+                setting="CTSYNC_INTAKE__PORT", name="intake",
+            )
+        )  # fmt: skip
     finally:
         running.close()
 
@@ -60,19 +86,30 @@ def intake() -> None:
 @app.command(rich_help_panel="Sync members")
 def poll(
     every: Annotated[str | None, typer.Option(help="repeat at this interval, e.g. 5m; default: once")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="read and count what would be published; publish nothing")
+    ] = False,
 ) -> None:
     """Publish an event for every member changed in Siebel since the last poll (the first poll: every member).
-    With --every, a pass that cannot reach Siebel or the queue is tried again with backoff, not given up."""
+    Each pass is recorded as a run of job cli-poll (ct-sync status shows them). With --every, a pass that cannot
+    reach Siebel or the queue is tried again with backoff, not given up; SIGTERM or Ctrl-C stops at a page's end."""
     from config.durations import parse_duration
-    from siebel_adapter.poller import Poller, PollReport
+    from siebel_adapter.poller import Poller
     from siebel_adapter.queue import build_publisher
-    from sync_worker.bootstrap import build_member_store
+    from sync_worker.bootstrap import build_member_store, build_run_ledger
+    from sync_worker.cli.progress import progress
+    from sync_worker.core.clock import SystemClock
+    from sync_worker.core.ports import RunStopped
+    from sync_worker.jobs.kinds import PageConfirmed, poll_changes
+    from sync_worker.jobs.runner import command_line_run
 
     settings = settings_or_exit()
     try:
         interval = parse_duration(every).total_seconds() if every else None
     except ValueError as exc:
         fail(ExitCode.CONFIGURATION, f"ct-sync poll: --every: {exc}")
+    if dry_run and interval is not None:
+        fail(ExitCode.CONFIGURATION, "ct-sync poll: --dry-run counts once; it goes without --every")
     poller = Poller(
         or_exit(lambda: build_member_store(settings)),
         build_publisher(settings),
@@ -80,27 +117,62 @@ def poll(
         overlap=settings.siebel.poll_overlap,
         program_id=settings.siebel.program_id,
     )
+    runs = None if dry_run else or_exit(lambda: build_run_ledger(settings))
+    stopping = threading.Event()
+    stop_on_signals(stopping)
 
-    def one_pass() -> PollReport:
-        with Progress(console=err_console, transient=True) as progress:
-            task = progress.add_task("publishing changed members", total=None)
-            return poller.run_once(lambda done: progress.update(task, completed=done))
+    def one_pass() -> tuple[PollReport, str | None]:
+        if stopping.is_set():  # asked to stop while waiting to try again
+            raise RunStopped("stopped: ct-sync is shutting down")
+        with progress(err_console, "reading changed members", unit="members", event="poll_progress") as advance:
 
-    while True:
-        report = or_exit(one_pass if interval is None else lambda: retry_transient(one_pass, longest_wait=interval))
-        kind = "initial load" if report.initial_load else "changes"
-        if report.resumed:
-            kind = "initial load (resumed)"
-        out_console.print(f"{kind}: published {report.published}, skipped {sum(report.skipped.values())}")
-        if report.unreadable:
-            out_console.print(
-                f"  {report.unreadable} unreadable record(s) published: the worker writes their Data Error"
-            )
-        for reason, count in report.skipped.most_common():
-            out_console.print(f"  skipped {count}: {reason}")
+            def shown(report: PollReport) -> None:
+                advance(report.read, report.total)
+
+            if runs is None:
+                return poller.run_once(shown, dry_run=True), None
+
+            def pass_shown(confirmed: PageConfirmed) -> PollReport:
+                def page(report: PollReport) -> None:
+                    confirmed(report)
+                    shown(report)
+
+                return poller.run_once(page)
+
+            with command_line_run(runs, "cli-poll", kind="poll", clock=SystemClock(), stopping=stopping) as run:
+                return poll_changes(pass_shown, run), run.run_id
+
+    def wait_unless_stopped(seconds: float) -> None:
+        stopping.wait(seconds)
+
+    def with_retries() -> tuple[PollReport, str | None]:
+        return retry_transient(one_pass, longest_wait=interval or 0, sleep=wait_unless_stopped)
+
+    while not stopping.is_set():
+        try:
+            report, run_id = or_exit(one_pass if interval is None else with_retries)
+        except RunStopped as stop:
+            say(f"poll {stop}; the next poll goes on from the last page published")
+            return
+        _print_poll(report, run_id)
         if interval is None:
             return
-        time.sleep(interval)
+        stopping.wait(interval)
+
+
+def _print_poll(report: PollReport, run_id: str | None) -> None:
+    kind = "initial load (resumed)" if report.resumed else "initial load" if report.initial_load else "changes"
+    of = f" of {report.total}" if report.total is not None else ""
+    skipped = sum(report.skipped.values())
+    if report.dry_run:
+        say(f"dry run, {kind}: read {report.read}{of}; would publish {report.published}, skip {skipped}")
+        say("  nothing was published and the watermark did not move")
+    else:
+        say(f"{kind}: read {report.read}{of}, published {report.published}, skipped {skipped} (run {run_id})")
+    if report.unreadable:
+        say(f"  {report.unreadable} unreadable record(s) published: the worker writes their Data Error")
+    for reason, count in report.skipped.most_common():
+        say(f"  skipped {count}: {reason}")
 
 
 def retry_transient(call: Callable[[], T], *, longest_wait: float, sleep: Callable[[float], None] = time.sleep) -> T:
@@ -169,13 +241,14 @@ def resubmit(
     dead_letters: Annotated[bool, typer.Option("--dead-letters", help="replay the dead-letter queue")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="list what would be queued")] = False,
     force: Annotated[bool, typer.Option("--force", help="past the resubmit limit")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Queue members again: by Member Number, by status, by time window, or from the dead-letter queue."""
     from siebel_adapter.dead_letters import build_dead_letters
     from siebel_adapter.queue import build_publisher
     from sync_worker.bootstrap import build_member_store
     from sync_worker.core.member import SyncStatus
-    from sync_worker.core.resubmit import plan_resubmit, publish_plan
+    from sync_worker.core.resubmit import Plan, plan_resubmit, publish_plan
     from sync_worker.ledger.sql import build_ledger
 
     statuses = status or []
@@ -187,6 +260,7 @@ def resubmit(
     settings = settings_or_exit()
     window = (parse_instant("--since", since), parse_instant("--until", until))
     publisher = None if dry_run else build_publisher(settings)
+    document: dict[str, Any] = {"dry_run": dry_run}
     if dead_letters:
         queue = build_dead_letters(settings)
         if publisher is None:
@@ -194,56 +268,85 @@ def resubmit(
         else:
             replayed = or_exit(lambda: queue.replay(None, publisher))
             letters = replayed.done + replayed.left
-        verb = "would replay" if dry_run else "replayed"
-        for letter in letters:
-            out_console.print(f"{verb} {letter.member_number or '(no member number: left in place)'}: {letter.reason}")
-        out_console.print(f"{len(letters)} dead letter(s)")
-    if not (member or statuses):
-        return
-    store = or_exit(lambda: build_member_store(settings))
-    ledger = or_exit(lambda: build_ledger(settings))
-    plan = or_exit(
-        lambda: plan_resubmit(
-            store=store, history=ledger, members=member or [], statuses=statuses, since=window[0], until=window[1],
-            max_resubmits=settings.worker.max_resubmits, force=force,
-        )
-    )  # fmt: skip
+        document["dead_letters"] = [{"member_number": dead.member_number, "reason": dead.reason} for dead in letters]
+        if not as_json:
+            verb = "would replay" if dry_run else "replayed"
+            for letter in letters:
+                say(f"{verb} {letter.member_number or '(no member number: left in place)'}: {letter.reason}")
+            say(f"{len(letters)} dead letter(s)")
+    plan = Plan()
+    if member or statuses:
+        store = or_exit(lambda: build_member_store(settings))
+        ledger = or_exit(lambda: build_ledger(settings))
+        plan = or_exit(
+            lambda: plan_resubmit(
+                store=store, history=ledger, members=member or [], statuses=statuses, since=window[0],
+                until=window[1], max_resubmits=settings.worker.max_resubmits, force=force,
+            )
+        )  # fmt: skip
+        queued: dict[str, str | None] = {candidate.member_number: None for candidate in plan.queue}
+        if publisher is not None:
+            with Progress(console=err_console, transient=True) as bar:
+                task = bar.add_task("resubmitting", total=len(plan.queue))
+                events = or_exit(lambda: publish_plan(plan, publisher, progress=lambda n: bar.advance(task, n)))
+            queued.update((event.member_number, event.event_id) for event in events)
+        document["members"] = [
+            {"member_number": c.member_number, "why": c.why, "event_id": queued[c.member_number]} for c in plan.queue
+        ]
+        document["refused"] = [{"member_number": c.member_number, "resubmits": n} for c, n in plan.refused]
+        document["unknown"] = plan.unknown
+        if not as_json:
+            _print_resubmit(plan, queued, dry_run=dry_run)
+    if as_json:
+        print_json(document)
+    if plan.unknown or plan.refused:
+        raise typer.Exit(int(ExitCode.MEMBER_PROBLEM))
+
+
+def _print_resubmit(plan: Plan, queued: dict[str, str | None], *, dry_run: bool) -> None:
     for number in plan.unknown:
         err_console.print(f"no member {number} in Siebel", markup=False)
     for candidate, count in plan.refused:
         err_console.print(
             f"refused {candidate.member_number}: resubmitted {count} times already (--force to insist)", markup=False
         )
-    if dry_run or publisher is None:
-        for candidate in plan.queue:
-            out_console.print(f"would queue {candidate.member_number} ({candidate.why})")
-    else:
-        with Progress(console=err_console, transient=True) as progress:
-            task = progress.add_task("resubmitting", total=len(plan.queue))
-            events = or_exit(lambda: publish_plan(plan, publisher, progress=lambda n: progress.advance(task, n)))
-        for sent in events:
-            out_console.print(f"queued {sent.member_number}: event {sent.event_id}")
-    out_console.print(f"{len(plan.queue)} member(s) {'would be ' if dry_run else ''}queued")
-    if plan.unknown or plan.refused:
-        raise typer.Exit(int(ExitCode.MEMBER_PROBLEM))
+    for candidate in plan.queue:
+        if dry_run:
+            say(f"would queue {candidate.member_number} ({candidate.why})")
+        else:
+            say(f"queued {candidate.member_number}: event {queued[candidate.member_number]}")
+    say(f"{len(plan.queue)} member(s) {'would be ' if dry_run else ''}queued")
 
 
 @app.command(rich_help_panel="Sync members")
-def status(member: Annotated[str | None, typer.Option("--member", help="one member's history")] = None) -> None:
-    """Counts by status and recent failures, or one member's history."""
-    from sync_worker.cli.views import attempts_table, overview
+def status(
+    member: Annotated[str | None, typer.Option("--member", help="one member's history")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Members by status, attempts of the last 24 h, recent failures and poll runs; or one member's history (each
+    attempt with its source: intake, poll, publish, resubmit, automatic)."""
+    from sync_worker.bootstrap import build_run_ledger
+    from sync_worker.cli.views import attempt_json, attempts_table, overview_json, overview_tables, read_overview
     from sync_worker.ledger.sql import build_ledger
 
     settings = settings_or_exit()
     ledger = or_exit(lambda: build_ledger(settings))
     if member is None:
+        runs = or_exit(lambda: build_run_ledger(settings))
         letters = _dead_letter_count(settings)
-        out_console.print(or_exit(lambda: overview(ledger, now=datetime.now(UTC), dead_letters=letters)))
+        overview = or_exit(lambda: read_overview(ledger, runs, now=datetime.now(UTC), dead_letters=letters))
+        if as_json:
+            print_json(overview_json(overview))
+        else:
+            out_console.print(overview_tables(overview))
         return
     history = or_exit(lambda: ledger.history(member))
     if not history:
         fail(ExitCode.MEMBER_PROBLEM, f"no attempts recorded for member {member}")
-    out_console.print(attempts_table(f"History of {member}, newest first", history))
+    if as_json:
+        print_json({"member_number": member, "attempts": [attempt_json(row) for row in history]})
+    else:
+        out_console.print(attempts_table(f"History of {member}, newest first", history))
 
 
 def _dead_letter_count(settings: Settings) -> int | None:
@@ -282,19 +385,27 @@ def preview(member: Annotated[str, typer.Option("--member", help="the Member Num
 
 
 @app.command(rich_help_panel="Sync members")
-def check() -> None:
-    """Validate the settings and reach every configured system; the exit code says which failed."""
-    from sync_worker.cli.check import run_checks
+def check(as_json: AsJson = False) -> None:
+    """Validate the settings and reach every configured system. Exit 0: all answered; 2: a configuration problem
+    (a refused login, a server that is not the one named); 75: a system unreachable."""
+    from sync_worker.cli.check import run_checks, worst_problem
 
     settings = settings_or_exit()
     results = run_checks(settings)
-    table = Table(title="ct-sync check")
-    table.add_column("system")
-    table.add_column("result")
-    table.add_column("detail", overflow="fold")
-    table.add_row("settings", "ok", str(settings.data_dir.resolve()))
-    for result in results:
-        table.add_row(result.system, "ok" if result.ok else "[red]unreachable[/]", result.detail)
-    out_console.print(table)
-    if not all(result.ok for result in results):
-        raise typer.Exit(int(ExitCode.UNREACHABLE))
+    problem = worst_problem(results)
+    code = {None: ExitCode.OK, "configuration": ExitCode.CONFIGURATION, "unreachable": ExitCode.UNREACHABLE}[problem]
+    if as_json:
+        checks = [{"system": "settings", "result": "ok", "detail": str(settings.data_dir.resolve())}]
+        checks += [{"system": r.system, "result": r.problem or "ok", "detail": r.detail} for r in results]
+        print_json({"exit_code": int(code), "checks": checks})
+    else:
+        table = Table(title="ct-sync check")
+        table.add_column("system")
+        table.add_column("result")
+        table.add_column("detail", overflow="fold")
+        table.add_row("settings", "ok", str(settings.data_dir.resolve()))
+        for result in results:
+            table.add_row(result.system, f"[red]{result.problem}[/]" if result.problem else "ok", Text(result.detail))
+        out_console.print(table)
+    if code is not ExitCode.OK:
+        raise typer.Exit(int(code))

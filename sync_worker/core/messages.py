@@ -55,6 +55,14 @@ class MemberEvent(BaseModel):
     first_failure_at: datetime | None = Field(default=None, description="start of the retry budget")
     siebel_refusals: int = Field(default=0, ge=0, description="times Siebel refused this event's reads or writes")
     source: EventSource = "publish"
+    # Queued again by the worker itself after a CrowdTwist outage (source `resubmit`). A field of its own, not a
+    # new source: a worker of the previous version reads it (and ignores it) instead of dead-lettering the event.
+    automatic: bool = False
+
+    @property
+    def history_source(self) -> str:
+        """Where the event came from, as a member's history shows it: intake, poll, publish, resubmit, automatic."""
+        return "automatic" if self.automatic else self.source
 
     def next_attempt(self, *, failed_at: datetime) -> MemberEvent:
         """The same event, to be delivered again later, its retry budget running from the first failure."""

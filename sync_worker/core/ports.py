@@ -71,6 +71,11 @@ class MemberStore(Protocol):
         every write, ours included), so an offset would skip rows; a key cannot."""
         ...
 
+    def count_changed_after(self, cursor: ChangeCursor | None) -> int | None:
+        """How many records `changed_after(cursor)` would yield now, for a progress bar's total; None when the store
+        cannot tell. Rows move while a poll reads, so it is an estimate, never a limit."""
+        ...
+
     def find_matching(self, conditions: Sequence[tuple[str, str]]) -> Iterator[Member | InvalidRecord]:
         """Every member whose Siebel fields equal these values (ANDed), streamed page by page in Member Number
         order. Values are quoted like every searchspec, never pasted. A record that is no valid member comes as

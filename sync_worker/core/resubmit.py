@@ -33,9 +33,12 @@ class Plan:
     unknown: list[str] = field(default_factory=list)
 
 
-def resubmit_event(member_number: str, row_id: str | None = None) -> MemberEvent:
-    """A fresh event for a member queued again: by hand, from the dead-letter queue, or after an outage."""
-    return MemberEvent(event_type="update", member_number=member_number, row_id=row_id, source="resubmit")
+def resubmit_event(member_number: str, row_id: str | None = None, *, automatic: bool = False) -> MemberEvent:
+    """A fresh event for a member queued again: by hand, from the dead-letter queue, or (`automatic`) by the
+    worker after an outage."""
+    return MemberEvent(
+        event_type="update", member_number=member_number, row_id=row_id, source="resubmit", automatic=automatic
+    )
 
 
 def plan_resubmit(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from config.settings import ResubmitJob
 from sync_worker.core.ports import EventPublisher, MemberStore
@@ -31,13 +31,15 @@ class JobKinds(Protocol):
 class PollSummary(Protocol):
     """What one pass of the change poller reports."""
 
+    read: int
     published: int
     skipped: Counter[str]
     unreadable: int
     initial_load: bool
 
 
-PollOnce = Callable[[Callable[[int], None]], PollSummary]  # one pass; called back after each confirmed page
+Summary = TypeVar("Summary", bound=PollSummary)
+PageConfirmed = Callable[[PollSummary], None]  # called back by a pass after each page the broker confirmed
 
 
 def export_segment(exporter: SegmentExport, request: SegmentRequest, context: RunContext) -> None:
@@ -51,19 +53,31 @@ def export_segment(exporter: SegmentExport, request: SegmentRequest, context: Ru
         context.log(f"left out {count}: {reason}")
 
 
-def poll_changes(poll_once: PollOnce, context: RunContext) -> None:
-    def page_confirmed(published: int) -> None:
-        context.counts["published"] = published
+def poll_changes(poll_once: Callable[[PageConfirmed], Summary], context: RunContext) -> Summary:
+    """One pass of the poller (`poll_once`), counted and logged into the run; the pass's own report returned."""
+
+    def page_confirmed(report: PollSummary) -> None:
+        context.counts.update(read=report.read, published=report.published)
         context.checkpoint()  # the poller has saved its place: the next pass goes on from here
 
     report = poll_once(page_confirmed)
-    context.counts.update(
-        published=report.published, skipped=sum(report.skipped.values()), unreadable=report.unreadable
-    )
+    context.counts.update(poll_counts(report))
     kind = "initial load" if report.initial_load else "changes"
-    context.log(f"{kind}: published {report.published}, skipped {sum(report.skipped.values())}")
+    context.log(f"{kind}: read {report.read}, published {report.published}, skipped {sum(report.skipped.values())}")
     for reason, count in report.skipped.most_common():
         context.log(f"skipped {count}: {reason}")
+    return report
+
+
+def poll_counts(report: PollSummary) -> dict[str, int]:
+    """A poll run's counts, as recorded and shown by `ct-sync status`: skipped members by reason too."""
+    return {
+        "read": report.read,
+        "published": report.published,
+        "skipped": sum(report.skipped.values()),
+        "unreadable": report.unreadable,
+        **{f"skipped: {reason}": count for reason, count in report.skipped.most_common()},
+    }
 
 
 def resubmit_by_status(

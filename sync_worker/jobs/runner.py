@@ -10,7 +10,8 @@ never stops the scheduler, and no run is left `Running` while the ledger can be 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -18,7 +19,7 @@ import structlog
 
 from config.redaction import redact_text
 from sync_worker.core.errors import CtSyncError
-from sync_worker.core.ports import Alert, Clock, JobRuns, RunResult, RunStopped
+from sync_worker.core.ports import Alert, Clock, JobRuns, RunResult, RunStatus, RunStopped
 from sync_worker.jobs.catalog import Definition, GroupDefinition, JobDefinition
 from sync_worker.jobs.context import RunContext
 from sync_worker.jobs.kinds import JobKinds
@@ -147,3 +148,33 @@ class JobRunner:
         finished = self._clock.now()
         self._runs.finish_run(context.run_id, result, at=finished)
         return Outcome(context.run_id, name, kind, trigger, result, started, finished)
+
+
+@contextmanager
+def command_line_run(
+    runs: JobRuns, job: str, *, kind: str, clock: Clock, stopping: threading.Event
+) -> Iterator[RunContext]:
+    """A run started from the command line (`ct-sync poll`: a run of job `cli-poll`), recorded as a job's run is:
+    `Running`, then `Success`, `Stopped` at a safe point, or `Failed` with the error; the error itself goes on up,
+    to the command's exit code. No email: whoever ran the command is watching it."""
+    run_id = runs.start_run(job, kind=kind, trigger="cli", at=clock.now())
+    context = RunContext(run_id=run_id, job=job, runs=runs, clock=clock, stopping=stopping)
+    context.log(f"{kind} job {job}, {started_how('cli')}")
+
+    def finish(status: RunStatus, error: str | None = None) -> None:
+        if error:
+            context.log(f"{status.lower()}: {error}")
+        runs.finish_run(run_id, RunResult(status, counts=context.counts, error=error), at=clock.now())
+
+    try:
+        yield context
+    except RunStopped as stop:
+        finish("Stopped", str(stop))
+        raise
+    except CtSyncError as exc:
+        finish("Failed", exc.message)
+        raise
+    except BaseException as exc:  # a bug, or an interrupt the command did not catch: never leave it Running
+        finish("Failed", f"interrupted: {type(exc).__name__}")
+        raise
+    finish("Success")

@@ -351,6 +351,7 @@ class RunLedger:
         self,
         *,
         job: str | None = None,
+        kind: str | None = None,
         statuses: Sequence[RunStatus] = (),
         group_run_id: str | None = None,
         limit: int = 50,
@@ -359,6 +360,8 @@ class RunLedger:
         query = select(job_runs).order_by(job_runs.c.id.desc()).limit(limit)
         if job is not None:
             query = query.where(job_runs.c.job == job)
+        if kind is not None:
+            query = query.where(job_runs.c.kind == kind)
         if statuses:
             query = query.where(job_runs.c.status.in_(statuses))
         if group_run_id is not None:

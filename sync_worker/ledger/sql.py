@@ -43,7 +43,7 @@ from sqlalchemy.sql import Executable
 
 from config.redaction import redact_text
 from config.settings import Settings
-from sync_worker.core.errors import TransientError
+from sync_worker.core.errors import ConfigurationError, TransientError
 from sync_worker.core.ports import AttemptRecord, KnownState, RefusedState, SyncedState
 from sync_worker.ledger.group_commit import GroupCommit
 
@@ -84,11 +84,24 @@ member_states = Table(
     Column("refused_reason", Text),
     Column("refused_at", DateTime(timezone=True)),
 )
+# Why syncing was paused, kept across restarts: a worker that starts after a pause for refused credentials tells
+# the admins once CrowdTwist accepts the key again (the process that paused may be long gone).
+pauses = Table(
+    "ct_sync_pauses",
+    metadata,
+    Column("reason", String(32), primary_key=True),
+    Column("since", DateTime(timezone=True), nullable=False),
+    Column("cause", Text, nullable=False),
+)
 _SYNCED_COLUMNS = ("payload_hash", "ct_user_id", "synced_at")
 _REFUSED_COLUMNS = ("refused_hash", "refused_reason", "refused_at")
 
 FAILURES = ("Data Error", "CT Failure", "OIC Failure", "Dead-lettered")
 NEVER_SENT = "never sent"
+POSTGRES_EXTRA_MISSING = (
+    "CTSYNC_LEDGER__URL is a PostgreSQL database, whose driver comes with the postgres extra: "
+    "pip install 'ct-sync[postgres]'"
+)
 # The state a decisive attempt leaves on the member (what its CT Sync Status says, or that it was never sent).
 MEMBER_STATE = {"Dead-lettered": "OIC Failure", "Skipped": NEVER_SENT}
 
@@ -128,13 +141,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_ledger_engine(url: str, *, pool_size: int = 4) -> Engine:
-    """An engine on the ledger database: SQLite in WAL mode shared by threads, or a PostgreSQL pool."""
+    """An engine on the ledger database: SQLite in WAL mode shared by threads, or a PostgreSQL pool.
+
+    Raises `ConfigurationError` naming the `postgres` extra when PostgreSQL's driver is not installed."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=4, pool_pre_ping=True)
+    try:
+        return create_engine(url, pool_size=pool_size, max_overflow=4, pool_pre_ping=True)
+    except ImportError:  # psycopg is an optional dependency: the embedded SQLite ledger does without it
+        raise ConfigurationError(POSTGRES_EXTRA_MISSING, system="ledger") from None
 
 
 @contextmanager
@@ -315,11 +333,30 @@ class SqlLedger:
         return self._rows(query)
 
     def resubmit_count(self, member_number: str) -> int:
+        """Resubmits asked for (by hand or by a resubmit job); the worker's own after an outage are not counted."""
         query = select(func.count(func.distinct(attempts.c.event_id))).where(
             attempts.c.member_number == member_number, attempts.c.source == "resubmit"
         )
         with self._begin() as connection:
             return int(connection.execute(query).scalar_one())
+
+    # -- pauses (the worker's supervisor) -----------------------------------------------------------------------
+
+    def pause_began(self, reason: str, *, since: datetime, cause: str) -> None:
+        """Remember a pause; one already remembered keeps its earlier start."""
+        with self._begin(write=True) as connection:
+            if connection.execute(select(pauses.c.reason).where(pauses.c.reason == reason)).first() is None:
+                connection.execute(insert(pauses).values(reason=reason, since=since, cause=cause))
+
+    def pause_since(self, reason: str) -> datetime | None:
+        with self._begin() as connection:
+            since = connection.execute(select(pauses.c.since).where(pauses.c.reason == reason)).scalar()
+        return None if since is None else _aware(since)
+
+    def end_pause(self, reason: str) -> bool:
+        """Forget the pause; True for the one caller that ended it (of several workers, one tells)."""
+        with self._begin(write=True) as connection:
+            return bool(connection.execute(delete(pauses).where(pauses.c.reason == reason)).rowcount)
 
     def totals(self) -> dict[str, float]:
         query = select(func.count(), func.coalesce(func.sum(attempts.c.ct_calls), 0))

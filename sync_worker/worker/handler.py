@@ -210,7 +210,7 @@ class EventHandler:
                 ct_user_id=ct_user_id,
                 ct_calls=calls if index == 0 else 0,  # a coalesced sync's calls are counted once
                 duration_ms=duration_ms,
-                source=event.source,
+                source=event.history_source,
             )
             for index, event in enumerate(events)
         ]

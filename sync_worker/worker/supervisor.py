@@ -1,5 +1,10 @@
-"""The worker's watch around the consumer: the outage breaker gates new syncs, every outcome feeds metrics and the
-alert policy, due alerts go to the dispatcher, and a recovery resubmits the members the outage failed.
+"""The worker's watch around the consumer: the outage breaker gates new syncs, every outcome feeds metrics, the
+alert policy and the minute's summary line, due alerts go to the dispatcher, and a recovery resubmits the members
+the outage failed.
+
+A pause for refused credentials is remembered in the ledger database: the fix (a new key) comes with a restart,
+and the process that paused is gone by then. A worker that starts while one is remembered probes CrowdTwist once;
+when CrowdTwist accepts the key, one "resumed" email goes out and the members the pause failed are queued again.
 
 All hooks run on the consumer's connection thread except `dead_lettered` (a pool thread); they stay cheap, and the
 slow parts (sending mail, resubmitting) run elsewhere.
@@ -10,20 +15,38 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import datetime
+from typing import Protocol, TypeVar
 
 import structlog
 
 from sync_worker.alerts.dispatcher import AlertDispatcher
 from sync_worker.alerts.policy import AlertPolicy
+from sync_worker.core.errors import CtSyncError
 from sync_worker.metrics import Metrics
-from sync_worker.worker.breaker import Breaker, Transition
+from sync_worker.worker.breaker import Breaker, BreakerState, Transition
 from sync_worker.worker.handler import Handled
 from sync_worker.worker.sizing import InFlightSizer
+from sync_worker.worker.summary import MinuteSummary
 
 log = structlog.get_logger("ct_sync.supervisor")
 _FINAL = frozenset({"Synced", "Data Error", "CT Failure", "OIC Failure"})
 _TICK_EVERY = 1.0
+_SUMMARY_EVERY = 60.0
 _HOUSEKEEPING_EVERY = 3600.0  # ledger retention, hourly
+CREDENTIALS_REFUSED = "credentials"  # the pause remembered across restarts
+T = TypeVar("T")
+
+
+class Pauses(Protocol):
+    """Where a pause is remembered across restarts (the ledger database, shared by every worker)."""
+
+    def pause_began(self, reason: str, *, since: datetime, cause: str) -> None: ...
+
+    def pause_since(self, reason: str) -> datetime | None: ...
+
+    def end_pause(self, reason: str) -> bool:
+        """True for the one caller that ended it."""
+        ...
 
 
 class Supervisor:
@@ -40,6 +63,8 @@ class Supervisor:
         housekeeping: Callable[[], None] = lambda: None,
         sizer: InFlightSizer | None = None,
         on_transition: Callable[[Transition], None] = lambda transition: None,
+        summary: MinuteSummary | None = None,
+        pauses: Pauses | None = None,
     ) -> None:
         self.breaker = breaker
         self._policy = policy
@@ -53,6 +78,24 @@ class Supervisor:
         self.sizer = sizer
         self._housekept = float("-inf")
         self._on_transition = on_transition  # told of every breaker transition (the ledger keeps them)
+        self.summary = summary or MinuteSummary(budget_per_minute=0)
+        self._summarised = monotonic()
+        self._pauses = pauses
+        self._paused_since: datetime | None = None  # an earlier process's credentials pause, not yet seen to end
+
+    def started(self, probe: Callable[[], object]) -> None:
+        """At start: if a pause for refused credentials is remembered, `probe` CrowdTwist once. An answer means the
+        key works again; a refusal opens the breaker (and alerts) as any sync's would."""
+        since = self._remembered(lambda pauses: pauses.pause_since(CREDENTIALS_REFUSED))
+        if since is None:
+            return
+        self._paused_since = since
+        try:
+            probe()
+        except CtSyncError as exc:
+            self._record(exc, calls=1)
+            return
+        self._credentials_work()
 
     def may_start(self) -> bool:
         allowed = self.breaker.allow()
@@ -71,7 +114,13 @@ class Supervisor:
             self._metrics.latency.observe(max(0.0, (self._clock() - handled.emitted_at).total_seconds()))
         if decision.ledger_outcome in _FINAL:
             self._policy.member_outcome(handled.member_number, decision.ledger_outcome, decision.reason)
-        transition = self.breaker.record(handled.error, calls=handled.calls)
+        self.summary.outcome(decision.ledger_outcome, calls=handled.calls)
+        self._record(handled.error, calls=handled.calls)
+        if self._paused_since is not None and handled.error is None and handled.calls > 0:
+            self._credentials_work()
+
+    def _record(self, error: CtSyncError | None, *, calls: int) -> None:
+        transition = self.breaker.record(error, calls=calls)
         self._metrics.set_breaker(self.breaker.state)
         if transition is not None:
             self._transition(transition)
@@ -89,14 +138,22 @@ class Supervisor:
             self._metrics.in_flight_limit.set(self.sizer.limit)
         for alert in self._policy.due():
             self._dispatcher.submit(alert)
+        if now - self._summarised >= _SUMMARY_EVERY:
+            self._summarise(now)
         if now - self._housekept >= _HOUSEKEEPING_EVERY:
             self._housekept = now
             threading.Thread(target=self._housekeeping, name="ct-sync-housekeeping", daemon=True).start()
 
     def flush(self) -> None:
-        """At shutdown: every alert still held, digests included, goes to the dispatcher now."""
+        """At shutdown: every alert still held, digests included, goes to the dispatcher now; the last summary."""
         for alert in self._policy.due(flush=True):
             self._dispatcher.submit(alert)
+        self._summarise(self._monotonic())
+
+    def _summarise(self, now: float) -> None:
+        seconds, self._summarised = now - self._summarised, now
+        paused = self.breaker.state is not BreakerState.CLOSED
+        log.info("worker_summary", seconds=round(seconds), **self.summary.take(seconds=seconds, paused=paused))
 
     def _transition(self, transition: Transition) -> None:
         log.warning("breaker_" + transition.kind, cause=transition.cause, credentials=transition.credentials)
@@ -104,8 +161,36 @@ class Supervisor:
         since = transition.outage_started
         if transition.kind == "opened":
             self._policy.outage_began(since=since, cause=transition.cause, credentials=transition.credentials)
+            if transition.credentials:
+                cause = transition.cause
+                self._remembered(lambda pauses: pauses.pause_began(CREDENTIALS_REFUSED, since=since, cause=cause))
             return
         self._policy.outage_ended(since=since)
+        if transition.credentials:  # this process's own credentials pause: the recovery alert says it ended
+            self._paused_since = None
+            self._remembered(lambda pauses: pauses.end_pause(CREDENTIALS_REFUSED))
+        self._resubmit_since(since)
+
+    def _credentials_work(self) -> None:
+        """CrowdTwist accepted the key after a pause an earlier process remembered: of all workers, the one that
+        ends the remembered pause tells the admins and queues the members the pause failed."""
+        since, self._paused_since = self._paused_since, None
+        if since is not None and self._remembered(lambda pauses: pauses.end_pause(CREDENTIALS_REFUSED)):
+            log.info("credentials_accepted_again", paused_since=since.isoformat())
+            self._policy.credentials_accepted(since=since)
+            self._resubmit_since(since)
+
+    def _remembered(self, call: Callable[[Pauses], T]) -> T | None:
+        """A call to the pause record; its outage costs a "resumed" email at worst, never a sync."""
+        if self._pauses is None:
+            return None
+        try:
+            return call(self._pauses)
+        except CtSyncError as exc:
+            log.warning("pause_record_unavailable", error=exc.message)
+            return None
+
+    def _resubmit_since(self, since: datetime) -> None:
         if self._resubmit_failed_since is not None:
             resubmit = self._resubmit_failed_since
             threading.Thread(

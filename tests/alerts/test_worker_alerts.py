@@ -9,8 +9,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from config import Settings
+from crowdtwist_client.sandbox import SandboxState
 from siebel_adapter.queue import build_publisher
 from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.bootstrap import Worker, build_worker
@@ -129,3 +131,32 @@ def test_members_failed_by_an_outage_are_resubmitted_by_themselves_when_it_ends(
         eventually(lambda: _synced(settings) == len(numbers), timeout=90)
     print(f"{len(failed)} member(s) ended CT Failure during the outage; all {len(numbers)} Synced after it")
     assert failed
+
+
+def test_a_worker_restarted_with_a_good_key_after_a_credentials_pause_emails_that_syncing_resumed(
+    tmp_path: Path, smtp: SmtpServer, running: list[tuple[Worker, threading.Thread]]
+) -> None:
+    with SandboxServer(SandboxState(api_key="rotated-key-2")) as sandbox:
+        default = _settings(tmp_path, sandbox, smtp.port)
+        quick = default.worker.model_copy(update={"retry_first_delay": timedelta(milliseconds=500)})
+        base = default.model_copy(update={"worker": quick})  # the refused members are retried soon after
+        revoked = base.model_copy(
+            update={"crowdtwist": base.crowdtwist.model_copy(update={"api_key": SecretStr("revoked-key-1")})}
+        )
+        numbers = _enroll(revoked, 3)
+        _start(revoked, running)
+        eventually(lambda: any("refused our credentials" in subject for subject in smtp.inbox.subjects), timeout=30)
+        paused, thread = running.pop()
+        paused.stop()
+        thread.join(30)
+        paused.close()
+        fixed = base.model_copy(
+            update={"crowdtwist": base.crowdtwist.model_copy(update={"api_key": SecretStr("rotated-key-2")})}
+        )
+        _start(fixed, running)  # the operator's restart, with the new key
+        eventually(lambda: any("accepts our credentials again" in s for s in smtp.inbox.subjects), timeout=30)
+        eventually(lambda: _synced(fixed) == len(numbers), timeout=60)
+    assert [s for s in smtp.inbox.subjects if "credentials" in s] == [
+        "[ct-sync] CrowdTwist refused our credentials: syncing paused",
+        "[ct-sync] CrowdTwist accepts our credentials again: syncing resumed",
+    ]

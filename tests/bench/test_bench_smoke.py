@@ -59,3 +59,11 @@ def test_the_segment_export_benchmark_runs_at_smoke_size(tmp_path: Path) -> None
     assert {"export_rows_per_s", "ct_sync_upload_mb_per_s", "sftp_upload_mb_per_s", "upload_ratio", "peak_rss_mb"} <= (
         result.keys()
     )
+
+
+def test_the_siebel_emulator_benchmark_runs_at_smoke_size() -> None:
+    from bench import siebel_emulator
+
+    result = siebel_emulator.measure(members=200, sample=20)
+    print(result)
+    assert set(result) == {"sync_members_per_s", "poll_members_per_s"}  # and the poll read all 200 (asserted inside)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -163,3 +164,59 @@ def test_resubmit_dead_letters_requeues_what_names_a_member_and_keeps_the_rest(s
     assert queued() == ["296-5"]
     with open_broker(settings) as connection:
         assert topology.depths(connection)[topology.dead_queue.name] == 1  # the unreadable one stays
+
+
+def test_a_dry_poll_counts_first_and_a_poll_is_a_run_that_status_shows_with_skips_by_reason(
+    store: SqliteMemberStore,
+) -> None:
+    for n in range(3):
+        store.upsert_member(siebel_member(**{"Member Number": f"296-{n}"}))
+    store.upsert_member(siebel_member(**{"Member Number": "296-9", "Member Type": "Household"}))
+    dry = runner.invoke(app, ["poll", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "dry run, initial load: read 4 of 4; would publish 3, skip 1" in dry.stdout
+    assert queued() == []
+    polled = runner.invoke(app, ["poll"])
+    assert polled.exit_code == 0, polled.output
+    assert "initial load: read 4 of 4, published 3, skipped 1 (run cli-poll.1)" in polled.stdout
+    assert len(queued()) == 3
+    shown = json.loads(runner.invoke(app, ["status", "--json"]).stdout)["poll_runs"]
+    assert [(run["run_id"], run["status"]) for run in shown] == [("cli-poll.1", "Success")]
+    assert shown[0]["counts"] == {
+        "read": 4, "published": 3, "skipped": 1, "unreadable": 0,
+        "skipped: Household member: only Individual members are synced": 1,
+    }  # fmt: skip
+    assert "cli-poll.1" in runner.invoke(app, ["status"]).stdout
+
+
+def test_a_dry_resubmit_says_in_json_what_would_be_queued_and_who_is_unknown(store: SqliteMemberStore) -> None:
+    store.upsert_member(siebel_member(**{"Member Number": "296-1"}))
+    result = runner.invoke(app, ["resubmit", "--member", "296-1", "--member", "296-404", "--dry-run", "--json"])
+    assert result.exit_code == 1  # a member Siebel does not know
+    assert json.loads(result.stdout) == {
+        "dry_run": True,
+        "members": [{"member_number": "296-1", "why": "asked for", "event_id": None}],
+        "refused": [],
+        "unknown": ["296-404"],
+    }
+    assert queued() == []
+
+
+def test_a_members_history_names_each_attempts_source_and_never_wraps_the_member_number(
+    store: SqliteMemberStore,
+) -> None:
+    build_ledger(load_settings()).record([
+        AttemptRecord(event_id="e1", member_number="296-2185770", event_type="enroll", outcome="CT Failure",
+                      at=at("2026-11-22T10:00:00"), source="intake", error="CrowdTwist unreachable after 6 attempts"),
+        AttemptRecord(event_id="e2", member_number="296-2185770", event_type="update", outcome="Synced",
+                      at=at("2026-11-22T10:30:00"), source="automatic", ct_calls=1),
+    ])  # fmt: skip
+    result = runner.invoke(app, ["status", "--member", "296-2185770", "--json"])
+    assert result.exit_code == 0, result.output
+    attempts = json.loads(result.stdout)["attempts"]
+    assert [(attempt["outcome"], attempt["source"]) for attempt in attempts] == [
+        ("Synced", "automatic"),
+        ("CT Failure", "intake"),
+    ]
+    narrow = runner.invoke(app, ["status", "--member", "296-2185770"], env={"COLUMNS": "60"}).stdout
+    assert narrow.count("296-2185770") == 3  # the title and both rows, each whole on its line

@@ -7,6 +7,7 @@ import os
 import pty
 import re
 import select
+import shlex
 import socket
 import subprocess
 import sys
@@ -47,7 +48,9 @@ def test_the_demo_ends_with_every_expected_status(tmp_path: Path, with_rest: boo
     # 7 creates (one per new member sent), 1 update, 1 inactive PUT answered 404, and one look-up by
     # third_party_id before the taken email is blamed on the member: nothing spent twice.
     assert report.ct_calls == {"create_user": 7, "get_user": 1, "update_user": 2}
-    assert report.resubmit == "ct-sync resubmit --member 296-2185775 --member 296-2185776"
+    assert report.resubmit == (
+        f"CTSYNC_DATA_DIR={tmp_path}/demo ct-sync resubmit --member 296-2185775 --member 296-2185776"
+    )
 
 
 def test_the_failure_email_lists_member_numbers_and_no_personal_data(tmp_path: Path) -> None:
@@ -65,15 +68,27 @@ def test_the_failure_email_lists_member_numbers_and_no_personal_data(tmp_path: P
     assert "@example.com" not in body
 
 
-def test_ct_sync_demo_prints_the_table_and_where_the_email_went(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_ct_sync_demo_prints_the_table_without_log_lines_and_its_resubmit_command_works_as_printed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CTSYNC_DATA_DIR", str(tmp_path))
     result = CliRunner().invoke(app, ["demo"])
     assert result.exit_code == 0, result.output
-    assert "Data Error" in result.output
-    assert "Failure email written to" in result.output
-    assert "ct-sync resubmit --member 296-2185775" in result.output
-    assert "Segment file DemoMembers_" in result.output
-    assert "No console: standard input is not a terminal" in result.output  # it never waits for an Enter
+    assert "Data Error" in result.stdout
+    assert "Failure email written to" in result.stdout
+    assert "Segment file DemoMembers_" in result.stdout
+    assert "No console: standard input is not a terminal" in result.stdout  # it never waits for an Enter
+    assert result.stderr == ""  # the log went to the file the demo names
+    assert f"its log in {tmp_path}/demo/demo.log" in result.stdout
+    assert '"event": "worker_started"' in (tmp_path / "demo" / "demo.log").read_text()
+    printed = result.stdout.split("queue them again with: ", 1)[1].splitlines()[0]
+    assignment, *command = shlex.split(printed)
+    variable, value = assignment.split("=", 1)
+    assert command[0] == "ct-sync"
+    monkeypatch.setenv(variable, value)
+    again = CliRunner().invoke(app, command[1:])
+    assert again.exit_code == 0, again.output
+    assert "2 member(s) queued" in again.stdout
 
 
 def test_the_demo_serves_the_console_on_its_chain_until_enter_is_pressed(tmp_path: Path) -> None:

@@ -11,8 +11,12 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from config import load_settings
 from crowdtwist_client.sandbox import SandboxState
+from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.cli import app
+from sync_worker.core.mapping import map_member
+from sync_worker.core.member import Member
 from sync_worker.emulators import SandboxServer
 from tests.alerts.conftest import free_port
 from tests.integration.helpers import eventually
@@ -56,7 +60,7 @@ def test_the_sandbox_refuses_a_wrong_or_missing_key_with_403(
     assert KEY.encode() not in output
 
 
-@pytest.mark.parametrize(("key", "exit_code"), [(KEY, 0), ("wrong-key-0123", 75)])
+@pytest.mark.parametrize(("key", "exit_code"), [(KEY, 0), ("wrong-key-0123", 2)])
 def test_check_reaches_a_sandbox_that_requires_its_key(
     monkeypatch: pytest.MonkeyPatch, key: str, exit_code: int
 ) -> None:
@@ -67,3 +71,38 @@ def test_check_reaches_a_sandbox_that_requires_its_key(
         assert result.exit_code == exit_code, result.output
         assert sandbox.state.stats()["calls"] == {"get_user": 1}  # the documented look-up, answered
     assert ("credentials refused" in result.output) is (exit_code != 0)
+
+
+def test_seed_fills_the_stand_in_with_members_a_share_of_them_with_data_crowdtwist_refuses(tmp_path: Path) -> None:
+    runner = CliRunner(env={"CTSYNC_DATA_DIR": str(tmp_path), "CTSYNC_SIEBEL__PROGRAM_ID": "1-PRG"})
+    result = runner.invoke(app, ["sandbox", "seed", "--members", "400", "--bad-share", "0.05"])
+    assert result.exit_code == 0, result.output
+    settings = load_settings(data_dir=tmp_path, siebel={"program_id": "1-PRG"})
+    members = SqliteMemberStore(settings.siebel_sqlite_path, settings.siebel).documents()
+    assert len(members) == 400
+    assert {(member["Program Id"], member["Status"]) for member in members} == {("1-PRG", "Active")}
+    refused = [m for m in members if not map_member(Member.model_validate(m), settings.defaults).accepted]
+    first_email = next(m["Email Address"] for m in members if m["Member Number"] == "SB-0000001")
+    taken = [m for m in members if m["Email Address"] == first_email and m["Member Number"] != "SB-0000001"]
+    assert len(refused) + len(taken) == 20  # 5 % of 400, one defect each
+    assert "seeded 400 members of program 1-PRG" in result.stdout
+    again = runner.invoke(app, ["sandbox", "seed", "--members", "400", "--bad-share", "0.05"])
+    assert again.exit_code == 0
+    reseeded = SqliteMemberStore(settings.siebel_sqlite_path, settings.siebel).documents()
+    assert [dict(m, Updated="") for m in reseeded] == [dict(m, Updated="") for m in members]  # the same members
+
+
+def test_faults_switches_the_running_sandbox_and_leaves_the_others_as_they_are() -> None:
+    with SandboxServer() as sandbox:
+        port = str(sandbox.port)
+        down = CliRunner().invoke(app, ["sandbox", "faults", "--port", port, "--down", "--latency", "200ms"])
+        assert down.exit_code == 0, down.output
+        assert (sandbox.state.faults.down, sandbox.state.faults.latency) == (True, 0.2)
+        limited = CliRunner().invoke(
+            app, ["sandbox", "faults", "--port", port, "--up", "--error-share", "0.1", "--rate-limit", "600"]
+        )
+        assert limited.exit_code == 0, limited.output
+        faults = sandbox.state.faults
+        assert (faults.down, faults.latency, faults.error_rate, faults.rate_limit_per_minute) == (False, 0.2, 0.1, 600)
+        assert '"rate_limit_per_minute": 600' in limited.stdout
+    assert CliRunner().invoke(app, ["sandbox", "faults", "--port", port, "--up"]).exit_code == 75  # nobody there

@@ -3,6 +3,7 @@ killed mid-run, broker restarted, slow CrowdTwist, SIGTERM. Counts what was sync
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
@@ -88,6 +89,9 @@ def test_sigterm_finishes_the_syncs_in_flight_and_exits_cleanly(run: Run) -> Non
     assert stop(worker) == 0
     # Everything started was finished and acked; anything not started is still queued, nothing is lost.
     assert run.synced() + run.queue_depth() == 8
+    started = next(json.loads(line) for line in run.log.read_text().splitlines() if '"worker_started"' in line)
+    assert started["crowdtwist"] == run.sandbox.url
+    assert started["broker"] == "amqp://127.0.0.1:5672//"  # the guest:guest of the URL left out
 
 
 @pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="rabbitmqctl is needed to restart the broker")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from sync_worker.core.errors import TransientError
+from sync_worker.core.errors import ConfigurationError, TransientError
 from sync_worker.core.ports import AttemptRecord, KnownState, RefusedState, SyncedState
 from sync_worker.ledger.sql import SqlLedger
 
@@ -99,8 +100,8 @@ def test_attempt_counts_and_recent_failures(ledger: SqlLedger) -> None:
 
 def test_resubmissions_are_counted_per_member(ledger: SqlLedger) -> None:
     ledger.record([row("296-1", "CT Failure", source="resubmit"), row("296-1", "Synced", source="resubmit")])
-    ledger.record([row("296-1", "Synced", source="intake")])
-    assert ledger.resubmit_count("296-1") == 2
+    ledger.record([row("296-1", "Synced", source="intake"), row("296-1", "Synced", source="automatic")])
+    assert ledger.resubmit_count("296-1") == 2  # the worker's own resubmits after an outage do not count
     assert ledger.resubmit_count("296-2") == 0
 
 
@@ -192,3 +193,13 @@ def test_workers_started_together_all_set_up_the_schema(
         if drop:
             with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True) as admin:
                 admin.execute(f'DROP DATABASE "{drop}" WITH (FORCE)')
+
+
+def test_a_postgresql_ledger_without_its_driver_names_the_postgres_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if `pip install ct-sync` left the extra out
+    with pytest.raises(ConfigurationError) as raised:
+        SqlLedger("postgresql://ct-sync@db.internal/ct_sync")
+    assert raised.value.message == (
+        "CTSYNC_LEDGER__URL is a PostgreSQL database, whose driver comes with the postgres extra: "
+        "pip install 'ct-sync[postgres]'"
+    )

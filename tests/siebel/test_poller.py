@@ -120,3 +120,27 @@ def test_members_moved_by_writes_during_a_poll_are_all_published(store: SqliteMe
     publisher = WritingBack()
     poller(store, publisher, tmp_path).run_once()
     assert {event.member_number for event in publisher.published} == set(numbers)
+
+
+def test_a_dry_run_counts_what_would_be_published_and_publishes_nothing(
+    store: SqliteMemberStore, tmp_path: Path
+) -> None:
+    for n in range(3):
+        store.upsert_member(siebel_member(**{"Member Number": f"296-{n}"}), at=START + timedelta(minutes=n))
+    store.upsert_member(siebel_member(**{"Program Id": "1-OTHER"}), at=START)
+    publisher = FakePublisher()
+    report = poller(store, publisher, tmp_path).run_once(dry_run=True)
+    assert (report.read, report.total, report.published, dict(report.skipped)) == (
+        4, 4, 3, {"member of program 1-OTHER, not 1-PRG": 1}
+    )  # fmt: skip
+    assert publisher.published == []
+    assert not (tmp_path / "watermark.json").exists()  # the next real poll is still the initial load
+    assert poller(store, publisher, tmp_path).run_once().initial_load
+
+
+def test_progress_says_how_many_of_how_many_were_read_after_each_page(store: SqliteMemberStore, tmp_path: Path) -> None:
+    for n in range(5):
+        store.upsert_member(siebel_member(**{"Member Number": f"296-{n}"}), at=START + timedelta(minutes=n))
+    seen: list[tuple[int, int | None]] = []
+    poller(store, FakePublisher(), tmp_path).run_once(lambda report: seen.append((report.read, report.total)))
+    assert seen == [(2, 5), (4, 5), (5, 5)]

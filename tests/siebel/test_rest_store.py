@@ -105,6 +105,27 @@ def test_anything_outside_the_subset_is_refused(spec: str) -> None:
         searchspec.parse(spec)
 
 
+@pytest.mark.parametrize(
+    ("spec", "bound"),
+    [
+        ("[Id] > '1-9'", (">", "1-9")),
+        ("([S] = 'A' OR [S] = 'B') AND [Id] > '1-9'", (">", "1-9")),
+        ("[Id] = '1-5' OR [Id] = '1-5'", ("=", "1-5")),
+        ("[Id] = '1-5' OR [Id] > '1-3'", (">=", "1-3")),
+        ("[Id] = '1-5' OR [S] = 'A'", None),  # an OR branch that leaves Id free bounds nothing
+        ("[S] = 'A'", None),
+    ],
+)
+def test_the_emulator_reads_the_bound_a_searchspec_puts_on_a_field(spec: str, bound: tuple[str, str] | None) -> None:
+    assert searchspec.lower_bound(searchspec.parse_tree(spec), "Id") == bound
+
+
+def test_the_emulator_recognises_the_keyset_page_the_adapter_builds() -> None:
+    moment = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+    built = searchspec.all_of("[Status] = 'Active'", searchspec.after_key("Updated", moment, "Id", "1-7"))
+    assert searchspec.key_after(searchspec.parse_tree(built), "Updated", "Id") == ("11/22/2026 10:00:00", "1-7")
+
+
 def test_an_error_text_longer_than_the_field_is_cut_before_it_is_written(mock: respx.MockRouter) -> None:
     from sync_worker.core.member import SyncOutcome, SyncStatus
 

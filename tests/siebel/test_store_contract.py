@@ -124,6 +124,15 @@ def test_changed_members_come_page_by_page_oldest_first(stores: Stores) -> None:
     assert [number for page in later for number in numbers(page)] == ["296-5", "296-6"]
 
 
+def test_the_store_counts_the_changed_members_a_poll_will_read(stores: Stores) -> None:
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    for n in range(7):
+        stores.admin.upsert_member(siebel_member(**{"Member Number": f"296-{n}"}), at=start + timedelta(minutes=n))
+    assert stores.store.count_changed_after(None) == 7
+    assert stores.store.count_changed_after(ChangeCursor(start + timedelta(minutes=4), "\uffff")) == 2
+    assert stores.store.count_changed_after(ChangeCursor(start + timedelta(minutes=9), "")) == 0
+
+
 def test_changed_members_sharing_one_stamp_are_paged_by_id_none_twice_none_lost(stores: Stores) -> None:
     same_second = datetime(2026, 11, 1, 10, 0, 0, tzinfo=UTC)
     for n in range(8):

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
+import structlog
+from rich.console import Console
+from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
-from sync_worker.cli import app
+from sync_worker.cli import app, progress
 from sync_worker.cli.sync import retry_transient
 from sync_worker.core.errors import ConfigurationError, TransientError
 
@@ -81,3 +85,24 @@ def test_poll_every_gives_up_on_a_configuration_problem() -> None:
 
     with pytest.raises(ConfigurationError):
         retry_transient(refused, longest_wait=300, sleep=lambda seconds: None)
+
+
+def test_without_a_terminal_progress_is_a_log_line_every_few_seconds_with_rate_and_eta(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
+    with capture_logs() as lines:
+        # A logger of the capture's own: one an earlier test used may be cached with the real configuration.
+        monkeypatch.setattr(progress, "log", structlog.get_logger("ct_sync.cli"))
+        with progress.progress(
+            Console(file=io.StringIO()), "reading", unit="members", event="poll_progress"
+        ) as advance:
+            for seconds, done in ((1, 100), (3, 300), (6, 600), (8, 800), (12, 1200)):
+                now[0] = 1000.0 + seconds
+                advance(done, 3000)
+    assert [(line["done"], line["per_second"], line["eta_seconds"]) for line in lines] == [
+        (600, 100.0, 24),
+        (1200, 100.0, 18),
+    ]
+    assert {line["event"] for line in lines} == {"poll_progress"}

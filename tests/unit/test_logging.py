@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
 
 import pytest
 import structlog
@@ -14,16 +13,7 @@ from structlog.testing import capture_logs
 from config.logging import configure_logging, redact_secrets
 from config.redaction import REDACTED, redact_text
 
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """Each test configures logging its own way; leave the process as it was found."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:], root.level = handlers, level
-    structlog.reset_defaults()
-
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 API_KEY = "s3cr3t-api-key-0123456789"
 URL = f"https://sb-api306.crowdtwist.com/v2/users/296-1?id_type=third_party_id&api_key={API_KEY}"

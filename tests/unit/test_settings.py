@@ -103,8 +103,57 @@ def test_an_unknown_setting_in_the_file_is_refused(tmp_path: Path, monkeypatch: 
     config_file = tmp_path / "ct-sync.toml"
     config_file.write_text("[worker]\nconcurency = 4\n")
     monkeypatch.setenv("CTSYNC_CONFIG", str(config_file))
-    with pytest.raises(SettingsError, match=r"^CTSYNC_WORKER__CONCURENCY: is not a known setting$"):
+    with pytest.raises(
+        SettingsError,
+        match=r"^CTSYNC_WORKER__CONCURENCY: is not a known setting \(did you mean CTSYNC_WORKER__CONCURRENCY\?\)$",
+    ):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    ("variable", "nearest"),
+    [
+        ("CTSYNC_BROKER_URL", "CTSYNC_BROKER__URL"),
+        ("CTSYNC_CROWDTWST__API_KEY", "CTSYNC_CROWDTWIST__API_KEY"),
+        ("CTSYNC_LOG_LEVEL", "CTSYNC_LOG__LEVEL"),
+        ("ctsync_data_dirr", "CTSYNC_DATA_DIR"),
+    ],
+)
+def test_a_variable_that_is_no_setting_is_refused_with_the_nearest_name(
+    monkeypatch: pytest.MonkeyPatch, variable: str, nearest: str
+) -> None:
+    monkeypatch.setenv(variable, "amqp://rabbitmq.internal//")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert str(caught.value) == f"{variable}: is not a setting (did you mean {nearest}?)"
+
+
+def test_job_tables_may_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CTSYNC_JOBS__NIGHTLY__KIND", "poll")
+    assert load_settings().jobs["nightly"].kind == "poll"
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_an_empty_token_is_no_token(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("CTSYNC_INTAKE__TOKEN", value)
+    assert load_settings().intake.token is None
+    monkeypatch.setenv("CTSYNC_INTAKE__HOST", "0.0.0.0")
+    with pytest.raises(SettingsError, match=r"^CTSYNC_INTAKE__TOKEN: is required when binding beyond loopback"):
+        load_settings()
+
+
+@pytest.mark.parametrize("url", ["https://sb-api306.crowdtwist.com/v2", "https://sb-api306.crowdtwist.com/v2.1/"])
+def test_a_crowdtwist_base_url_with_a_version_is_refused(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.setenv("CTSYNC_CROWDTWIST__BASE_URL", url)
+    with pytest.raises(SettingsError, match=r"^CTSYNC_CROWDTWIST__BASE_URL: must be the host root, without a version"):
+        load_settings()
+
+
+def test_the_log_format_and_level_are_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CTSYNC_LOG__LEVEL", "warning")
+    monkeypatch.setenv("CTSYNC_LOG__FORMAT", "json")
+    log = load_settings().log
+    assert (log.level, log.format) == ("WARNING", "json")
 
 
 def test_a_missing_config_file_is_named(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,6 +14,7 @@ from sync_worker.core.errors import NotAuthorized, PermanentError, TransientErro
 from sync_worker.core.mapping import map_member
 from sync_worker.core.member import Member, SyncStatus
 from sync_worker.core.messages import MemberEvent
+from sync_worker.core.resubmit import resubmit_event
 from sync_worker.core.sync import MemberSync
 from sync_worker.worker.handler import EventHandler, Handled
 from tests.builders import PROGRAM, changed, member
@@ -380,6 +381,15 @@ def test_coalesced_events_cost_one_sync_and_one_ledger_row_each(world: World) ->
     assert handled.calls == 2  # update → 404 → create
     assert len(world.ledger.rows) == 5
     assert sum(row.ct_calls for row in world.ledger.rows) == 2
+
+
+def test_each_attempt_records_its_source_and_an_automatic_resubmit_says_so(world: World) -> None:
+    ann = member()
+    world.store.put(ann)
+    world.send(ann, "enroll", source="intake")
+    world.handler.handle([resubmit_event(ann.member_number, ann.row_id)])
+    world.handler.handle([resubmit_event(ann.member_number, ann.row_id, automatic=True)])
+    assert [row.source for row in world.ledger.rows] == ["intake", "resubmit", "automatic"]
 
 
 def test_ledger_rows_carry_no_personal_data(world: World) -> None:

@@ -1,0 +1,54 @@
+"""The worker's summary line, once a minute: what it did since the last one (members synced, unchanged, skipped,
+errors, retries), the CrowdTwist calls it spent and the share of its budget they were, the work queue's depth and
+whether syncing is paused. One line a minute tells an operator how a run goes; one line per member does not.
+
+Fed from the consumer's thread (outcomes) and the pool's (dead letters); read by the supervisor's tick.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Any
+
+_ERRORS = ("Data Error", "CT Failure", "OIC Failure", "Dead-lettered")
+
+
+class MinuteSummary:
+    def __init__(self, *, budget_per_minute: float) -> None:
+        self._budget_per_minute = budget_per_minute  # the CrowdTwist calls this process may make in a minute
+        self._lock = threading.Lock()
+        self._outcomes: Counter[str] = Counter()
+        self._calls = 0
+        self._queue_depth: int | None = None
+
+    def outcome(self, outcome: str, *, calls: int = 0) -> None:
+        with self._lock:
+            self._outcomes[outcome] += 1
+            self._calls += calls
+
+    def queue_depth(self, depth: int | None) -> None:
+        """The work queue's latest depth (the consumer reads it every few seconds)."""
+        with self._lock:
+            self._queue_depth = depth
+
+    def take(self, *, seconds: float, paused: bool) -> dict[str, Any]:
+        """The line's fields for the last `seconds`, and a fresh start for the next line."""
+        with self._lock:
+            outcomes, calls = self._outcomes, self._calls
+            self._outcomes, self._calls = Counter(), 0
+            depth = self._queue_depth
+        budget = self._budget_per_minute * seconds / 60
+        errors = {status: outcomes[status] for status in _ERRORS if outcomes[status]}
+        return {
+            "synced": outcomes["Synced"],
+            "unchanged": outcomes["Unchanged"],
+            "skipped": outcomes["Skipped"],
+            "errors": sum(errors.values()),
+            **({"errors_by_status": errors} if errors else {}),
+            "retries": outcomes["Retrying"],
+            "crowdtwist_calls": calls,
+            "budget_use": f"{calls / budget:.0%}" if budget > 0 else None,
+            "queue_depth": depth,
+            "paused": paused,
+        }
