@@ -117,7 +117,9 @@ class EventHandler:
         calls = meter.calls or logical_calls
         duration_ms = (self._clock.monotonic() - started) * 1000
         self._record(events, decision, calls=calls, ct_user_id=ct_user_id, duration_ms=duration_ms)
-        log.info(
+        # A sync that went well is a line at DEBUG: the minute's summary tells the run's progress. A failure is news.
+        routine = decision.ledger_outcome in ("Synced", "Unchanged", "Skipped")
+        (log.debug if routine else log.info)(
             "member_handled",
             outcome=decision.ledger_outcome,
             action=decision.action,

@@ -153,7 +153,10 @@ class Supervisor:
     def _summarise(self, now: float) -> None:
         seconds, self._summarised = now - self._summarised, now
         paused = self.breaker.state is not BreakerState.CLOSED
-        log.info("worker_summary", seconds=round(seconds), **self.summary.take(seconds=seconds, paused=paused))
+        fields = self.summary.take(seconds=seconds, paused=paused)
+        if self.sizer is not None:
+            fields["in_flight_limit"] = self.sizer.limit  # syncs allowed at once: the Little's-law figure in force
+        log.info("worker_summary", seconds=round(seconds), **fields)
 
     def _transition(self, transition: Transition) -> None:
         log.warning("breaker_" + transition.kind, cause=transition.cause, credentials=transition.credentials)

@@ -4,6 +4,7 @@ restart, so the next worker tells the admins, once, that syncing resumed."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,6 +19,7 @@ from sync_worker.metrics import Metrics
 from sync_worker.worker import supervisor as supervisor_module
 from sync_worker.worker.breaker import Breaker
 from sync_worker.worker.handler import Handled
+from sync_worker.worker.sizing import InFlightSizer
 from sync_worker.worker.summary import MinuteSummary
 from sync_worker.worker.supervisor import CREDENTIALS_REFUSED, Supervisor
 from tests.fakes import FakeClock, FakeMailer
@@ -58,6 +60,7 @@ class World:
             resubmit_failed_since=lambda since: self.resubmitted.append(since) or 0,
             summary=MinuteSummary(budget_per_minute=600),
             pauses=pauses,
+            sizer=InFlightSizer(calls_per_second=lambda: 10.0, cap=64),
         )
 
     def subjects(self) -> list[str]:
@@ -92,7 +95,7 @@ def test_a_summary_line_each_minute_says_what_the_worker_did(
 ) -> None:
     world = start(worlds, FakePauses())
     for _ in range(40):
-        world.supervisor.handled(handled("Synced", calls=2))
+        world.supervisor.handled(replace(handled("Synced", calls=2), busy_seconds=0.4))
     world.supervisor.handled(handled("Data Error", calls=1))
     world.supervisor.handled(handled("Unchanged", calls=0))
     world.supervisor.summary.queue_depth(1250)
@@ -118,6 +121,7 @@ def test_a_summary_line_each_minute_says_what_the_worker_did(
             "crowdtwist_calls": 81,
             "budget_use": "14%",
             "queue_depth": 1250,
+            "in_flight_limit": 5,  # 10 calls/s × 0.4 s per sync, and a quarter more
             "paused": False,
         }
     ]
