@@ -39,7 +39,7 @@ from bench.harness import (
 )
 from bench.run import enroll_events
 
-SIZES = {"smoke": {"scaling": 40, "budget_seconds": 3}, "full": {"scaling": 2000, "budget_seconds": 30}}
+SIZES = {"smoke": {"scaling": 40, "budget_seconds": 3}, "full": {"scaling": 4000, "budget_seconds": 30}}
 REDIS_URL = "redis://127.0.0.1:6379/0"
 LIMIT, SHARE = 10_000, 0.75
 
