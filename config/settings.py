@@ -181,7 +181,9 @@ class CrowdTwistSettings(_Section):
     base_url: HostRoot = Field(
         default=SANDBOX_CROWDTWIST_URL, description="host root, no version (https://sb-api306.crowdtwist.com)"
     )
-    pos_base_url: HostRoot | None = Field(default=None, description="point-of-sale host root, for purchases")
+    pos_base_url: HostRoot | None = Field(
+        default=None, description="point-of-sale host root, for purchases; empty: the base URL"
+    )
     api_key: Secret = Field(default=None, description="the program's API key")
     auth: Literal["query", "header"] = Field(
         default="query", description="`query`: api_key parameter; `header`: X-CT-Authorization header"
@@ -425,6 +427,21 @@ class SchedulerSettings(_Section):
         return value
 
 
+class PrivacySettings(_Section):
+    """Privacy requests (`ct-sync privacy …`): access exports and deletions in CrowdTwist."""
+
+    poll_interval: Duration = Field(
+        default=timedelta(seconds=30), description="`privacy delete --wait`: how often CrowdTwist is asked"
+    )
+
+    @field_validator("poll_interval")
+    @classmethod
+    def _poll_interval_positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be more than 0s")
+        return value
+
+
 class ScheduledSettings(_Section):
     """What jobs and groups share (Connect's schedule, activation and notification)."""
 
@@ -489,11 +506,18 @@ class ResubmitJob(ScheduledSettings):
     limit: int = Field(default=1000, ge=1, description="at most this many members queued per run")
 
 
-Job = Annotated[SegmentExportJob | PollJob | ResubmitJob, Field(discriminator="kind")]
+class PrivacyFollowupJob(ScheduledSettings):
+    """`ct-sync privacy status` once: every open deletion request is followed at CrowdTwist."""
+
+    kind: Literal["privacy-followup"]
+
+
+Job = Annotated[SegmentExportJob | PollJob | ResubmitJob | PrivacyFollowupJob, Field(discriminator="kind")]
 JOB_MODELS: dict[str, type[ScheduledSettings]] = {
     "segment-export": SegmentExportJob,
     "poll": PollJob,
     "resubmit": ResubmitJob,
+    "privacy-followup": PrivacyFollowupJob,
 }
 JOB_KINDS = tuple(JOB_MODELS)
 
@@ -527,6 +551,7 @@ class Settings(BaseSettings):
     log: LogSettings = Field(default_factory=LogSettings)
     sftp: SftpSettings = Field(default_factory=SftpSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     jobs: dict[str, Job] = Field(default={}, description="`[jobs.NAME]` tables of the TOML file")
     groups: dict[str, GroupSettings] = Field(default={}, description="`[groups.NAME]` tables of the TOML file")
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,16 @@ log = structlog.get_logger("ct_sync.crowdtwist")
 Observer = Callable[[str, int | None, float], None]  # operation, status code (None: no answer), seconds
 _V21_PAGE_SIZE = 25
 _REWARDS_PAGE_SIZE = 10
+# What a privacy access export reads: path, page size (None: one unpaged answer), on the point-of-sale host.
+SOURCES: dict[str, tuple[str, int | None, bool]] = {
+    "activities": ("/v2/users/{ct_user_id}/activities", None, False),
+    "activity_history": ("/v2.1/users/{ct_user_id}/activity_history", _V21_PAGE_SIZE, False),
+    "rewards": ("/v2.1/users/{ct_user_id}/rewards", _REWARDS_PAGE_SIZE, False),
+    "redemption_history": ("/v2.2/users/{ct_user_id}/redemption_history", _V21_PAGE_SIZE, False),
+    # The receipts-history path is not documented beside the others (guess: the v2.1 pattern).
+    "receipts": ("/v2.1/users/{ct_user_id}/receipts", _V21_PAGE_SIZE, False),
+    "purchases": ("/users/{ct_user_id}/purchases", None, True),
+}
 
 
 class CrowdTwistClient:
@@ -76,7 +86,7 @@ class CrowdTwistClient:
         self._pacing_observer = pacing_observer
         self._sleep = sleep
         self._base_url = base_url.rstrip("/")
-        self._pos_base_url = (pos_base_url or "").rstrip("/")
+        self._pos_base_url = (pos_base_url or base_url).rstrip("/")  # design: the base URL unless set
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
@@ -192,36 +202,38 @@ class CrowdTwistClient:
 
     # -- read endpoints (privacy access requests) ---------------------------------------------------------------
 
-    def activities(self, ct_user_id: int) -> list[dict[str, Any]]:
-        return _items(self._call("activities", "GET", f"/v2/users/{ct_user_id}/activities"))
+    def user_document(self, value: str | int, *, id_type: str = "id") -> dict[str, Any] | None:
+        """The whole user object as CrowdTwist answers it (an access export holds every field), or None (404)."""
+        document = self._call("get_user", "GET", f"/v2/users/{_segment(value)}/", params={"id_type": id_type})
+        if document is None:
+            return None
+        _user(document, operation="get_user")  # an answer without a readable id is no user object
+        return dict(document)
 
-    def activity_history(self, ct_user_id: int) -> Iterator[dict[str, Any]]:
-        return self._pages("activity_history", f"/v2.1/users/{ct_user_id}/activity_history", _V21_PAGE_SIZE)
+    def read_source(self, source: str, ct_user_id: int) -> list[dict[str, Any]] | None:
+        """Every item of one of `SOURCES` for this user, every page read; None when the endpoint answers 404 (not
+        published on this tenant or host: the user itself was just found)."""
+        path, page_size, on_pos_host = SOURCES[source]
+        path = path.format(ct_user_id=ct_user_id)
+        if page_size is None:
+            base_url = self._pos_base_url if on_pos_host else None
+            document = self._call(source, "GET", path, base_url=base_url, header_auth=on_pos_host)
+            return None if document is None else _items(document)
+        return self._pages(source, path, page_size)
 
-    def rewards(self, ct_user_id: int) -> Iterator[dict[str, Any]]:
-        return self._pages("rewards", f"/v2.1/users/{ct_user_id}/rewards", _REWARDS_PAGE_SIZE)
-
-    def redemption_history(self, ct_user_id: int) -> Iterator[dict[str, Any]]:
-        return self._pages("redemption_history", f"/v2.2/users/{ct_user_id}/redemption_history", _V21_PAGE_SIZE)
-
-    def receipts(self, ct_user_id: int) -> Iterator[dict[str, Any]]:
-        # The receipts-history path is not documented beside the others (guess: the v2.1 pattern).
-        return self._pages("receipts", f"/v2.1/users/{ct_user_id}/receipts", _V21_PAGE_SIZE)
-
-    def purchases(self, ct_user_id: int) -> list[dict[str, Any]]:
-        """Point-of-sale host, header auth only (doc)."""
-        if not self._pos_base_url:
-            raise CtSyncError("no point-of-sale host configured (CTSYNC_CROWDTWIST__POS_BASE_URL)", system=SYSTEM)
-        path = f"/users/{ct_user_id}/purchases"
-        return _items(self._call("purchases", "GET", path, base_url=self._pos_base_url, header_auth=True))
-
-    def _pages(self, operation: str, path: str, page_size: int) -> Iterator[dict[str, Any]]:
+    def _pages(self, operation: str, path: str, page_size: int) -> list[dict[str, Any]] | None:
+        """Pages 1, 2, … until a short or empty one (a page past the end is an empty list: doc); None when the
+        first page is a 404."""
+        items: list[dict[str, Any]] = []
         page = 1
         while True:
-            items = _items(self._call(operation, "GET", path, params={"page": page, "page_size": page_size}))
-            yield from items
-            if len(items) < page_size:  # a page past the end is an empty list (doc)
-                return
+            document = self._call(operation, "GET", path, params={"page": page, "page_size": page_size})
+            if document is None:
+                return None if page == 1 else items
+            found = _items(document)
+            items += found
+            if len(found) < page_size:
+                return items
             page += 1
 
     # -- one call: pacing, retries, translation ------------------------------------------------------------------

@@ -36,6 +36,12 @@ def refused(message: str) -> Answer:
     return error(400, guesses.BAD_REQUEST, message)
 
 
+def pos_error(status: int, reason: str, description: str) -> Answer:
+    """The point-of-sale host's error envelope (seen): `{"system", "reason", "description", "message"}`."""
+    document = {"system": guesses.POS_SYSTEM, "reason": reason, "description": description, "message": description}
+    return json_answer(status, document)
+
+
 def user_not_found() -> Answer:
     return error(404, "page_not_found", "User does not exist.")
 

@@ -54,8 +54,18 @@ HASH_ALGORITHM_ID = "4"
 # The default page_size when none is sent, and the refusal of a page or page_size that is not a positive number.
 DEFAULT_PAGE_SIZE = 10
 BAD_PAGE = "{name} must be a positive whole number"
+# Lists come back as a bare list (captured) or as an object holding the list (published too); the key of that object
+# is not: `Rules.list_shape` switches the shape, and this is the key.
+LIST_KEY = "items"
 # Receipts history is listed in the docs without a path; the sandbox serves the client's guess, /v2.1/…/receipts.
 # What a list item holds is not published either: the sandbox serves back what a test seeded.
+
+# -- the point-of-sale host -------------------------------------------------------------------------------------------
+
+# Its error envelope is seen ({"system", "reason", "description", "message"}); the words of these two are not.
+POS_SYSTEM = "pos"
+POS_QUERY_KEY_REFUSED = ("invalid", "API key must be sent in the X-CT-Authorization header")
+POS_USER_NOT_FOUND = ("user_not_found", "User not found")
 
 # -- deletion --------------------------------------------------------------------------------------------------------
 

@@ -44,7 +44,10 @@ ROUTES = (
     _route("rewards", "GET", rf"/v2\.1{_USER}/rewards", 10),
     _route("redemption_history", "GET", rf"/v2\.2{_USER}/redemption_history", 25),
     _route("receipts", "GET", rf"/v2\.1{_USER}/receipts", 25),  # the client's guess of the receipts path
+    # The point-of-sale host's (no version prefix, header auth only): one sandbox serves both hosts.
+    _route("purchases", "GET", f"{_USER}/purchases"),
 )
+POS_OPERATIONS = frozenset({"purchases"})
 
 
 def normalise(path: str) -> str:

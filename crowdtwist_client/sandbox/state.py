@@ -27,6 +27,7 @@ from crowdtwist_client.sandbox.answers import (
     error,
     iso_time,
     json_answer,
+    pos_error,
     refused,
     unknown_route,
     user_not_found,
@@ -173,7 +174,10 @@ class SandboxState:
                 self.counters.timeouts += 1
                 gateway_timeout = error(504, "timeout", "Gateway timeout")
                 return Answer(504, gateway_timeout.body, delay=faults.hang_seconds)
-            if not self._authorized(query, headers):
+            if found is not None and found[0].operation in routes.POS_OPERATIONS:
+                if "api_key" in query or not self._authorized({}, headers):  # header auth only (seen)
+                    return pos_error(403, *guesses.POS_QUERY_KEY_REFUSED)
+            elif not self._authorized(query, headers):
                 return error(403, *guesses.INVALID_API_KEY)
             self._complete_deletions()
             answer = self._route(found, query, body)
@@ -221,7 +225,7 @@ class SandboxState:
             return self._deletion_status(int(segment or 0))
         user_id = self._find(unquote(segment or ""), query.get("id_type", "id"))
         if user_id is None:
-            return user_not_found()
+            return pos_error(404, *guesses.POS_USER_NOT_FOUND) if route.operation == "purchases" else user_not_found()
         if route.paged:
             return self._page(user_id, route, query)
         match route.operation:
@@ -231,8 +235,8 @@ class SandboxState:
                 return self._delete(user_id)
             case "credit_activity":
                 return self._credit(user_id, body)
-            case "activities":
-                return json_answer(200, self._lists.get(user_id, {}).get("activities", []))
+            case "activities" | "purchases":
+                return self._list(self._lists.get(user_id, {}).get(route.operation, []))
         return json_answer(200, render(self._users[user_id], lookup=True))  # get_user
 
     def _find(self, value: str, id_type: str) -> int | None:
@@ -421,4 +425,8 @@ class SandboxState:
             return refused(window)
         first, size = window
         items = self._lists.get(user_id, {}).get(route.operation, [])
-        return json_answer(200, items[first : first + size])  # past the end: an empty list (doc)
+        return self._list(items[first : first + size])  # past the end: an empty list (doc)
+
+    def _list(self, items: list[dict[str, Any]]) -> Answer:
+        """A list in the shape the rules say: bare, or held by an object."""
+        return json_answer(200, items if self.rules.list_shape == "list" else {guesses.LIST_KEY: items})

@@ -36,10 +36,14 @@ class Rules:
     # Unknown request fields: counted and ignored, or (strict) refused with 400.
     strict_fields: bool = False
     deletion_step_seconds: float = guesses.DELETION_STEP_SECONDS
+    # Lists answered as a bare list, or as an object holding it under `guesses.LIST_KEY` (both are published).
+    list_shape: Literal["list", "object"] = "list"
 
     def checked(self) -> Rules:
         if self.duplicate_third_party_id not in ("refuse", "accept"):
             raise ValueError("duplicate_third_party_id must be 'refuse' or 'accept'")
+        if self.list_shape not in ("list", "object"):
+            raise ValueError("list_shape must be 'list' or 'object'")
         if self.deletion_step_seconds < 0:
             raise ValueError("deletion_step_seconds must not be negative")
         return self

@@ -144,12 +144,15 @@ class RefusedState:
 class KnownState:
     synced: SyncedState | None = None
     refused: RefusedState | None = None
+    deleted_by: str | None = None  # the privacy request that deleted the member in CrowdTwist: never send it again
 
 
 class KnownStates(Protocol):
     """What ct-sync last learned of each member. The ledger keeps it; an outage of it only costs calls."""
 
-    def known_state(self, member_number: str) -> KnownState: ...
+    def known_state(self, member_number: str) -> KnownState:
+        """What is known of the member, its deletion on a privacy request included (one read)."""
+        ...
 
     def remember(self, member_number: str, state: SyncedState | RefusedState) -> None:
         """A sync's verdict. Synced replaces any refusal; a refusal keeps what CrowdTwist still holds."""
@@ -269,7 +272,7 @@ class RunStopped(Exception):
 
 
 class PrivacyDeletions(Protocol):
-    """Members deleted in CrowdTwist on a privacy request (issue 20 implements it): never written to a segment."""
+    """Members deleted in CrowdTwist on a privacy request: never synced, resubmitted or written to a segment."""
 
     def deletion_request(self, member_number: str) -> str | None:
         """The id of the privacy request that deleted this member, or None."""
@@ -277,7 +280,7 @@ class PrivacyDeletions(Protocol):
 
 
 class NoPrivacyDeletions:
-    """Until privacy requests exist, nobody is deleted."""
+    """Nobody is deleted (tests and callers that hold no register)."""
 
     def deletion_request(self, member_number: str) -> str | None:
         return None

@@ -17,6 +17,11 @@ update first. A second CrowdTwist member for one Member Number is never made: a 
 becomes an update, and a create refused for any other reason is followed by a look-up by third_party_id before the
 member is blamed with a Data Error (a create repeated after a crash may be refused on its email first).
 
+A member deleted in CrowdTwist on a privacy request is never sent again: the known-state read (one indexed ledger
+read, before any CrowdTwist call) says so, and the member gets `Data Error` "deleted in CrowdTwist on privacy request
+R" instead, written once. Because that read guards against re-creating a deleted member, a ledger that cannot be
+read fails the sync (retried later) rather than sending blind.
+
 Pure core: talks to the outside only through the ports.
 """
 
@@ -50,6 +55,7 @@ from sync_worker.core.ports import (
     RefusedState,
     SyncedState,
 )
+from sync_worker.core.privacy import deleted_text
 
 log = structlog.get_logger(__name__)
 
@@ -126,6 +132,8 @@ class MemberSync:
             return SyncResult("skipped", reason=reason)
 
         known = self._known_state(member_number)
+        if known.deleted_by is not None:
+            return self._deleted(member, known)
         mapping = map_member(member, self._defaults)
         fingerprint = mapping.fingerprint()
         if not mapping.accepted:
@@ -214,6 +222,17 @@ class MemberSync:
         self._remember(member.member_number, RefusedState(fingerprint, reason, self._now()))
         return SyncResult("rejected", reason=reason, calls=calls)
 
+    def _deleted(self, member: Member, known: KnownState) -> SyncResult:
+        """Deleted on a privacy request: no call, a Data Error naming the request, written once (Siebel's write
+        stamp brings the member round again; the second time it already says so)."""
+        assert known.deleted_by is not None
+        reason = deleted_text(known.deleted_by)
+        if member.sync_status == SyncStatus.DATA_ERROR and known.refused is not None and known.refused.reason == reason:
+            return SyncResult("unchanged", reason=f"unchanged since refused: {reason}")
+        self._write(member.row_id, SyncOutcome(status=SyncStatus.DATA_ERROR, error=reason, at=self._now()))
+        self._remember(member.member_number, RefusedState(f"privacy:{known.deleted_by}", reason, self._now()))
+        return SyncResult("rejected", reason=reason)
+
     def _refuse_record(self, invalid: InvalidRecord, *, trust: bool) -> SyncResult:
         """A Siebel record that is no valid member: Data Error on its row, once while it stays as it is."""
         number = invalid.member_number
@@ -232,14 +251,16 @@ class MemberSync:
     def _now(self) -> datetime:
         return self._clock.now()
 
-    # -- the ledger's knowledge: saves calls; when it is unavailable, syncing costs a call more, nothing worse ------
+    # -- the ledger's knowledge: saves calls, and keeps members deleted on a privacy request out of CrowdTwist ----
 
     def _known_state(self, member_number: str) -> KnownState:
+        """Raises TransientError when the ledger cannot be read: without it, a deleted member could be re-created."""
         try:
             return self._known_states.known_state(member_number)
+        except TransientError:
+            raise
         except CtSyncError as exc:
-            log.warning("known_state_unavailable", error=exc.message)
-            return KnownState()
+            raise TransientError(f"ledger unavailable: {exc.message}", system="ledger") from exc
 
     def _remember(self, member_number: str, state: SyncedState | RefusedState) -> None:
         try:

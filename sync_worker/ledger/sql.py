@@ -34,6 +34,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    literal,
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -45,12 +46,14 @@ from config.redaction import redact_text
 from config.settings import Settings
 from sync_worker.core.errors import ConfigurationError, TransientError
 from sync_worker.core.ports import AttemptRecord, KnownState, RefusedState, SyncedState
+from sync_worker.core.privacy import RELEASED
 from sync_worker.ledger.group_commit import GroupCommit
 
 # Bump with a migration note when a column changes.
 # 2: ct_sync_member_state (synced and refused state) replaces ct_sync_synced_state, which is left unused: the first
 #    sync of each member after the upgrade costs one CrowdTwist call more, nothing else.
-SCHEMA_VERSION = 2
+# 3: ct_sync_privacy_requests (privacy requests: access, delete, restore); the known-state read joins it.
+SCHEMA_VERSION = 3
 _SCHEMA_ATTEMPTS = 5
 metadata = MetaData()
 
@@ -93,6 +96,21 @@ pauses = Table(
     Column("since", DateTime(timezone=True), nullable=False),
     Column("cause", Text, nullable=False),
 )
+# Privacy requests (`ct-sync privacy …`): ids, times, statuses and CrowdTwist's refusals, never exported data. A
+# `delete` row blocks its member's sync until its status releases it (`sync_worker.core.privacy.RELEASED`).
+privacy_requests = Table(
+    "ct_sync_privacy_requests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("member_number", String(100), index=True),
+    Column("ct_user_id", Integer().with_variant(postgresql.BIGINT(), "postgresql")),
+    Column("reference", String(200)),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("status", String(32), nullable=False, index=True),
+    Column("outcome", Text),
+)
 _SYNCED_COLUMNS = ("payload_hash", "ct_user_id", "synced_at")
 _REFUSED_COLUMNS = ("refused_hash", "refused_reason", "refused_at")
 
@@ -106,7 +124,26 @@ POSTGRES_EXTRA_MISSING = (
 MEMBER_STATE = {"Dead-lettered": "OIC Failure", "Skipped": NEVER_SENT}
 
 _INSERT_ATTEMPT = insert(attempts)
-_SELECT_STATE = select(member_states).where(member_states.c.member_number == bindparam("member_number"))
+
+
+def deletion_blocking(member_number: Any) -> Any:
+    """The newest privacy deletion that blocks this member's sync (its row id), as a scalar subquery."""
+    return (
+        select(func.max(privacy_requests.c.id))
+        .where(
+            privacy_requests.c.member_number == member_number,
+            privacy_requests.c.kind == "delete",
+            privacy_requests.c.status.not_in(RELEASED),
+        )
+        .scalar_subquery()
+    )
+
+
+# One read: the member's state row (if any) beside its blocking deletion (if any), from a one-row anchor.
+_ANCHOR = select(literal(1).label("one")).subquery()
+_SELECT_STATE = select(member_states, deletion_blocking(bindparam("member_number")).label("deleted_by")).select_from(
+    _ANCHOR.outerjoin(member_states, member_states.c.member_number == bindparam("member_number"))
+)
 _DELETE_STATE = delete(member_states).where(member_states.c.member_number == bindparam("member_number"))
 _Write = tuple[Executable, list[dict[str, Any]]]  # a prebuilt statement and its rows of parameters
 
@@ -243,15 +280,14 @@ class SqlLedger:
 
     def known_state(self, member_number: str) -> KnownState:
         with self._begin() as connection:
-            row = connection.execute(_SELECT_STATE, {"member_number": member_number}).first()
-        if row is None:
-            return KnownState()
+            row = connection.execute(_SELECT_STATE, {"member_number": member_number}).one()
+        deleted_by = request_id(row.deleted_by) if row.deleted_by is not None else None
         synced = refused = None
         if row.payload_hash is not None and row.ct_user_id is not None and row.synced_at is not None:
             synced = SyncedState(row.payload_hash, int(row.ct_user_id), _aware(row.synced_at))
         if row.refused_hash is not None and row.refused_at is not None:
             refused = RefusedState(row.refused_hash, row.refused_reason or "", _aware(row.refused_at))
-        return KnownState(synced=synced, refused=refused)
+        return KnownState(synced=synced, refused=refused, deleted_by=deleted_by)
 
     def remember(self, member_number: str, state: SyncedState | RefusedState) -> None:
         if isinstance(state, SyncedState):
@@ -384,6 +420,11 @@ class SqlLedger:
                 )
                 for row in connection.execute(query)
             ]
+
+
+def request_id(row_id: int) -> str:
+    """A privacy request's id as people see it: `PR-17`."""
+    return f"PR-{row_id}"
 
 
 def _upsert_statement(dialect_insert: Any, columns: tuple[str, ...]) -> Executable:
