@@ -44,19 +44,26 @@ from sync_worker.core.ports import (
     FileDrop,
     Mailer,
     MemberStore,
-    NoPrivacyDeletions,
     PrivacyDeletions,
 )
+from sync_worker.core.privacy import PrivacyRequests
 from sync_worker.core.resubmit import resubmit_event
 from sync_worker.core.sync import MemberSync
 from sync_worker.http import HealthServer, with_metrics
 from sync_worker.jobs.catalog import Catalog, JobDefinition
 from sync_worker.jobs.context import RunContext
-from sync_worker.jobs.kinds import JobKinds, export_segment, poll_changes, resubmit_by_status
+from sync_worker.jobs.kinds import (
+    JobKinds,
+    export_segment,
+    follow_privacy_requests,
+    poll_changes,
+    resubmit_by_status,
+)
 from sync_worker.jobs.runner import JobRunner
 from sync_worker.jobs.scheduler import Scheduler
 from sync_worker.ledger.locks import AdvisoryLocks, FileLocks
 from sync_worker.ledger.operations import OperationsLog
+from sync_worker.ledger.privacy import PrivacyLedger
 from sync_worker.ledger.retention import purge_history
 from sync_worker.ledger.runs import RunLedger
 from sync_worker.ledger.sql import SqlLedger, build_ledger, create_ledger_engine
@@ -133,7 +140,7 @@ def build_segment_export(
         drop=drop or build_file_drop(settings),
         deliveries=runs,
         runs=runs,
-        privacy=privacy or NoPrivacyDeletions(),  # issue 20 brings the register of deletions
+        privacy=privacy or build_privacy_register(settings),
         clock=clock or SystemClock(),
         program_id=settings.siebel.program_id,
         max_bytes=settings.sftp.max_file_bytes,
@@ -146,6 +153,35 @@ def build_run_ledger(settings: Settings) -> RunLedger:
     if settings.ledger.url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     return RunLedger(settings.ledger_url)
+
+
+def build_privacy_register(settings: Settings) -> PrivacyLedger:
+    if settings.ledger.url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return PrivacyLedger(settings.ledger_url)
+
+
+@dataclass
+class Privacy:
+    """What `ct-sync privacy` and the `privacy-followup` job work with; `close()` releases the client and pool."""
+
+    requests: PrivacyRequests
+    register: PrivacyLedger
+    crowdtwist: CrowdTwistClient
+
+    def close(self) -> None:
+        self.crowdtwist.close()
+        self.register.close()
+
+
+def build_privacy(
+    settings: Settings, *, transport: httpx.BaseTransport | None = None, clock: Clock | None = None
+) -> Privacy:
+    """Privacy requests through the sync's own CrowdTwist client: the same pacer, retries and budget."""
+    register = build_privacy_register(settings)
+    crowdtwist = build_crowdtwist(settings, transport=transport)
+    requests = PrivacyRequests(crowdtwist=crowdtwist, register=register, clock=clock or SystemClock())
+    return Privacy(requests, register, crowdtwist)
 
 
 def build_operations_log(settings: Settings) -> OperationsLog:
@@ -516,6 +552,7 @@ class AdapterJobKinds:
             "segment-export": self._segment_export,
             "poll": self._poll,
             "resubmit": self._resubmit,
+            "privacy-followup": self._privacy_followup,
         }
 
     def run(self, job: JobDefinition, context: RunContext) -> None:
@@ -544,10 +581,18 @@ class AdapterJobKinds:
         assert job.settings.kind == "resubmit"
         ledger = build_ledger(self._settings)
         resources.callback(ledger.close)
+        privacy = build_privacy_register(self._settings)
+        resources.callback(privacy.close)
         resubmit_by_status(
             job.settings, context, store=self._member_store(resources), history=ledger,
             publisher=self._event_publisher(resources), max_resubmits=self._settings.worker.max_resubmits,
+            privacy=privacy,
         )  # fmt: skip
+
+    def _privacy_followup(self, job: JobDefinition, context: RunContext, resources: ExitStack) -> None:
+        privacy = build_privacy(self._settings, clock=self._clock)
+        resources.callback(privacy.close)
+        follow_privacy_requests(privacy.requests, context)
 
     def _member_store(self, resources: ExitStack) -> MemberStore:
         if self._store is not None:

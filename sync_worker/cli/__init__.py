@@ -7,6 +7,7 @@
     segment.py    `segment export`: segment files to CrowdTwist's SFTP folder
     jobs.py       `jobs list|run|runs|log|stop`, `scheduler`: jobs and groups of the config file
     dead_letters.py  `dead-letters list|replay|discard`: messages the worker could never process
+    privacy.py    `privacy access|delete|status|restore`: data-subject requests answered in CrowdTwist
     console.py    `console`: the web console
     demo.py       the demo's chain and sample members
     check.py      the checks `check` runs
@@ -22,7 +23,7 @@ import sys
 import warnings
 
 # Importing a command module registers its commands on `app`, in the order `ct-sync --help` lists them.
-from sync_worker.cli import rehearsal, sandbox, segment, sync, jobs, dead_letters, console  # noqa: F401  isort: skip
+from sync_worker.cli import rehearsal, sandbox, segment, sync, jobs, dead_letters, privacy, console  # noqa: F401  isort: skip
 from sync_worker.cli.app import app
 
 __all__ = ["app", "main"]

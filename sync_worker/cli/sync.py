@@ -249,6 +249,7 @@ def resubmit(
     from sync_worker.bootstrap import build_member_store
     from sync_worker.core.member import SyncStatus
     from sync_worker.core.resubmit import Plan, plan_resubmit, publish_plan
+    from sync_worker.ledger.privacy import PrivacyLedger
     from sync_worker.ledger.sql import build_ledger
 
     statuses = status or []
@@ -278,10 +279,11 @@ def resubmit(
     if member or statuses:
         store = or_exit(lambda: build_member_store(settings))
         ledger = or_exit(lambda: build_ledger(settings))
+        privacy = or_exit(lambda: PrivacyLedger(settings.ledger_url))
         plan = or_exit(
             lambda: plan_resubmit(
                 store=store, history=ledger, members=member or [], statuses=statuses, since=window[0],
-                until=window[1], max_resubmits=settings.worker.max_resubmits, force=force,
+                until=window[1], max_resubmits=settings.worker.max_resubmits, force=force, privacy=privacy,
             )
         )  # fmt: skip
         queued: dict[str, str | None] = {candidate.member_number: None for candidate in plan.queue}
@@ -294,22 +296,21 @@ def resubmit(
             {"member_number": c.member_number, "why": c.why, "event_id": queued[c.member_number]} for c in plan.queue
         ]
         document["refused"] = [{"member_number": c.member_number, "resubmits": n} for c, n in plan.refused]
+        document["deleted"] = [{"member_number": c.member_number, "reason": why} for c, why in plan.deleted]
         document["unknown"] = plan.unknown
         if not as_json:
             _print_resubmit(plan, queued, dry_run=dry_run)
     if as_json:
         print_json(document)
-    if plan.unknown or plan.refused:
+    if plan.unknown or plan.refusals():
         raise typer.Exit(int(ExitCode.MEMBER_PROBLEM))
 
 
 def _print_resubmit(plan: Plan, queued: dict[str, str | None], *, dry_run: bool) -> None:
     for number in plan.unknown:
         err_console.print(f"no member {number} in Siebel", markup=False)
-    for candidate, count in plan.refused:
-        err_console.print(
-            f"refused {candidate.member_number}: resubmitted {count} times already (--force to insist)", markup=False
-        )
+    for member_number, why in plan.refusals():
+        err_console.print(f"refused {member_number}: {why}", markup=False)
     for candidate in plan.queue:
         if dry_run:
             say(f"would queue {candidate.member_number} ({candidate.why})")

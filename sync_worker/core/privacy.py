@@ -43,6 +43,15 @@ def deleted_text(request_id: str) -> str:
     return f"deleted in CrowdTwist on privacy request {request_id}"
 
 
+class RequestFailed(Exception):
+    """A request CrowdTwist could not answer (unreachable, a refused key): recorded, and named with its cause."""
+
+    def __init__(self, request: PrivacyRequest, cause: CtSyncError) -> None:
+        super().__init__(f"privacy request {request.request_id}: {cause.message}")
+        self.request = request
+        self.cause = cause
+
+
 @dataclass(frozen=True)
 class Identity:
     """Who the request is about: a Member Number, an email, or a CrowdTwist id (CrowdTwist's `id_type`)."""
@@ -152,8 +161,8 @@ class PrivacyRequests:
     # -- access ------------------------------------------------------------------------------------------------
 
     def access(self, who: Identity, *, reference: str | None = None) -> AccessExport:
-        """Read the profile and every page of every source. Raises the errors tree (the request is recorded
-        `Failed` first); an unknown member is a request `Not found`."""
+        """Read the profile and every page of every source. An unknown member is a request `Not found`; a
+        CrowdTwist that cannot answer raises `RequestFailed` (the request recorded `Failed`)."""
         request = self._open("access", who, reference)
         try:
             document = self._crowdtwist.user_document(who.value, id_type=who.id_type)
@@ -168,8 +177,7 @@ class PrivacyRequests:
                 sources[source] = NOT_AVAILABLE if items is None else items
                 counts[source] = None if items is None else len(items)
         except CtSyncError as failure:
-            self._failed(request, failure)
-            raise
+            raise self._failed(request, failure) from failure
         request = self._settle(request, DONE, summary(counts))
         exported = {
             "privacy_request": request.request_id,
@@ -186,8 +194,8 @@ class PrivacyRequests:
 
     def delete(self, who: Identity, *, reference: str | None = None) -> PrivacyRequest:
         """Request the deletion: recorded (blocking the sync) before CrowdTwist is asked. CrowdTwist's refusal is
-        the request `Refused` with its words; an unreachable CrowdTwist raises after recording `Failed` (or
-        `Unconfirmed` when the DELETE may have been applied)."""
+        the request `Refused` with its words; an unreachable CrowdTwist raises `RequestFailed` after recording
+        `Failed` (or `Unconfirmed` when the DELETE may have been applied)."""
         request = self._open("delete", who, reference)
         try:
             document = self._crowdtwist.user_document(who.value, id_type=who.id_type)
@@ -197,13 +205,11 @@ class PrivacyRequests:
             request = self._identified(request, user, who)
             ticket = self._crowdtwist.delete_user(user.id, id_type="id")
         except NotAuthorized as failure:
-            self._failed(request, failure)
-            raise
+            raise self._failed(request, failure) from failure
         except PermanentError as refusal:  # "Member is inactive but has redeemable points", verbatim
             return self._settle(request, REFUSED, refusal.message)
         except CtSyncError as failure:
-            self._failed(request, failure)
-            raise
+            raise self._failed(request, failure) from failure
         if ticket is None:
             return self._settle(request, NOT_FOUND, f"CrowdTwist no longer knows user {user.id}")
         return self._register.update(request.request_id, status=ticket.status, at=self._clock.now())
@@ -271,9 +277,9 @@ class PrivacyRequests:
     def _settle(self, request: PrivacyRequest, status: str, outcome: str) -> PrivacyRequest:
         return self._register.update(request.request_id, status=status, at=self._clock.now(), outcome=outcome)
 
-    def _failed(self, request: PrivacyRequest, failure: CtSyncError) -> None:
+    def _failed(self, request: PrivacyRequest, failure: CtSyncError) -> RequestFailed:
         unknown = isinstance(failure, TransientError) and failure.outcome_unknown and request.kind == "delete"
-        self._settle(request, UNCONFIRMED if unknown else FAILED, failure.message)
+        return RequestFailed(self._settle(request, UNCONFIRMED if unknown else FAILED, failure.message), failure)
 
 
 def summary(counts: dict[str, int | None]) -> str:

@@ -1,5 +1,6 @@
 """Use case: resubmit. Choose members to queue again (by Member Number, or by status and time window), refuse
-members resubmitted too often unless forced, and publish fresh events for them. Talks only through ports.
+members resubmitted too often unless forced, and members deleted in CrowdTwist on a privacy request (even forced:
+`ct-sync privacy restore` is the way back), and publish fresh events for them. Talks only through ports.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from datetime import datetime
 from typing import Protocol
 
 from sync_worker.core.messages import MemberEvent
-from sync_worker.core.ports import EventPublisher, MemberStore
+from sync_worker.core.ports import EventPublisher, MemberStore, NoPrivacyDeletions, PrivacyDeletions
+from sync_worker.core.privacy import deleted_text
 
 
 class ResubmitHistory(Protocol):
@@ -31,6 +33,12 @@ class Plan:
     queue: list[Candidate] = field(default_factory=list)
     refused: list[tuple[Candidate, int]] = field(default_factory=list)  # with how often already resubmitted
     unknown: list[str] = field(default_factory=list)
+    deleted: list[tuple[Candidate, str]] = field(default_factory=list)  # with why: the privacy request
+
+    def refusals(self) -> list[tuple[str, str]]:
+        """(Member Number, why not queued) of every member refused, for the lines and the JSON."""
+        too_often = [(c.member_number, f"resubmitted {n} times already (--force to insist)") for c, n in self.refused]
+        return too_often + [(candidate.member_number, why) for candidate, why in self.deleted]
 
 
 def resubmit_event(member_number: str, row_id: str | None = None, *, automatic: bool = False) -> MemberEvent:
@@ -51,6 +59,7 @@ def plan_resubmit(
     until: datetime | None = None,
     max_resubmits: int,
     force: bool,
+    privacy: PrivacyDeletions | None = None,
 ) -> Plan:
     plan = Plan()
     chosen: dict[str, Candidate] = {}
@@ -64,7 +73,12 @@ def plan_resubmit(
         for member in store.find_by_status(statuses, since=since, until=until):
             why = f"status {member.sync_status}"
             chosen.setdefault(member.member_number, Candidate(member.member_number, member.row_id, why))
+    privacy = privacy or NoPrivacyDeletions()
     for candidate in chosen.values():
+        deletion = privacy.deletion_request(candidate.member_number)
+        if deletion is not None:
+            plan.deleted.append((candidate, deleted_text(deletion)))
+            continue
         count = history.resubmit_count(candidate.member_number)
         if count >= max_resubmits and not force:
             plan.refused.append((candidate, count))

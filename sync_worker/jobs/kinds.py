@@ -1,4 +1,4 @@
-"""What each kind of job does in a run, through ports: `segment-export`, `poll` and `resubmit`.
+"""What each kind of job does in a run, through ports: `segment-export`, `poll`, `resubmit` and `privacy-followup`.
 
 Each function runs one job to its end: it says what it does in the run's log, counts into the run, calls the
 run's safe point where stopping leaves nothing half-done, and raises `CtSyncError` when the run fails. The
@@ -13,7 +13,8 @@ from collections.abc import Callable
 from typing import Protocol, TypeVar
 
 from config.settings import ResubmitJob
-from sync_worker.core.ports import EventPublisher, MemberStore
+from sync_worker.core.ports import EventPublisher, MemberStore, PrivacyDeletions
+from sync_worker.core.privacy import PrivacyRequests
 from sync_worker.core.resubmit import ResubmitHistory, plan_resubmit, publish_plan
 from sync_worker.jobs.catalog import JobDefinition
 from sync_worker.jobs.context import RunContext
@@ -88,11 +89,14 @@ def resubmit_by_status(
     history: ResubmitHistory,
     publisher: EventPublisher,
     max_resubmits: int,
+    privacy: PrivacyDeletions,
 ) -> None:
-    plan = plan_resubmit(store=store, history=history, statuses=job.status, max_resubmits=max_resubmits, force=False)
+    plan = plan_resubmit(
+        store=store, history=history, statuses=job.status, max_resubmits=max_resubmits, force=False, privacy=privacy
+    )
     waiting = len(plan.queue) - job.limit
     plan.queue = plan.queue[: job.limit]
-    context.counts.update(queued=0, refused=len(plan.refused), waiting=max(waiting, 0))
+    context.counts.update(queued=0, refused=len(plan.refused), deleted=len(plan.deleted), waiting=max(waiting, 0))
     context.log(f"members with status {', '.join(job.status)}: {len(plan.queue)} to queue")
 
     def queued(count: int) -> None:
@@ -103,6 +107,20 @@ def resubmit_by_status(
     if plan.refused:
         numbers = ", ".join(candidate.member_number for candidate, _ in plan.refused[:20])
         context.log(f"not queued, resubmitted {max_resubmits} times already: {numbers}")
+    if plan.deleted:
+        context.log(
+            f"not queued, deleted on a privacy request: {', '.join(c.member_number for c, _ in plan.deleted[:20])}"
+        )
     if waiting > 0:
         context.log(f"{waiting} more left for the next run (limit {job.limit})")
     context.log(f"queued {context.counts['queued']}")
+
+
+def follow_privacy_requests(requests: PrivacyRequests, context: RunContext) -> None:
+    """`privacy status` once: every open deletion polled at CrowdTwist, counted by the status it reached."""
+    followed = requests.follow_open()
+    context.counts.update(followed=len(followed))
+    for request in followed:
+        context.counts[request.status] = context.counts.get(request.status, 0) + 1
+        context.log(f"privacy request {request.request_id}: {request.status}")
+    context.log(f"followed {len(followed)} open deletion request(s)")
