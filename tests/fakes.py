@@ -6,6 +6,7 @@ import itertools
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from sync_worker.core.ct_user import CtUser, UserPayload
 from sync_worker.core.errors import AlreadyExists, CtSyncError, DataRejected, InvalidRecord
 from sync_worker.core.member import Member, SyncOutcome
 from sync_worker.core.messages import MemberEvent
+from sync_worker.core.privacy import RELEASED, SETTLED, PrivacyRequest, RequestKind
 from sync_worker.core.ports import (
     Alert,
     AttemptRecord,
@@ -190,9 +192,9 @@ class FakeKnownStates:
         self.script.next()
         current = self.states.get(member_number, KnownState())
         if isinstance(state, SyncedState):
-            self.states[member_number] = KnownState(synced=state)
+            self.states[member_number] = replace(current, synced=state, refused=None)
         else:
-            self.states[member_number] = KnownState(synced=current.synced, refused=state)
+            self.states[member_number] = replace(current, refused=state)
 
     def forget(self, member_number: str) -> None:
         self.states.pop(member_number, None)
@@ -278,3 +280,68 @@ class FakePrivacyDeletions:
 
     def deletion_request(self, member_number: str) -> str | None:
         return self.deleted.get(member_number)
+
+
+class FakePrivacyRegister:
+    """The register of privacy requests, in memory; `blocked_at_delete` records what blocked when CrowdTwist was
+    asked to delete (a test of "recorded before asked")."""
+
+    def __init__(self) -> None:
+        self.requests: dict[str, PrivacyRequest] = {}
+
+    def deletion_request(self, member_number: str) -> str | None:
+        blocking = [
+            request.request_id
+            for request in self.requests.values()
+            if request.kind == "delete" and request.member_number == member_number and request.status not in RELEASED
+        ]
+        return blocking[-1] if blocking else None
+
+    def open_request(
+        self,
+        kind: RequestKind,
+        *,
+        at: datetime,
+        reference: str | None,
+        member_number: str | None = None,
+        ct_user_id: int | None = None,
+    ) -> PrivacyRequest:
+        request_id = f"PR-{len(self.requests) + 1}"
+        self.requests[request_id] = PrivacyRequest(
+            request_id, kind, "Requested", at, at, member_number, ct_user_id, reference
+        )
+        return self.requests[request_id]
+
+    def update(
+        self,
+        request_id: str,
+        *,
+        status: str,
+        at: datetime,
+        outcome: str | None = None,
+        member_number: str | None = None,
+        ct_user_id: int | None = None,
+    ) -> PrivacyRequest:
+        current = self.requests[request_id]
+        self.requests[request_id] = replace(
+            current,
+            status=status,
+            updated_at=at,
+            outcome=outcome if outcome is not None else current.outcome,
+            member_number=member_number or current.member_number,
+            ct_user_id=ct_user_id if ct_user_id is not None else current.ct_user_id,
+        )
+        return self.requests[request_id]
+
+    def get(self, request_id: str) -> PrivacyRequest | None:
+        return self.requests.get(request_id)
+
+    def open_deletions(self) -> list[PrivacyRequest]:
+        return [r for r in self.requests.values() if r.kind == "delete" and r.status not in SETTLED]
+
+    def restore(self, member_number: str, *, by: str, at: datetime) -> list[str]:
+        restored = []
+        while (request_id := self.deletion_request(member_number)) is not None:
+            self.update(request_id, status="Restored", at=at, outcome=f"restored by privacy request {by}")
+            restored.append(request_id)
+        return restored

@@ -65,15 +65,16 @@ def test_a_full_last_page_is_followed_by_an_empty_page_past_the_end(
 
 
 @pytest.mark.parametrize("shape", ["list", "object"])
-def test_purchases_come_from_the_pos_host_with_the_key_in_a_header_only(
-    sandbox: SandboxServer, shape: str
-) -> None:
+def test_purchases_come_from_the_pos_host_with_the_key_in_a_header_only(sandbox: SandboxServer, shape: str) -> None:
     sandbox.state.reset()
     sandbox.state.set_rules(list_shape=shape)
     seen: list[httpx.Request] = []
-    with CrowdTwistClient(
-        base_url="http://127.0.0.1:9", pos_base_url=sandbox.url, api_key=API_KEY, auth="query"
-    ) as pos_client, CrowdTwistClient(base_url=sandbox.url, api_key=API_KEY) as main:
+    with (
+        CrowdTwistClient(
+            base_url="http://127.0.0.1:9", pos_base_url=sandbox.url, api_key=API_KEY, auth="query"
+        ) as pos_client,
+        CrowdTwistClient(base_url=sandbox.url, api_key=API_KEY) as main,
+    ):
         user_id = _ann(main)
         sandbox.state.add_list_items(user_id, "purchases", [{"sku": "A"}])
         pos_client._http.event_hooks["request"].append(seen.append)  # the request as sent
@@ -135,7 +136,9 @@ def test_the_documented_refusals_of_a_deletion_come_back_verbatim(
         params={"api_key": API_KEY},
         json={"activity_id": "a", "num_points": 50},
     ).raise_for_status()
-    httpx.put(f"{sandbox.url}/v2/users/{user_id}", params={"api_key": API_KEY}, json={"is_active": 0}).raise_for_status()
+    httpx.put(
+        f"{sandbox.url}/v2/users/{user_id}", params={"api_key": API_KEY}, json={"is_active": 0}
+    ).raise_for_status()
     with pytest.raises(DataRejected) as inactive:
         client.delete_user(user_id, id_type="id")
     assert inactive.value.message == "Member is inactive but has redeemable points"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 import pytest
@@ -474,3 +474,31 @@ def test_a_bug_goes_to_the_dead_letter_queue_saying_where_not_blamed_on_crowdtwi
     assert handled.decision.reason.startswith("internal error: KeyError at test_sync.py:")
     assert "missing" not in handled.decision.reason  # the exception's text may hold a member's data
     assert [row.outcome for row in world.ledger.rows] == ["Dead-lettered"]
+
+
+def test_an_update_after_a_privacy_deletion_makes_no_call_and_writes_the_data_error_once(world: World) -> None:
+    """Given a member deleted in CrowdTwist on privacy request PR-4, when Siebel sends an update (twice: the first
+    write-back brings it round again), then CrowdTwist hears nothing and the member says why, written once."""
+    ann = member()
+    world.store.put(ann)
+    world.send(ann, "enroll")
+    calls_before = world.crowdtwist.total_calls
+    world.states.states[ann.member_number] = replace(world.states.known_state(ann.member_number), deleted_by="PR-4")
+    world.send(ann)
+    assert world.crowdtwist.total_calls == calls_before
+    outcome = world.store.last_outcome(ann.row_id)
+    assert outcome is not None
+    assert (outcome.status, outcome.error) == ("Data Error", "deleted in CrowdTwist on privacy request PR-4")
+    writes = len(world.store.outcomes[ann.row_id])
+    world.send(world.store.members[ann.member_number])
+    world.send(world.store.members[ann.member_number], source="resubmit")
+    assert (world.crowdtwist.total_calls, len(world.store.outcomes[ann.row_id])) == (calls_before, writes)
+
+
+def test_a_ledger_that_cannot_be_read_fails_the_sync_rather_than_risk_a_deleted_member(world: World) -> None:
+    ann = member()
+    world.store.put(ann)
+    world.states.script.failures = [TransientError("db down", system="ledger")]
+    handled = world.send(ann, "enroll")
+    assert handled.decision.action != "ack"
+    assert world.crowdtwist.total_calls == 0
