@@ -14,7 +14,6 @@ from sync_worker.core.ct_user import CtUser, UserPayload
 from sync_worker.core.errors import AlreadyExists, CtSyncError, DataRejected, InvalidRecord
 from sync_worker.core.member import Member, SyncOutcome
 from sync_worker.core.messages import MemberEvent
-from sync_worker.core.privacy import RELEASED, SETTLED, PrivacyRequest, RequestKind
 from sync_worker.core.ports import (
     Alert,
     AttemptRecord,
@@ -25,6 +24,7 @@ from sync_worker.core.ports import (
     RefusedState,
     SyncedState,
 )
+from sync_worker.core.privacy import RELEASED, SETTLED, PrivacyRequest, RequestKind
 
 
 class FakeClock:

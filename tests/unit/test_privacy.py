@@ -3,6 +3,7 @@ by the test): access exports, deletions followed to completion, refusals, failur
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -188,11 +189,9 @@ def test_no_log_line_carries_the_key_or_the_exported_data(world: World) -> None:
     user_id = world.ann()
     world.state.add_list_items(user_id, "rewards", [{"title": "Secret reward of Annabel"}])
     world.state.set_faults(error_rate=0.5)  # retries, each a log line
-    with capture_logs() as logs:
-        try:
-            world.requests.access(BY_MEMBER)
-        except RequestFailed:
-            pass
+    # The faults may outlast the retries: either way, nothing leaks.
+    with capture_logs() as logs, contextlib.suppress(RequestFailed):
+        world.requests.access(BY_MEMBER)
     text = repr(logs)
     assert API_KEY not in text
     assert "annabel" not in text.lower()
