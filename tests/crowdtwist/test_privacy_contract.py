@@ -149,3 +149,33 @@ def test_the_whole_user_object_is_read_for_an_export(client: CrowdTwistClient) -
     document = client.user_document("ann@example.com", id_type="email")
     assert document is not None
     assert {"id", "email_address", "redeemable_points", "custom_data"} <= document.keys()
+
+
+@pytest.mark.slow
+def test_an_access_export_finishes_through_a_429_storm_paced_by_the_shared_budget(sandbox: SandboxServer) -> None:
+    """CrowdTwist's real limit (here 120/min) far below the budget (600/min): every call still goes through the
+    one pacer, whose rate comes down on the 429s, and the export ends whole."""
+    from crowdtwist_client.pacing import Pacer
+    from sync_worker.core.privacy import Identity, PrivacyRequests
+    from tests.fakes import FakeClock, FakePrivacyRegister
+
+    sandbox.state.reset()
+    with CrowdTwistClient(base_url=sandbox.url, api_key=API_KEY) as setup:
+        user_id = _ann(setup)
+    sandbox.state.add_list_items(user_id, "activity_history", [{"n": n} for n in range(30)])
+    sandbox.state.add_list_items(user_id, "rewards", [{"n": n} for n in range(15)])
+    sandbox.state.reset_counters()
+    sandbox.state.set_faults(rate_limit_per_minute=120)
+    pacer = Pacer(600)
+    with CrowdTwistClient(
+        base_url=sandbox.url, api_key=API_KEY, pacer=pacer, retry_attempts=12, retry_max_time=120
+    ) as client:
+        export = PrivacyRequests(crowdtwist=client, register=FakePrivacyRegister(), clock=FakeClock()).access(
+            Identity("id", str(user_id))
+        )
+        slowed_to = pacer.rate_per_minute
+    sandbox.state.set_faults(rate_limit_per_minute=None)
+    stats = sandbox.state.stats()
+    assert (export.counts["activity_history"], export.counts["rewards"]) == (30, 15)
+    assert stats["rate_limited"] > 0  # a storm it was
+    assert slowed_to < 600  # the shared pacer, not a side channel, carried the export
