@@ -197,6 +197,7 @@ def test_a_dry_resubmit_says_in_json_what_would_be_queued_and_who_is_unknown(sto
         "dry_run": True,
         "members": [{"member_number": "296-1", "why": "asked for", "event_id": None}],
         "refused": [],
+        "deleted": [],  # deleted in CrowdTwist on a privacy request: refused with that reason
         "unknown": ["296-404"],
     }
     assert queued() == []
