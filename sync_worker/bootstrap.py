@@ -430,12 +430,14 @@ def build_console(settings: Settings, *, clock: Clock | None = None) -> tuple[St
     runs = build_run_ledger(settings)
     operations = build_operations_log(settings)
     dead_letters = build_dead_letters(settings)
+    privacy = build_privacy_register(settings)
     backend = ConsoleBackend(
         ledger=ledger,
         runs=runs,
         operations=operations,
         store=store,
         publisher=publisher,
+        privacy=privacy,
         dead_letters=dead_letters,
         queue_depths=dead_letters.depths,
         defaults=settings.defaults,
@@ -443,7 +445,14 @@ def build_console(settings: Settings, *, clock: Clock | None = None) -> tuple[St
         max_resubmits=settings.worker.max_resubmits,
         calls_per_minute=settings.crowdtwist.requests_per_minute * settings.crowdtwist.budget_share,
         clock=clock.now,
-        closers=[publisher.close, ledger.close, runs.close, operations.close, getattr(store, "close", lambda: None)],
+        closers=[
+            publisher.close,
+            ledger.close,
+            runs.close,
+            operations.close,
+            privacy.close,
+            getattr(store, "close", lambda: None),
+        ],
     )
     token = settings.console.token.get_secret_value() if settings.console.token else None
     return create_console_app(backend, token=token, session_lifetime=settings.console.session_lifetime), backend

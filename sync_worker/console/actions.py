@@ -48,6 +48,8 @@ def resubmit_member(visit: Visit) -> Response:
             ]
         for _candidate, count in plan.refused:
             lines.append(f"It was resubmitted {count} times already (the limit is {backend.max_resubmits}).")
+        for _candidate, why in plan.deleted:
+            lines.append(f"It is not resubmitted: {why} (ct-sync privacy restore re-enables it).")
         return render(
             visit,
             "confirm.html",
@@ -56,17 +58,26 @@ def resubmit_member(visit: Visit) -> Response:
             action="/member/resubmit",
             fields={"number": number},
             force_choice=bool(plan.refused),
-            can_confirm=not plan.unknown,
+            can_confirm=not (plan.unknown or plan.deleted),
             button="Resubmit",
             cancel=page,
         )
-    if plan.unknown or plan.refused:
-        flash(visit, f"Not resubmitted: {'no such member in Siebel' if plan.unknown else 'past the resubmit limit'}.")
+    if refusal := _refusal(plan):
+        flash(visit, f"Not resubmitted: {refusal}.")
         return RedirectResponse(page, status_code=303)
     queued_at = backend.clock()
     _publish(visit, plan, detail="one member")
     flash(visit, f"Member {number} queued again.")
     return RedirectResponse(f"{page}&queued={int(queued_at.timestamp())}", status_code=303)
+
+
+def _refusal(plan: Plan) -> str | None:
+    """Why the one member asked for is not queued, if it is not."""
+    if plan.unknown:
+        return "no such member in Siebel"
+    if plan.deleted:
+        return plan.deleted[0][1]
+    return "past the resubmit limit" if plan.refused else None
 
 
 def resubmit_by_status(visit: Visit) -> Response:
@@ -98,7 +109,11 @@ def resubmit_by_status(visit: Visit) -> Response:
             **values,
         )
     _publish(visit, plan, detail="by status: " + ", ".join(statuses))
-    flash(visit, f"{len(plan.queue)} member(s) queued again; {len(plan.refused)} past the resubmit limit left out.")
+    flash(
+        visit,
+        f"{len(plan.queue)} member(s) queued again; {len(plan.refused)} past the resubmit limit and "
+        f"{len(plan.deleted)} deleted on a privacy request left out.",
+    )
     return RedirectResponse("/failures", status_code=303)
 
 
@@ -177,6 +192,7 @@ def _plan(
         until=until,
         max_resubmits=backend.max_resubmits,
         force=force,
+        privacy=backend.privacy,
     )
 
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from config.settings import DefaultsSettings
 from sync_worker.core.dead_letters import DeadLetters
-from sync_worker.core.ports import EventPublisher, MemberStore
+from sync_worker.core.ports import EventPublisher, MemberStore, PrivacyDeletions
 from sync_worker.ledger.operations import OperationsLog
 from sync_worker.ledger.runs import RunLedger
 from sync_worker.ledger.sql import SqlLedger
@@ -28,6 +28,7 @@ class ConsoleBackend:
     operations: OperationsLog
     store: MemberStore
     publisher: EventPublisher
+    privacy: PrivacyDeletions  # members deleted on a privacy request: never resubmitted
     dead_letters: DeadLetters
     queue_depths: Callable[[], dict[str, int]]
     defaults: DefaultsSettings

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Protocol
 
 from sync_worker.core.messages import MemberEvent
-from sync_worker.core.ports import EventPublisher, MemberStore, NoPrivacyDeletions, PrivacyDeletions
+from sync_worker.core.ports import EventPublisher, MemberStore, PrivacyDeletions
 from sync_worker.core.privacy import deleted_text
 
 
@@ -59,7 +59,7 @@ def plan_resubmit(
     until: datetime | None = None,
     max_resubmits: int,
     force: bool,
-    privacy: PrivacyDeletions | None = None,
+    privacy: PrivacyDeletions,
 ) -> Plan:
     plan = Plan()
     chosen: dict[str, Candidate] = {}
@@ -73,7 +73,6 @@ def plan_resubmit(
         for member in store.find_by_status(statuses, since=since, until=until):
             why = f"status {member.sync_status}"
             chosen.setdefault(member.member_number, Candidate(member.member_number, member.row_id, why))
-    privacy = privacy or NoPrivacyDeletions()
     for candidate in chosen.values():
         deletion = privacy.deletion_request(candidate.member_number)
         if deletion is not None:

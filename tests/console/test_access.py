@@ -7,11 +7,13 @@ import html
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 from typer.testing import CliRunner
 
+from sync_worker.bootstrap import build_privacy_register
 from sync_worker.cli import app
 from tests.console.conftest import TOKEN, World
 
@@ -119,3 +121,23 @@ def test_an_empty_console_token_is_refused_naming_the_setting(monkeypatch: pytes
     result = CliRunner().invoke(app, ["console"])
     assert result.exit_code == 2
     assert "CTSYNC_CONSOLE__TOKEN: is empty" in result.output
+
+
+def test_a_member_deleted_on_a_privacy_request_is_not_resubmitted_from_the_console(world: World) -> None:
+    world.add_member("296-7", **{"CT Sync Status": "CT Failure"})
+    world.add_member("296-8", **{"CT Sync Status": "CT Failure"})
+    register = build_privacy_register(world.settings)
+    try:
+        request = register.open_request("delete", at=datetime.now(UTC), reference="TICKET-9", member_number="296-7")
+    finally:
+        register.close()
+    with logged_in(world) as client:
+        confirm = client.get("/member/resubmit", params={"number": "296-7"})
+        assert f"deleted in CrowdTwist on privacy request {request.request_id}" in html.unescape(confirm.text)
+        refused = client.post("/member/resubmit", data={"csrf_token": csrf(confirm.text), "number": "296-7"})
+        assert refused.status_code == 303
+        dry_run = client.get("/resubmit", params={"status": "CT Failure"})
+        assert re.search(r'id="would-queue">1<', dry_run.text)  # 296-8 only
+        assert "1 deleted on a privacy" in " ".join(dry_run.text.split())
+    assert world.backend.queue_depths()["work"] == 0
+    assert world.backend.operations.actions() == []

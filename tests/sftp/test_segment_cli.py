@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from typer.testing import CliRunner
 
 from config import load_settings
 from siebel_adapter.sqlite_store import SqliteMemberStore
+from sync_worker.bootstrap import build_privacy_register
 from sync_worker.cli import app
 from sync_worker.ledger.runs import RunLedger
 from tests.builders import PROGRAM, siebel_member
@@ -52,6 +54,22 @@ def test_a_segment_is_delivered_archived_and_recorded(siebel: SqliteMemberStore,
     runs = RunLedger(settings.ledger_url)
     assert runs.run("cli-segment-Gold.1").files == [data_file.name]  # type: ignore[union-attr]
     runs.close()
+
+
+def test_a_member_deleted_on_a_privacy_request_is_left_out_of_the_file(
+    siebel: SqliteMemberStore, clean_upload: SshServer
+) -> None:
+    register = build_privacy_register(load_settings())
+    try:
+        request = register.open_request("delete", at=datetime.now(UTC), reference=None, member_number="296-3")
+    finally:
+        register.close()
+    code, out, err = export("Gold", "--where", "Tier=Gold")
+    assert code == 0, err
+    [data_file] = clean_upload.upload_dir.glob("Gold_*.csv")
+    assert data_file.read_text() == "CTUserID\n5001\n5002\n5004\n5005\n"  # not 5003, deleted on request
+    assert "deleted on a privacy request" in out, out
+    assert request.request_id
 
 
 def test_an_invalid_name_exits_2_and_writes_nothing(siebel: SqliteMemberStore, clean_upload: SshServer) -> None:
