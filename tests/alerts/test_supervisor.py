@@ -60,7 +60,7 @@ class World:
             resubmit_failed_since=lambda since: self.resubmitted.append(since) or 0,
             summary=MinuteSummary(budget_per_minute=600),
             pauses=pauses,
-            sizer=InFlightSizer(calls_per_second=lambda: 10.0, cap=64),
+            sizer=InFlightSizer(calls_per_second=lambda: 10.0, cap=64, cpu_seconds=None),  # Little's law alone
         )
 
     def subjects(self) -> list[str]:
