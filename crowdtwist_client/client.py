@@ -4,9 +4,11 @@ The only module that speaks CrowdTwist HTTP. httpx errors are translated here, o
 messages never contain a URL, so the API key (which may travel in the query string) cannot leak through them. Nor do
 they contain a value CrowdTwist answered: a user object that cannot be read names the field, never its content.
 
-Cookies are refused: CrowdTwist's create answer sets session cookies, and one shared client would otherwise send
-them back on every later call, for every member. Paths are the ones Oracle's docs and captured calls use (the look-up
-ends with a slash, the update does not).
+Requests go straight to an httpx transport (the connection pool), not through `httpx.Client`: the client's extras
+are what this one must not do or does itself. Cookies: CrowdTwist's create answer sets session cookies, which a
+shared client would send back on every later call, for every member (and parsing each answer's cookies to refuse
+them cost an eighth of the worker's CPU); redirects are not followed; auth is the key, added here. Paths are the
+ones Oracle's docs and captured calls use (the look-up ends with a slash, the update does not).
 
 Retries (tenacity): transient failures only, exponential backoff with full jitter, bounded by attempts and time.
 A write (`POST`, `PUT`, `DELETE`) is retried here only when the request provably never reached CrowdTwist (connect
@@ -20,7 +22,6 @@ from __future__ import annotations
 import ssl
 import time
 from collections.abc import Callable
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -41,6 +42,7 @@ from sync_worker.core.metering import record_call, record_pacing
 log = structlog.get_logger("ct_sync.crowdtwist")
 
 Observer = Callable[[str, int | None, float], None]  # operation, status code (None: no answer), seconds
+_HEADERS = {"Accept": "application/json", "User-Agent": "ct-sync"}
 _V21_PAGE_SIZE = 25
 _REWARDS_PAGE_SIZE = 10
 # What a privacy access export reads: path, page size (None: one unpaged answer), on the point-of-sale host.
@@ -87,15 +89,12 @@ class CrowdTwistClient:
         self._sleep = sleep
         self._base_url = base_url.rstrip("/")
         self._pos_base_url = (pos_base_url or base_url).rstrip("/")  # design: the base URL unless set
-        self._http = httpx.Client(
-            timeout=httpx.Timeout(timeout, connect=connect_timeout),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            transport=transport,
+        self._timeout = httpx.Timeout(timeout, connect=connect_timeout).as_dict()
+        self._transport = transport or httpx.HTTPTransport(
             verify=ssl.create_default_context(cafile=ca_bundle)
             if ca_bundle
             else True,  # TLS is always verified; a private CA may be named
-            headers={"Accept": "application/json", "User-Agent": "ct-sync"},
-            cookies=_no_cookies(),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )
 
     @classmethod
@@ -148,7 +147,7 @@ class CrowdTwistClient:
         return self._pacer.rate_per_minute / 60.0 if self._pacer is not None else None
 
     def close(self) -> None:
-        self._http.close()
+        self._transport.close()
         if self._pacer is not None:
             self._pacer.close()
 
@@ -308,7 +307,7 @@ class CrowdTwistClient:
         started = time.monotonic()
         failure: TransientError | None = None
         try:
-            response = self._http.request(method, base_url + path, params=query, json=json, headers=headers)
+            response = self._exchange(method, base_url + path, params=query, json=json, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             failure = TransientError(self._describe(exc), system=SYSTEM, operation=operation)  # never sent
         except httpx.TransportError as exc:  # read/write timeouts, resets, protocol errors: sent, fate unknown
@@ -333,6 +332,19 @@ class CrowdTwistClient:
                 )
             return None
         return decode(response.content)  # JSON: error_for refused any other 2xx body
+
+    def _exchange(
+        self, method: str, url: str, *, params: dict[str, Any], json: dict[str, Any] | None, headers: dict[str, str]
+    ) -> httpx.Response:
+        """One request through the connection pool, its answer read whole."""
+        request = httpx.Request(method, url, params=params, json=json, headers={**_HEADERS, **headers})
+        request.extensions["timeout"] = self._timeout
+        response = self._transport.handle_request(request)
+        try:
+            response.read()
+        finally:
+            response.close()
+        return response
 
     def _describe(self, exc: httpx.HTTPError) -> str:
         detail = self._scrub(redact_text(str(exc))) or "no detail"
@@ -382,11 +394,6 @@ def _log_retry(operation: str, state: tenacity.RetryCallState) -> None:
         error=getattr(error, "message", type(error).__name__),
         wait_s=round(state.next_action.sleep, 3) if state.next_action else None,
     )
-
-
-def _no_cookies() -> CookieJar:
-    """A cookie jar whose policy accepts no domain: every Set-Cookie is dropped."""
-    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
 
 
 def _user(document: Any, *, operation: str) -> CtUser:

@@ -64,23 +64,35 @@ def test_a_full_last_page_is_followed_by_an_empty_page_past_the_end(
     assert sandbox.state.stats()["calls"]["rewards"] == 3
 
 
+class RecordingTransport(httpx.HTTPTransport):
+    """The real transport, keeping each request as sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[httpx.Request] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append(request)
+        return super().handle_request(request)
+
+
 @pytest.mark.parametrize("shape", ["list", "object"])
 def test_purchases_come_from_the_pos_host_with_the_key_in_a_header_only(sandbox: SandboxServer, shape: str) -> None:
     sandbox.state.reset()
     sandbox.state.set_rules(list_shape=shape)
-    seen: list[httpx.Request] = []
+    recording = RecordingTransport()
     with (
         CrowdTwistClient(
-            base_url="http://127.0.0.1:9", pos_base_url=sandbox.url, api_key=API_KEY, auth="query"
+            base_url="http://127.0.0.1:9", pos_base_url=sandbox.url, api_key=API_KEY, auth="query", transport=recording
         ) as pos_client,
         CrowdTwistClient(base_url=sandbox.url, api_key=API_KEY) as main,
     ):
         user_id = _ann(main)
         sandbox.state.add_list_items(user_id, "purchases", [{"sku": "A"}])
-        pos_client._http.event_hooks["request"].append(seen.append)  # the request as sent
         assert pos_client.read_source("purchases", user_id) == [{"sku": "A"}]
-    assert API_KEY not in str(seen[0].url)
-    assert seen[0].headers["X-CT-Authorization"] == f"CTApiKey {API_KEY}"
+    [sent] = recording.sent
+    assert API_KEY not in str(sent.url)
+    assert sent.headers["X-CT-Authorization"] == f"CTApiKey {API_KEY}"
 
 
 def test_the_pos_host_refuses_the_key_in_the_query(sandbox: SandboxServer, client: CrowdTwistClient) -> None:
