@@ -20,6 +20,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,41 +46,46 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 LIMIT, SHARE = 10_000, 0.75
 
 
-def scaling(root: Path, sandbox: str, *, members: int, processes: int) -> dict[str, float]:
-    sandbox_control(sandbox, latency=0.1)
+@contextmanager
+def backlog(root: Path, sandbox: str, *, members: int, **settings: str) -> Iterator[tuple[Stage, dict[str, str]]]:
+    """`members` enrolls queued on RabbitMQ, a fresh PostgreSQL ledger, and the workers' environment with `settings`."""
     stage = Stage.fresh(root, broker_url=RABBITMQ_URL)
     try:
         with postgres_database() as ledger_url:
             stage.publish(enroll_events(stage.seed(members)))
-            env = stage.env(
-                sandbox,
-                CTSYNC_LEDGER__URL=ledger_url,
-                CTSYNC_CROWDTWIST__REQUESTS_PER_MINUTE="10000000",  # far above: latency, not the budget, limits
-                CTSYNC_WORKER__CONCURRENCY="4",
-            )
-            ports = [free_port() for _ in range(processes)]
-            measured = run_worker([CT_SYNC, "worker"], env, stage=stage, members=members, sandbox_url=sandbox,
-                                  timeout=1800, processes=processes, metrics_ports=ports)  # fmt: skip
-            return measured.as_dict()
+            yield stage, stage.env(sandbox, CTSYNC_LEDGER__URL=ledger_url, **settings)
     finally:
         stage.cleanup()
+
+
+def scaling(root: Path, sandbox: str, *, members: int, processes: int) -> dict[str, float]:
+    sandbox_control(sandbox, latency=0.1)
+    with backlog(
+        root,
+        sandbox,
+        members=members,
+        CTSYNC_CROWDTWIST__REQUESTS_PER_MINUTE="10000000",  # far above: latency, not the budget, limits
+        CTSYNC_WORKER__CONCURRENCY="4",
+    ) as (stage, env):
+        ports = [free_port() for _ in range(processes)]
+        measured = run_worker([CT_SYNC, "worker"], env, stage=stage, members=members, sandbox_url=sandbox,
+                              timeout=1800, processes=processes, metrics_ports=ports)  # fmt: skip
+        return measured.as_dict()
 
 
 def at_budget(root: Path, sandbox: str, *, seconds: float, processes: int) -> dict[str, float]:
     ours = LIMIT * SHARE / 60  # calls per second the budget share allows
     members = int(ours * (seconds + 10) * 2)  # more than warm-up and window take: the budget limits, not the backlog
     sandbox_control(sandbox, latency=0.1, rate_limit_per_minute=LIMIT)
-    stage = Stage.fresh(root, broker_url=RABBITMQ_URL)
     try:
-        with postgres_database() as ledger_url:
-            stage.publish(enroll_events(stage.seed(members)))
-            env = stage.env(
-                sandbox,
-                CTSYNC_LEDGER__URL=ledger_url,
-                CTSYNC_CROWDTWIST__REQUESTS_PER_MINUTE=str(LIMIT),
-                CTSYNC_CROWDTWIST__BUDGET_URL=REDIS_URL,
-                CTSYNC_CROWDTWIST__BUDGET_KEY=f"bench-{uuid.uuid4().hex[:8]}",
-            )
+        with backlog(
+            root,
+            sandbox,
+            members=members,
+            CTSYNC_CROWDTWIST__REQUESTS_PER_MINUTE=str(LIMIT),
+            CTSYNC_CROWDTWIST__BUDGET_URL=REDIS_URL,
+            CTSYNC_CROWDTWIST__BUDGET_KEY=f"bench-{uuid.uuid4().hex[:8]}",
+        ) as (_stage, env):
             workers = [subprocess.Popen([CT_SYNC, "worker"], env=env, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL) for _ in range(processes)]  # fmt: skip
             try:
@@ -92,16 +99,15 @@ def at_budget(root: Path, sandbox: str, *, seconds: float, processes: int) -> di
                     worker.terminate()
                 for worker in workers:
                     worker.wait(60)
-            achieved = (last["total_calls"] - first["total_calls"]) / elapsed
-            return {
-                "budget_calls_per_s": round(ours, 1),
-                "achieved_calls_per_s": round(achieved, 2),
-                "share_of_budget": round(achieved / ours, 3),
-                "rate_limited": last["rate_limited"],
-            }
     finally:
         sandbox_control(sandbox)
-        stage.cleanup()
+    achieved = (last["total_calls"] - first["total_calls"]) / elapsed
+    return {
+        "budget_calls_per_s": round(ours, 1),
+        "achieved_calls_per_s": round(achieved, 2),
+        "share_of_budget": round(achieved / ours, 3),
+        "rate_limited": last["rate_limited"],
+    }
 
 
 def main() -> None:
