@@ -27,9 +27,9 @@ import httpx
 from kombu.connection import Connection
 
 from config.settings import SiebelSettings
-from siebel_adapter.queue import KombuPublisher, QueueTopology
 from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.core.messages import MemberEvent
+from sync_worker.queue.topology import KombuPublisher, QueueTopology
 
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
 POSTGRES_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
@@ -145,7 +145,7 @@ class Stage:
         if self.broker_url:
             return Connection(self.broker_url, transport_options={"confirm_publish": True})
         from config import Settings
-        from siebel_adapter.broker import open_broker
+        from sync_worker.queue.broker import open_broker
 
         return open_broker(Settings(data_dir=self.data_dir, broker={"url": None}))
 

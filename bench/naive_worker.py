@@ -13,12 +13,12 @@ import httpx
 from kombu.messaging import Consumer
 
 from config import load_settings
-from siebel_adapter.broker import open_broker
-from siebel_adapter.queue import QueueTopology
 from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.core.mapping import map_member
 from sync_worker.core.member import SyncOutcome, SyncStatus
 from sync_worker.core.messages import decode_event
+from sync_worker.queue.broker import open_broker
+from sync_worker.queue.topology import QueueTopology
 
 
 def main() -> None:

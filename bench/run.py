@@ -36,8 +36,8 @@ from bench.harness import (
     sandbox_stats,
     summarise,
 )
-from siebel_adapter.queue import KombuPublisher, QueueTopology
 from sync_worker.core.messages import MemberEvent
+from sync_worker.queue.topology import KombuPublisher, QueueTopology
 
 SIZES = {
     "smoke": {

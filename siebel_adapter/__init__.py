@@ -1,8 +1,8 @@
-"""The Siebel side: the `MemberStore` adapters (Siebel CRM REST, embedded SQLite stand-in), the intake endpoint
-Siebel's workflow calls, the change poller, the queue (topology, publisher, the embedded transport, dead letters),
-and an emulator of Siebel's REST API.
+"""The Siebel side: the `MemberStore` adapters (Siebel CRM REST, embedded SQLite stand-in) and the `searchspec`
+writer, the only code that speaks Siebel's REST dialect, the intake endpoint Siebel's workflow calls, the change
+poller, and an emulator of Siebel's REST API.
 
-An adapter: imports httpx, kombu, sqlite3, starlette, `config`, and of ours only `sync_worker.core`. The member
-model it reads into lives in the core (`sync_worker.core.member`); the intake and the emulator are ASGI apps that
+An adapter: imports httpx, sqlite3, starlette, `config`, and of ours only `sync_worker.core`. The member model it
+reads into lives in the core (`sync_worker.core.member`); the intake and the emulator are ASGI apps that
 `sync_worker.http` serves.
 """

@@ -22,10 +22,8 @@ from starlette.applications import Starlette
 from config.settings import Settings
 from crowdtwist_client.client import CrowdTwistClient
 from crowdtwist_client.drop.folder import FolderDrop
-from siebel_adapter.broker import claim_embedded_queue, open_broker, probe_broker, reclaim_unacked
 from siebel_adapter.intake import create_intake_app
 from siebel_adapter.poller import Poller
-from siebel_adapter.queue import KombuPublisher, QueueTopology, build_publisher
 from siebel_adapter.rest_store import SiebelRestStore
 from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.alerts.dispatcher import AlertDispatcher
@@ -68,10 +66,12 @@ from sync_worker.ledger.retention import purge_history
 from sync_worker.ledger.runs import RunLedger
 from sync_worker.ledger.sql import SqlLedger, build_ledger, create_ledger_engine
 from sync_worker.metrics import Metrics
+from sync_worker.queue.broker import claim_embedded_queue, open_broker, probe_broker, reclaim_unacked
+from sync_worker.queue.consumer import QueueWorker
+from sync_worker.queue.topology import KombuPublisher, QueueTopology, build_publisher
 from sync_worker.segments.export import SegmentExport
 from sync_worker.worker.breaker import Breaker, BreakerState
 from sync_worker.worker.breaker_events import BreakerEvents
-from sync_worker.worker.consumer import QueueWorker
 from sync_worker.worker.handler import EventHandler
 from sync_worker.worker.readiness import PROBE_MEMBER, ReadinessProbe
 from sync_worker.worker.sizing import InFlightSizer
@@ -420,8 +420,8 @@ def _write_oic_failure(sync: MemberSync, member_number: str, reason: str) -> Non
 
 def build_console(settings: Settings, *, clock: Clock | None = None) -> tuple[Starlette, ConsoleBackend]:
     """The console's app and what it reads and acts through; `backend.close()` releases it all."""
-    from siebel_adapter.dead_letters import build_dead_letters  # the console's own needs, loaded only for it
     from sync_worker.console.app import create_console_app
+    from sync_worker.queue.dead_letters import build_dead_letters  # the console's own needs, loaded only for it
 
     clock = clock or SystemClock()
     store = build_member_store(settings)

@@ -95,13 +95,13 @@ def poll(
     reach Siebel or the queue is tried again with backoff, not given up; SIGTERM or Ctrl-C stops at a page's end."""
     from config.durations import parse_duration
     from siebel_adapter.poller import Poller
-    from siebel_adapter.queue import build_publisher
     from sync_worker.bootstrap import build_member_store, build_run_ledger
     from sync_worker.cli.progress import progress
     from sync_worker.core.clock import SystemClock
     from sync_worker.core.ports import RunStopped
     from sync_worker.jobs.kinds import PageConfirmed, poll_changes
     from sync_worker.jobs.runner import command_line_run
+    from sync_worker.queue.topology import build_publisher
 
     settings = settings_or_exit()
     try:
@@ -210,9 +210,9 @@ def publish(
     event: Annotated[str, typer.Option(help="enroll or update")] = "update",
 ) -> None:
     """Publish one member event."""
-    from siebel_adapter.queue import build_publisher
     from sync_worker.bootstrap import build_member_store
     from sync_worker.core.messages import MemberEvent
+    from sync_worker.queue.topology import build_publisher
 
     if event not in ("enroll", "update"):
         fail(ExitCode.CONFIGURATION, f"ct-sync publish: --event must be enroll or update, not {event}")
@@ -244,13 +244,13 @@ def resubmit(
     as_json: AsJson = False,
 ) -> None:
     """Queue members again: by Member Number, by status, by time window, or from the dead-letter queue."""
-    from siebel_adapter.dead_letters import build_dead_letters
-    from siebel_adapter.queue import build_publisher
     from sync_worker.bootstrap import build_member_store
     from sync_worker.core.member import SyncStatus
     from sync_worker.core.resubmit import Plan, plan_resubmit, publish_plan
     from sync_worker.ledger.privacy import PrivacyLedger
     from sync_worker.ledger.sql import build_ledger
+    from sync_worker.queue.dead_letters import build_dead_letters
+    from sync_worker.queue.topology import build_publisher
 
     statuses = status or []
     unknown = [value for value in statuses if value not in {str(s) for s in SyncStatus}]
@@ -352,8 +352,8 @@ def status(
 
 def _dead_letter_count(settings: Settings) -> int | None:
     """How many dead letters wait; None when the broker cannot be asked (status still shows the rest)."""
-    from siebel_adapter.dead_letters import build_dead_letters
     from sync_worker.core.errors import CtSyncError
+    from sync_worker.queue.dead_letters import build_dead_letters
 
     try:
         return build_dead_letters(settings).count()

@@ -1,5 +1,5 @@
 """Dead letters as the core sees them: what one is, the stable id operators name it by, how its content is shown
-safely, and the port to the queue that holds them (`siebel_adapter.dead_letters` implements it).
+safely, and the port to the queue that holds them (`sync_worker.queue.dead_letters` implements it).
 
 A dead letter's body and headers came from outside (anything a publisher put on the queue) or from the worker's
 own exception texts: they are shown only through `shown_safely`, which escapes every control character (a terminal

@@ -58,6 +58,19 @@ class Decision:
     delay: timedelta | None = None
 
 
+@dataclass(frozen=True)
+class Handled:
+    """What the consumer needs: the decision, plus facts for metrics and alerts."""
+
+    decision: Decision
+    member_number: str
+    calls: int
+    error: CtSyncError | None = None
+    emitted_at: datetime | None = None  # of the oldest event covered: end-to-end latency runs from there
+    events: int = 1
+    busy_seconds: float | None = None  # the sync's time but for its waits on the pacer (sizing in-flight syncs)
+
+
 def retry_delay(attempt: int, *, policy: RetryPolicy, jitter: float) -> timedelta:
     """Delay before delivery `attempt + 1`: the first delay doubling up to the cap, with jitter in [0.5, 1.0) of it."""
     doublings = min(max(attempt - 1, 0), 16)  # bounded: the cap is reached long before

@@ -11,13 +11,11 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import structlog
 
-from sync_worker.core.decisions import Decision, RetryPolicy, decide_busy, decide_failure
+from sync_worker.core.decisions import Decision, Handled, RetryPolicy, decide_busy, decide_failure
 from sync_worker.core.errors import INTERNAL, CtSyncError
 from sync_worker.core.member import SyncStatus
 from sync_worker.core.messages import MemberEvent
@@ -33,19 +31,6 @@ _RESULT_OUTCOMES: dict[str, AttemptOutcome] = {
     "skipped": "Skipped",
     "rejected": "Data Error",
 }
-
-
-@dataclass(frozen=True)
-class Handled:
-    """What the consumer needs: the decision, plus facts for metrics and alerts."""
-
-    decision: Decision
-    member_number: str
-    calls: int
-    error: CtSyncError | None = None
-    emitted_at: datetime | None = None  # of the oldest event covered: end-to-end latency runs from there
-    events: int = 1
-    busy_seconds: float | None = None  # the sync's time but for its waits on the pacer (sizing in-flight syncs)
 
 
 def merge(events: Sequence[MemberEvent]) -> MemberEvent:

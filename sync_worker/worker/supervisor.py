@@ -21,10 +21,10 @@ import structlog
 
 from sync_worker.alerts.dispatcher import AlertDispatcher
 from sync_worker.alerts.policy import AlertPolicy
+from sync_worker.core.decisions import Handled
 from sync_worker.core.errors import CtSyncError
 from sync_worker.metrics import Metrics
 from sync_worker.worker.breaker import Breaker, BreakerState, Transition
-from sync_worker.worker.handler import Handled
 from sync_worker.worker.sizing import InFlightSizer
 from sync_worker.worker.summary import MinuteSummary
 

@@ -13,12 +13,11 @@ from structlog.testing import capture_logs
 
 from sync_worker.alerts.dispatcher import AlertDispatcher
 from sync_worker.alerts.policy import AlertPolicy
-from sync_worker.core.decisions import Decision
+from sync_worker.core.decisions import Decision, Handled
 from sync_worker.core.errors import CtSyncError, NotAuthorized
 from sync_worker.metrics import Metrics
 from sync_worker.worker import supervisor as supervisor_module
 from sync_worker.worker.breaker import Breaker
-from sync_worker.worker.handler import Handled
 from sync_worker.worker.sizing import InFlightSizer
 from sync_worker.worker.summary import MinuteSummary
 from sync_worker.worker.supervisor import CREDENTIALS_REFUSED, Supervisor

@@ -13,11 +13,11 @@ from pydantic import SecretStr
 
 from config import Settings
 from crowdtwist_client.sandbox import SandboxState
-from siebel_adapter.queue import build_publisher
 from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.bootstrap import Worker, build_worker
 from sync_worker.core.messages import MemberEvent
 from sync_worker.emulators import SandboxServer
+from sync_worker.queue.topology import build_publisher
 from tests.alerts.conftest import SmtpServer, free_port
 from tests.builders import PROGRAM, siebel_member
 from tests.integration.helpers import eventually

@@ -17,10 +17,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
-from siebel_adapter.broker import open_broker
-from siebel_adapter.queue import QueueTopology
 from sync_worker.core.ports import RunResult
 from sync_worker.http import BackgroundServer
+from sync_worker.queue.broker import open_broker
+from sync_worker.queue.topology import QueueTopology
 from tests.console.conftest import TAKEN_EMAIL, TOKEN, World
 from tests.integration.helpers import eventually
 from tests.unavailable import unavailable

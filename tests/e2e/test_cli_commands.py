@@ -9,14 +9,14 @@ import pytest
 from typer.testing import CliRunner
 
 from config import load_settings
-from siebel_adapter.broker import open_broker
-from siebel_adapter.queue import QueueTopology
 from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.cli import app
 from sync_worker.core.member import SyncOutcome, SyncStatus
 from sync_worker.core.messages import decode_event
 from sync_worker.core.ports import AttemptRecord
 from sync_worker.ledger.sql import build_ledger
+from sync_worker.queue.broker import open_broker
+from sync_worker.queue.topology import QueueTopology
 from tests.builders import PROGRAM, at, siebel_member
 
 runner = CliRunner(env={"COLUMNS": "200"})

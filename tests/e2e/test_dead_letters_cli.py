@@ -9,11 +9,11 @@ import pytest
 from typer.testing import CliRunner
 
 from config import load_settings
-from siebel_adapter.broker import open_broker
-from siebel_adapter.queue import QueueTopology
 from sync_worker.bootstrap import build_operations_log
 from sync_worker.cli import app
 from sync_worker.core.messages import HEADER_DEAD_AT, HEADER_LETTER_ID, HEADER_REASON, decode_event
+from sync_worker.queue.broker import open_broker
+from sync_worker.queue.topology import QueueTopology
 
 runner = CliRunner(env={"COLUMNS": "200"})
 HOSTILE = b'{"schema_version": 1, "member_number": "296-7", "note": "\x1b[31m[bold]red[/bold]\x1b[0m"}'

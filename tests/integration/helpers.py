@@ -6,9 +6,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from sync_worker.core.decisions import Decision
+from sync_worker.core.decisions import Decision, Handled
 from sync_worker.core.messages import MemberEvent
-from sync_worker.worker.handler import Handled
 
 
 class ScriptedHandler:

@@ -14,7 +14,6 @@ from kombu.connection import Connection
 from kombu.entity import Queue
 from kombu.messaging import Producer
 
-from siebel_adapter.queue import QueueTopology as Topology
 from sync_worker.core.decisions import Decision
 from sync_worker.core.messages import (
     HEADER_LETTER_ID,
@@ -24,7 +23,8 @@ from sync_worker.core.messages import (
     dead_letter_reason,
     encode_event,
 )
-from sync_worker.worker.consumer import QueueWorker
+from sync_worker.queue.consumer import QueueWorker
+from sync_worker.queue.topology import QueueTopology as Topology
 from tests.integration.helpers import ScriptedHandler, eventually
 from tests.unavailable import unavailable
 

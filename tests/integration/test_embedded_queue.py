@@ -15,10 +15,10 @@ from kombu.entity import Exchange, Queue
 from kombu.messaging import Consumer, Producer
 
 from config import load_settings
-from siebel_adapter.broker import EmbeddedTransport, open_broker, reclaim_unacked
-from siebel_adapter.queue import QueueTopology as Topology
 from sync_worker.core.messages import MemberEvent, encode_event
-from sync_worker.worker.consumer import QueueWorker
+from sync_worker.queue.broker import EmbeddedTransport, open_broker, reclaim_unacked
+from sync_worker.queue.consumer import QueueWorker
+from sync_worker.queue.topology import QueueTopology as Topology
 from tests.integration.helpers import ScriptedHandler, eventually
 
 CT_SYNC = str(Path(sys.executable).with_name("ct-sync"))

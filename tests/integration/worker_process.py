@@ -13,10 +13,10 @@ from pathlib import Path
 from kombu.connection import Connection
 
 from siebel_adapter.emulator import SiebelEmulator
-from siebel_adapter.queue import KombuPublisher, QueueTopology
 from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.core.messages import MemberEvent
 from sync_worker.emulators import SandboxServer, SiebelEmulatorServer
+from sync_worker.queue.topology import KombuPublisher, QueueTopology
 from tests.builders import PROGRAM, siebel_member
 
 CT_SYNC = str(Path(sys.executable).with_name("ct-sync"))

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from kombu.connection import Connection
 
 from siebel_adapter.intake import EVENTS_PATH, openapi_document
-from siebel_adapter.queue import QueueTopology
+from sync_worker.queue.topology import QueueTopology
 from tests.alerts.conftest import free_port
 from tests.builders import siebel_member
 from tests.integration.helpers import eventually

@@ -11,10 +11,10 @@ import pytest
 from kombu.connection import Connection
 
 from config import load_settings
-from siebel_adapter.broker import open_broker
-from siebel_adapter.dead_letters import DeadLetterQueue
-from siebel_adapter.queue import KombuPublisher, QueueTopology
 from sync_worker.core.messages import HEADER_DEAD_AT, HEADER_LETTER_ID, HEADER_REASON, decode_event
+from sync_worker.queue.broker import open_broker
+from sync_worker.queue.dead_letters import DeadLetterQueue
+from sync_worker.queue.topology import KombuPublisher, QueueTopology
 
 
 class Broker:

@@ -13,11 +13,11 @@ from kombu.connection import Connection
 
 from config.settings import SiebelSettings
 from siebel_adapter.intake import create_intake_app, openapi_document
-from siebel_adapter.queue import KombuPublisher, QueueTopology
 from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.core.errors import TransientError
 from sync_worker.core.messages import decode_event
 from sync_worker.http import BackgroundServer
+from sync_worker.queue.topology import KombuPublisher, QueueTopology
 from tests.builders import siebel_member
 from tests.fakes import FakePublisher, FakeStore
 

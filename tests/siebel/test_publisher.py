@@ -10,10 +10,10 @@ import pytest
 from kombu.connection import Connection
 
 from config import load_settings
-from siebel_adapter.broker import open_broker
-from siebel_adapter.queue import KombuPublisher, QueueTopology
 from sync_worker.core.errors import TransientError
 from sync_worker.core.messages import MemberEvent, decode_event
+from sync_worker.queue.broker import open_broker
+from sync_worker.queue.topology import KombuPublisher, QueueTopology
 
 
 @pytest.fixture

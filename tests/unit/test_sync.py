@@ -9,14 +9,14 @@ import pytest
 
 from config.settings import DefaultsSettings
 from sync_worker.core.ct_user import UserPayload
-from sync_worker.core.decisions import RetryPolicy
+from sync_worker.core.decisions import Handled, RetryPolicy
 from sync_worker.core.errors import NotAuthorized, PermanentError, TransientError
 from sync_worker.core.mapping import map_member
 from sync_worker.core.member import Member, SyncStatus
 from sync_worker.core.messages import MemberEvent
 from sync_worker.core.resubmit import resubmit_event
 from sync_worker.core.sync import MemberSync
-from sync_worker.worker.handler import EventHandler, Handled
+from sync_worker.worker.handler import EventHandler
 from tests.builders import PROGRAM, changed, member
 from tests.fakes import FakeClock, FakeCrowdTwist, FakeKnownStates, FakeLedger, FakeMemberLocks, FakeStore
 

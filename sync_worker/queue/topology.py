@@ -29,9 +29,9 @@ from kombu.messaging import Producer
 
 from config.redaction import redact_text
 from config.settings import BrokerSettings, Settings
-from siebel_adapter.broker import open_broker
 from sync_worker.core.errors import TransientError
 from sync_worker.core.messages import CONTENT_TYPE, MemberEvent, encode_event
+from sync_worker.queue.broker import open_broker
 
 _PUBLISH_RETRIES = 2
 

@@ -47,7 +47,7 @@ from kombu.messaging import Consumer, Producer
 
 from config.redaction import redact_text
 from sync_worker.core.dead_letters import new_letter_id
-from sync_worker.core.decisions import Decision
+from sync_worker.core.decisions import Decision, Handled
 from sync_worker.core.errors import InvalidEvent
 from sync_worker.core.messages import (
     CONTENT_TYPE,
@@ -60,7 +60,6 @@ from sync_worker.core.messages import (
     decode_event,
     encode_event,
 )
-from sync_worker.worker.handler import Handled
 
 log = structlog.get_logger("ct_sync.consumer")
 
@@ -74,7 +73,7 @@ _DEPTHS_EVERY = 15.0  # seconds between queue-depth readings (a passive declare 
 
 
 class Topology(Protocol):
-    """What the consumer needs of the queue topology (siebel_adapter.queue)."""
+    """What the consumer needs of the queue topology (sync_worker.queue.topology)."""
 
     @property
     def exchange(self) -> Exchange: ...

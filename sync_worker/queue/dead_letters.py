@@ -20,12 +20,12 @@ from kombu.message import Message
 
 from config.redaction import redact_text
 from config.settings import Settings
-from siebel_adapter.broker import EmbeddedTransport, open_broker, read_in_place
-from siebel_adapter.queue import QueueTopology
 from sync_worker.core.dead_letters import DeadLetter, LetterResult
 from sync_worker.core.errors import TransientError
 from sync_worker.core.ports import EventPublisher
 from sync_worker.core.resubmit import resubmit_event
+from sync_worker.queue.broker import EmbeddedTransport, open_broker, read_in_place
+from sync_worker.queue.topology import QueueTopology
 
 # A letter as a scan holds it, with the function that takes it off the queue (False: it was gone already).
 _Held = tuple[DeadLetter, Callable[[], bool]]
