@@ -29,7 +29,8 @@ from kombu.connection import Connection
 from config.settings import SiebelSettings
 from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.core.messages import MemberEvent
-from sync_worker.queue.topology import KombuPublisher, QueueTopology
+from sync_worker.queue.publisher import KombuPublisher
+from sync_worker.queue.topology import QueueTopology
 
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
 POSTGRES_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test"

@@ -37,7 +37,8 @@ from bench.harness import (
     summarise,
 )
 from sync_worker.core.messages import MemberEvent
-from sync_worker.queue.topology import KombuPublisher, QueueTopology
+from sync_worker.queue.publisher import KombuPublisher
+from sync_worker.queue.topology import QueueTopology
 
 SIZES = {
     "smoke": {

@@ -68,7 +68,8 @@ from sync_worker.ledger.sql import SqlLedger, build_ledger, create_ledger_engine
 from sync_worker.metrics import Metrics
 from sync_worker.queue.broker import claim_embedded_queue, open_broker, probe_broker, reclaim_unacked
 from sync_worker.queue.consumer import QueueWorker
-from sync_worker.queue.topology import KombuPublisher, QueueTopology, build_publisher
+from sync_worker.queue.publisher import KombuPublisher, build_publisher
+from sync_worker.queue.topology import QueueTopology
 from sync_worker.segments.export import SegmentExport
 from sync_worker.worker.breaker import Breaker, BreakerState
 from sync_worker.worker.breaker_events import BreakerEvents

@@ -61,7 +61,7 @@ def replay(
 ) -> None:
     """Queue the members named by these dead letters again (fresh events) and take the letters off the queue."""
     from sync_worker.queue.dead_letters import build_dead_letters
-    from sync_worker.queue.topology import build_publisher
+    from sync_worker.queue.publisher import build_publisher
 
     if bool(letter_ids) == every:
         fail(ExitCode.CONFIGURATION, "ct-sync dead-letters replay: name the letters (their ids) or say --all")

@@ -32,7 +32,7 @@ from sync_worker.bootstrap import build_run_ledger, build_segment_export, build_
 from sync_worker.core.member import FAILURE_STATUSES
 from sync_worker.emulators import SandboxServer, SiebelEmulatorServer
 from sync_worker.http import BackgroundServer
-from sync_worker.queue.topology import build_publisher
+from sync_worker.queue.publisher import build_publisher
 from sync_worker.segments.export import SegmentReport, SegmentRequest
 
 PROGRAM = "1-DEMO"

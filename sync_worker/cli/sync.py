@@ -101,7 +101,7 @@ def poll(
     from sync_worker.core.ports import RunStopped
     from sync_worker.jobs.kinds import PageConfirmed, poll_changes
     from sync_worker.jobs.runner import command_line_run
-    from sync_worker.queue.topology import build_publisher
+    from sync_worker.queue.publisher import build_publisher
 
     settings = settings_or_exit()
     try:
@@ -212,7 +212,7 @@ def publish(
     """Publish one member event."""
     from sync_worker.bootstrap import build_member_store
     from sync_worker.core.messages import MemberEvent
-    from sync_worker.queue.topology import build_publisher
+    from sync_worker.queue.publisher import build_publisher
 
     if event not in ("enroll", "update"):
         fail(ExitCode.CONFIGURATION, f"ct-sync publish: --event must be enroll or update, not {event}")
@@ -250,7 +250,7 @@ def resubmit(
     from sync_worker.ledger.privacy import PrivacyLedger
     from sync_worker.ledger.sql import build_ledger
     from sync_worker.queue.dead_letters import build_dead_letters
-    from sync_worker.queue.topology import build_publisher
+    from sync_worker.queue.publisher import build_publisher
 
     statuses = status or []
     unknown = [value for value in statuses if value not in {str(s) for s in SyncStatus}]

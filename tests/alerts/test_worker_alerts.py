@@ -17,7 +17,7 @@ from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.bootstrap import Worker, build_worker
 from sync_worker.core.messages import MemberEvent
 from sync_worker.emulators import SandboxServer
-from sync_worker.queue.topology import build_publisher
+from sync_worker.queue.publisher import build_publisher
 from tests.alerts.conftest import SmtpServer, free_port
 from tests.builders import PROGRAM, siebel_member
 from tests.integration.helpers import eventually

@@ -18,7 +18,7 @@ from sync_worker.console.backend import ConsoleBackend
 from sync_worker.core.messages import MemberEvent
 from sync_worker.emulators import SandboxServer
 from sync_worker.http import BackgroundServer
-from sync_worker.queue.topology import build_publisher
+from sync_worker.queue.publisher import build_publisher
 from tests.builders import PROGRAM, siebel_member
 
 TOKEN = "console-token-for-tests"

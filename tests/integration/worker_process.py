@@ -16,7 +16,8 @@ from siebel_adapter.emulator import SiebelEmulator
 from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.core.messages import MemberEvent
 from sync_worker.emulators import SandboxServer, SiebelEmulatorServer
-from sync_worker.queue.topology import KombuPublisher, QueueTopology
+from sync_worker.queue.publisher import KombuPublisher
+from sync_worker.queue.topology import QueueTopology
 from tests.builders import PROGRAM, siebel_member
 
 CT_SYNC = str(Path(sys.executable).with_name("ct-sync"))

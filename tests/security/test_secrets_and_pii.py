@@ -20,7 +20,7 @@ from sync_worker.bootstrap import build_worker
 from sync_worker.cli.demo import run_demo
 from sync_worker.core.messages import MemberEvent
 from sync_worker.emulators import SandboxServer
-from sync_worker.queue.topology import build_publisher
+from sync_worker.queue.publisher import build_publisher
 from tests.alerts.conftest import free_port
 from tests.builders import PROGRAM, siebel_member
 from tests.integration.helpers import eventually

@@ -14,7 +14,8 @@ from config import load_settings
 from sync_worker.core.messages import HEADER_DEAD_AT, HEADER_LETTER_ID, HEADER_REASON, decode_event
 from sync_worker.queue.broker import open_broker
 from sync_worker.queue.dead_letters import DeadLetterQueue
-from sync_worker.queue.topology import KombuPublisher, QueueTopology
+from sync_worker.queue.publisher import KombuPublisher
+from sync_worker.queue.topology import QueueTopology
 
 
 class Broker:

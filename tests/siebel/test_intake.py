@@ -17,7 +17,8 @@ from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.core.errors import TransientError
 from sync_worker.core.messages import decode_event
 from sync_worker.http import BackgroundServer
-from sync_worker.queue.topology import KombuPublisher, QueueTopology
+from sync_worker.queue.publisher import KombuPublisher
+from sync_worker.queue.topology import QueueTopology
 from tests.builders import siebel_member
 from tests.fakes import FakePublisher, FakeStore
 

@@ -13,7 +13,8 @@ from config import load_settings
 from sync_worker.core.errors import TransientError
 from sync_worker.core.messages import MemberEvent, decode_event
 from sync_worker.queue.broker import open_broker
-from sync_worker.queue.topology import KombuPublisher, QueueTopology
+from sync_worker.queue.publisher import KombuPublisher
+from sync_worker.queue.topology import QueueTopology
 
 
 @pytest.fixture
