@@ -1,8 +1,6 @@
 """The Siebel side: the `MemberStore` adapters (Siebel CRM REST, embedded SQLite stand-in) and the `searchspec`
-writer, the only code that speaks Siebel's REST dialect, the intake endpoint Siebel's workflow calls, the change
-poller, and an emulator of Siebel's REST API.
+writer: the only code that speaks Siebel's REST dialect, and an emulator of Siebel's REST API.
 
 An adapter: imports httpx, sqlite3, starlette, `config`, and of ours only `sync_worker.core`. The member model it
-reads into lives in the core (`sync_worker.core.member`); the intake and the emulator are ASGI apps that
-`sync_worker.http` serves.
+reads into lives in the core (`sync_worker.core.member`).
 """

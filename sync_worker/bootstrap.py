@@ -22,8 +22,6 @@ from starlette.applications import Starlette
 from config.settings import Settings
 from crowdtwist_client.client import CrowdTwistClient
 from crowdtwist_client.drop.folder import FolderDrop
-from siebel_adapter.intake import create_intake_app
-from siebel_adapter.poller import Poller
 from siebel_adapter.rest_store import SiebelRestStore
 from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.alerts.dispatcher import AlertDispatcher
@@ -47,6 +45,8 @@ from sync_worker.core.ports import (
 from sync_worker.core.privacy import PrivacyRequests
 from sync_worker.core.resubmit import resubmit_event
 from sync_worker.core.sync import MemberSync
+from sync_worker.entrypoints.intake import create_intake_app
+from sync_worker.entrypoints.poller import Poller
 from sync_worker.http import HealthServer, with_metrics
 from sync_worker.jobs.catalog import Catalog, JobDefinition
 from sync_worker.jobs.context import RunContext

@@ -35,8 +35,8 @@ from sync_worker.cli.app import (
 )
 
 if TYPE_CHECKING:
-    from siebel_adapter.poller import PollReport
     from sync_worker.core.resubmit import Plan
+    from sync_worker.entrypoints.poller import PollReport
 
 log = structlog.get_logger("ct_sync.cli")
 T = TypeVar("T")
@@ -94,11 +94,11 @@ def poll(
     Each pass is recorded as a run of job cli-poll (ct-sync status shows them). With --every, a pass that cannot
     reach Siebel or the queue is tried again with backoff, not given up; SIGTERM or Ctrl-C stops at a page's end."""
     from config.durations import parse_duration
-    from siebel_adapter.poller import Poller
     from sync_worker.bootstrap import build_member_store, build_run_ledger
     from sync_worker.cli.progress import progress
     from sync_worker.core.clock import SystemClock
     from sync_worker.core.ports import RunStopped
+    from sync_worker.entrypoints.poller import Poller
     from sync_worker.jobs.kinds import PageConfirmed, poll_changes
     from sync_worker.jobs.runner import command_line_run
     from sync_worker.queue.publisher import build_publisher

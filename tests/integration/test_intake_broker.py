@@ -17,8 +17,8 @@ import pytest
 from kombu.connection import Connection
 
 from config import load_settings
-from siebel_adapter.intake import EVENTS_PATH
 from siebel_adapter.sqlite_store import SqliteMemberStore
+from sync_worker.entrypoints.intake import EVENTS_PATH
 from sync_worker.queue.topology import QueueTopology
 from tests.alerts.conftest import free_port
 from tests.builders import siebel_member

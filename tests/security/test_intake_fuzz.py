@@ -13,7 +13,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from siebel_adapter.intake import create_intake_app, openapi_document
+from sync_worker.entrypoints.intake import create_intake_app, openapi_document
 from sync_worker.http import BackgroundServer
 from tests.builders import siebel_member
 from tests.fakes import FakePublisher, FakeStore

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kombu.connection import Connection
 
-from siebel_adapter.intake import EVENTS_PATH, openapi_document
+from sync_worker.entrypoints.intake import EVENTS_PATH, openapi_document
 from sync_worker.queue.topology import QueueTopology
 from tests.alerts.conftest import free_port
 from tests.builders import siebel_member

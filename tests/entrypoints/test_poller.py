@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from config.settings import SiebelSettings
-from siebel_adapter.poller import Poller
 from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.core.errors import TransientError
 from sync_worker.core.messages import MemberEvent
+from sync_worker.entrypoints.poller import Poller
 from tests.builders import PROGRAM, siebel_member
 from tests.fakes import FakePublisher
 

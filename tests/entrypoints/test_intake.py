@@ -12,10 +12,10 @@ import pytest
 from kombu.connection import Connection
 
 from config.settings import SiebelSettings
-from siebel_adapter.intake import create_intake_app, openapi_document
 from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.core.errors import TransientError
 from sync_worker.core.messages import decode_event
+from sync_worker.entrypoints.intake import create_intake_app, openapi_document
 from sync_worker.http import BackgroundServer
 from sync_worker.queue.publisher import KombuPublisher
 from sync_worker.queue.topology import QueueTopology
