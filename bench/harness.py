@@ -40,7 +40,7 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _serve_sandbox(port_queue: Any, stop: Any) -> None:
-    from sync_worker.emulators import SandboxServer
+    from sandbox.servers import SandboxServer
 
     with SandboxServer() as server:
         port_queue.put(server.port)

@@ -15,7 +15,7 @@ import time
 
 import httpx
 
-from sync_worker.emulators import SandboxServer
+from sandbox.servers import SandboxServer
 
 
 def _serve(port_queue: multiprocessing.Queue, stop: multiprocessing.Event) -> None:  # type: ignore[type-arg]

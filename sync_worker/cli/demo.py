@@ -24,12 +24,12 @@ from pydantic import SecretStr
 
 from config.logging import logging_to_file
 from config.settings import Settings, SiebelSettings
-from siebel_adapter.emulator import SiebelEmulator
+from sandbox.servers import SandboxServer, SiebelEmulatorServer
+from sandbox.siebel.emulator import SiebelEmulator
 from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.alerts.texts import resubmit_command
 from sync_worker.bootstrap import build_run_ledger, build_segment_export, build_worker
 from sync_worker.core.member import FAILURE_STATUSES
-from sync_worker.emulators import SandboxServer, SiebelEmulatorServer
 from sync_worker.entrypoints.intake import EVENTS_PATH, create_intake_app
 from sync_worker.http import BackgroundServer
 from sync_worker.queue.publisher import build_publisher

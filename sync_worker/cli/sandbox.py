@@ -59,11 +59,11 @@ def sandbox(
     `seed` fills the Siebel stand-in, `faults` switches CrowdTwist's faults while it runs."""
     if context.invoked_subcommand is not None:
         return
-    from crowdtwist_client.sandbox import SandboxState, create_sandbox_app
-    from crowdtwist_client.sandbox.sftp import SANDBOX_USER, SandboxSftpServer, ensure_sandbox_keys
-    from siebel_adapter.emulator import SiebelEmulator
+    from sandbox.crowdtwist import SandboxState, create_sandbox_app
+    from sandbox.servers import SiebelEmulatorServer
+    from sandbox.sftp import SANDBOX_USER, SandboxSftpServer, ensure_sandbox_keys
+    from sandbox.siebel.emulator import SiebelEmulator
     from siebel_adapter.sqlite_store import SqliteMemberStore
-    from sync_worker.emulators import SiebelEmulatorServer
     from sync_worker.http import bind_problem, serve_forever
 
     settings = settings_or_exit()

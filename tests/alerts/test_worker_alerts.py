@@ -12,11 +12,11 @@ import pytest
 from pydantic import SecretStr
 
 from config import Settings
-from crowdtwist_client.sandbox import SandboxState
+from sandbox.crowdtwist import SandboxState
+from sandbox.servers import SandboxServer
 from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.bootstrap import Worker, build_worker
 from sync_worker.core.messages import MemberEvent
-from sync_worker.emulators import SandboxServer
 from sync_worker.queue.publisher import build_publisher
 from tests.alerts.conftest import SmtpServer, free_port
 from tests.builders import PROGRAM, siebel_member

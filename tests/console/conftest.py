@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from config import Settings, load_settings
+from sandbox.servers import SandboxServer
 from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.bootstrap import Worker, build_console, build_worker
 from sync_worker.console.backend import ConsoleBackend
 from sync_worker.core.messages import MemberEvent
-from sync_worker.emulators import SandboxServer
 from sync_worker.http import BackgroundServer
 from sync_worker.queue.publisher import build_publisher
 from tests.builders import PROGRAM, siebel_member

@@ -11,9 +11,9 @@ import pytest
 import respx
 
 from crowdtwist_client.client import CrowdTwistClient
+from sandbox.servers import SandboxServer
 from sync_worker.core.ct_user import UserPayload
 from sync_worker.core.errors import AlreadyExists, CtSyncError, DataRejected
-from sync_worker.emulators import SandboxServer
 
 ANN = UserPayload(third_party_id="296-1", first_name="Ann", last_name="Lee", email_address="ann@example.com")
 BOB = UserPayload(third_party_id="296-2", first_name="Bob", last_name="Ray", email_address="ann@example.com")

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from crowdtwist_client.pacing import Pacer
-from crowdtwist_client.sandbox import SandboxState
+from sandbox.crowdtwist import SandboxState
 
 
 def test_many_threads_are_admitted_at_exactly_the_rate() -> None:

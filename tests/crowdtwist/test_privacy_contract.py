@@ -10,10 +10,10 @@ import httpx
 import pytest
 
 from crowdtwist_client.client import SOURCES, CrowdTwistClient
-from crowdtwist_client.sandbox import SandboxState
+from sandbox.crowdtwist import SandboxState
+from sandbox.servers import SandboxServer
 from sync_worker.core.errors import DataRejected
 from sync_worker.core.privacy import ACCESS_SOURCES
-from sync_worker.emulators import SandboxServer
 
 API_KEY = "privacy-contract-key-0123456789"
 ANN = {"third_party_id": "296-1", "first_name": "Ann", "last_name": "Lee", "email_address": "ann@example.com"}

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from crowdtwist_client.responses import error_for
-from crowdtwist_client.sandbox.answers import MAINTENANCE_PAGE
+from sandbox.crowdtwist.answers import MAINTENANCE_PAGE
 from sync_worker.core.errors import (
     AlreadyExists,
     CtSyncError,

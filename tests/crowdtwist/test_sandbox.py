@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
-from crowdtwist_client.sandbox import SandboxState, guesses
-from crowdtwist_client.sandbox.user_object import KEYS
-from crowdtwist_client.sandbox.validation import valid_name
-from sync_worker.emulators import SandboxServer
+from sandbox.crowdtwist import SandboxState, guesses
+from sandbox.crowdtwist.user_object import KEYS
+from sandbox.crowdtwist.validation import valid_name
+from sandbox.servers import SandboxServer
 
 ANN = {"third_party_id": "296-1", "first_name": "Ann", "last_name": "Lee", "email_address": "ann@example.com"}
 BY_MEMBER = {"id_type": "third_party_id"}

@@ -17,9 +17,9 @@ import pytest
 import respx
 
 from crowdtwist_client.client import CrowdTwistClient
-from crowdtwist_client.sandbox import SandboxState
+from sandbox.crowdtwist import SandboxState
+from sandbox.servers import SandboxServer
 from sync_worker.core.ct_user import UserPayload
-from sync_worker.emulators import SandboxServer
 
 COLLECTION = Path(__file__).parents[1] / "fixtures" / "crowdtwist" / "crowdtwist-starter-kit.postman_collection.json"
 API_HOST = "https://{{environment}}api{{client_id}}.crowdtwist.com"

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import pytest
 from typer.testing import CliRunner
 
-from crowdtwist_client.sandbox import SandboxState
+from sandbox.crowdtwist import SandboxState
+from sandbox.servers import SandboxServer
 from sync_worker.cli import app
-from sync_worker.emulators import SandboxServer
 from sync_worker.http import BackgroundServer, health_app
 from tests.conftest import require_server
 

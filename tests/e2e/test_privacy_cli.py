@@ -14,10 +14,10 @@ import pytest
 from typer.testing import CliRunner
 
 from config import load_settings
-from crowdtwist_client.sandbox import SandboxState
+from sandbox.crowdtwist import SandboxState
+from sandbox.servers import SandboxServer
 from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.cli import app
-from sync_worker.emulators import SandboxServer
 from tests.builders import PROGRAM, siebel_member
 
 API_KEY = "e2e-privacy-key-0123456789abcdef"

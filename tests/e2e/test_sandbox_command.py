@@ -12,12 +12,12 @@ import pytest
 from typer.testing import CliRunner
 
 from config import load_settings
-from crowdtwist_client.sandbox import SandboxState
+from sandbox.crowdtwist import SandboxState
+from sandbox.servers import SandboxServer
 from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.cli import app
 from sync_worker.core.mapping import map_member
 from sync_worker.core.member import Member
-from sync_worker.emulators import SandboxServer
 from tests.alerts.conftest import free_port
 from tests.integration.helpers import eventually
 from tests.integration.worker_process import CT_SYNC

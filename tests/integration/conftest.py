@@ -9,8 +9,8 @@ import pytest
 from kombu.connection import Connection
 
 from config import load_settings
+from sandbox.servers import SandboxServer
 from siebel_adapter.sqlite_store import SqliteMemberStore
-from sync_worker.emulators import SandboxServer
 from sync_worker.queue.topology import QueueTopology
 from tests.integration.worker_process import Run, ct_sync_environment
 

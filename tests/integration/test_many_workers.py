@@ -12,7 +12,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from crowdtwist_client.sandbox import create_sandbox_app
+from sandbox.crowdtwist import create_sandbox_app
 from sync_worker.core.messages import MemberEvent
 from sync_worker.http import BackgroundServer
 from tests.builders import siebel_member

@@ -12,8 +12,8 @@ import pytest
 from kombu.connection import Connection
 from kombu.messaging import Producer
 
+from sandbox.servers import SiebelEmulatorServer
 from sync_worker.core.messages import HEADER_REASON
-from sync_worker.emulators import SiebelEmulatorServer
 from tests.builders import siebel_member
 from tests.integration.helpers import eventually
 from tests.integration.worker_process import Run, siebel_rest_settings, stop

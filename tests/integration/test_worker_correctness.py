@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from crowdtwist_client.sandbox import create_sandbox_app
-from sync_worker.emulators import SiebelEmulatorServer
+from sandbox.crowdtwist import create_sandbox_app
+from sandbox.servers import SiebelEmulatorServer
 from sync_worker.http import BackgroundServer
 from tests.builders import siebel_member
 from tests.integration.helpers import eventually

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from sync_worker.emulators import SiebelEmulatorServer
+from sandbox.servers import SiebelEmulatorServer
 from tests.integration.helpers import eventually
 from tests.integration.worker_process import Run, siebel_rest_settings, stop
 

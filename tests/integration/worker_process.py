@@ -12,10 +12,10 @@ from pathlib import Path
 
 from kombu.connection import Connection
 
-from siebel_adapter.emulator import SiebelEmulator
+from sandbox.servers import SandboxServer, SiebelEmulatorServer
+from sandbox.siebel.emulator import SiebelEmulator
 from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.core.messages import MemberEvent
-from sync_worker.emulators import SandboxServer, SiebelEmulatorServer
 from sync_worker.queue.publisher import KombuPublisher
 from sync_worker.queue.topology import QueueTopology
 from tests.builders import PROGRAM, siebel_member

@@ -10,9 +10,9 @@ import pytest
 
 from config.settings import ResubmitJob
 from crowdtwist_client.client import CrowdTwistClient
-from crowdtwist_client.sandbox import SandboxState
-from crowdtwist_client.sandbox.server import SandboxTransport
-from crowdtwist_client.sandbox.switches import Rules
+from sandbox.crowdtwist import SandboxState
+from sandbox.crowdtwist.server import SandboxTransport
+from sandbox.crowdtwist.switches import Rules
 from sync_worker.core.ct_user import UserPayload
 from sync_worker.core.member import SyncOutcome, SyncStatus
 from sync_worker.core.ports import RunStopped

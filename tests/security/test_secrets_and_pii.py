@@ -15,11 +15,11 @@ import structlog
 
 from config import Settings, load_settings
 from config.logging import configure_logging
+from sandbox.servers import SandboxServer
 from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.bootstrap import build_worker
 from sync_worker.cli.demo import run_demo
 from sync_worker.core.messages import MemberEvent
-from sync_worker.emulators import SandboxServer
 from sync_worker.queue.publisher import build_publisher
 from tests.alerts.conftest import free_port
 from tests.builders import PROGRAM, siebel_member

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from config.settings import CrowdTwistSettings, SiebelSettings
 from crowdtwist_client.client import CrowdTwistClient
-from crowdtwist_client.sandbox import SandboxState, create_sandbox_app
+from sandbox.crowdtwist import SandboxState, create_sandbox_app
 from siebel_adapter.rest_store import SiebelRestStore
 from sync_worker.core.errors import TransientError
 from sync_worker.http import BackgroundServer

@@ -10,7 +10,7 @@ import pytest
 
 from config.settings import SftpSettings
 from crowdtwist_client.drop.sftp import SftpDrop
-from crowdtwist_client.sandbox.sftp import SANDBOX_USER, SandboxKeys, SandboxSftpServer, ensure_sandbox_keys
+from sandbox.sftp import SANDBOX_USER, SandboxKeys, SandboxSftpServer, ensure_sandbox_keys
 from sync_worker.core.errors import ConfigurationError
 
 

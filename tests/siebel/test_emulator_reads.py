@@ -11,11 +11,11 @@ import pytest
 from pydantic import SecretStr
 
 from config.settings import SiebelSettings
-from siebel_adapter.emulator import SiebelEmulator
+from sandbox.servers import SiebelEmulatorServer
+from sandbox.siebel.emulator import SiebelEmulator
 from siebel_adapter.rest_store import SiebelRestStore
 from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.core.member import SyncOutcome, SyncStatus
-from sync_worker.emulators import SiebelEmulatorServer
 from tests.builders import at, siebel_member
 
 MEMBERS = 2000

@@ -13,6 +13,7 @@ import respx
 from pydantic import SecretStr
 
 from config.settings import SiebelSettings
+from sandbox.siebel import search
 from siebel_adapter import searchspec
 from siebel_adapter.rest_store import SiebelRestStore
 from sync_worker.core.errors import ConfigurationError, PermanentError, TransientError
@@ -94,15 +95,15 @@ def test_a_bearer_token_replaces_basic_auth(mock: respx.MockRouter) -> None:
     ],
 )
 def test_the_emulator_reads_the_searchspec_subset(spec: str, record: dict[str, str], matches: bool) -> None:
-    assert searchspec.parse(spec)(record) is matches
+    assert search.parse(spec)(record) is matches
 
 
 @pytest.mark.parametrize(
     "spec", ["[Member Number] = 296-1", "[Member Number] = '1' OR 1=1", "[A] = 'x' AND", "([A] = 'x'", "DROP"]
 )
 def test_anything_outside_the_subset_is_refused(spec: str) -> None:
-    with pytest.raises(searchspec.SearchspecError):
-        searchspec.parse(spec)
+    with pytest.raises(search.SearchspecError):
+        search.parse(spec)
 
 
 @pytest.mark.parametrize(
@@ -117,13 +118,13 @@ def test_anything_outside_the_subset_is_refused(spec: str) -> None:
     ],
 )
 def test_the_emulator_reads_the_bound_a_searchspec_puts_on_a_field(spec: str, bound: tuple[str, str] | None) -> None:
-    assert searchspec.lower_bound(searchspec.parse_tree(spec), "Id") == bound
+    assert search.lower_bound(search.parse_tree(spec), "Id") == bound
 
 
 def test_the_emulator_recognises_the_keyset_page_the_adapter_builds() -> None:
     moment = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
     built = searchspec.all_of("[Status] = 'Active'", searchspec.after_key("Updated", moment, "Id", "1-7"))
-    assert searchspec.key_after(searchspec.parse_tree(built), "Updated", "Id") == ("11/22/2026 10:00:00", "1-7")
+    assert search.key_after(search.parse_tree(built), "Updated", "Id") == ("11/22/2026 10:00:00", "1-7")
 
 
 def test_an_error_text_longer_than_the_field_is_cut_before_it_is_written(mock: respx.MockRouter) -> None:

@@ -11,13 +11,13 @@ import pytest
 from pydantic import SecretStr
 
 from config.settings import SiebelSettings
-from siebel_adapter.emulator import SiebelEmulator
+from sandbox.servers import SiebelEmulatorServer
+from sandbox.siebel.emulator import SiebelEmulator
 from siebel_adapter.rest_store import SiebelRestStore
 from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.core.errors import ConfigurationError, InvalidRecord, TransientError
 from sync_worker.core.member import SyncOutcome, SyncStatus
 from sync_worker.core.ports import ChangeCursor, ChangePage, MemberStore
-from sync_worker.emulators import SiebelEmulatorServer
 from tests.builders import siebel_member
 
 SETTINGS = SiebelSettings(status_field="CT Sync Status", error_field="CT Sync Error", ct_user_id_field="CT User Id")

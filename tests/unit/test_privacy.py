@@ -13,8 +13,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from crowdtwist_client.client import CrowdTwistClient
-from crowdtwist_client.sandbox import SandboxState
-from crowdtwist_client.sandbox.server import SandboxTransport
+from sandbox.crowdtwist import SandboxState
+from sandbox.crowdtwist.server import SandboxTransport
 from sync_worker.core.ct_user import DeletionTicket, UserPayload
 from sync_worker.core.errors import TransientError
 from sync_worker.core.privacy import (

@@ -10,13 +10,12 @@ captured calls (tests/fixtures/crowdtwist/) and its docs.
     guesses.py      every behaviour no source pins down, in one place
     control.py      the `/_sandbox/` routes: stats, reset, faults, rules, the clock, seeded lists
     server.py       the fronts: an httpx transport (in-process) and a raw ASGI app, which
-                    `sync_worker.emulators.SandboxServer` serves on 127.0.0.1 (and `ct-sync sandbox` in the foreground)
-    sftp.py         an in-process SFTP server standing in for CrowdTwist's drop folder (`ct-sync sandbox`)
+                    `sandbox.servers.SandboxServer` serves on 127.0.0.1 (and `ct-sync sandbox` in the foreground)
 """
 
-from crowdtwist_client.sandbox.answers import Answer
-from crowdtwist_client.sandbox.server import SandboxTransport, create_sandbox_app
-from crowdtwist_client.sandbox.state import SandboxState
-from crowdtwist_client.sandbox.switches import Faults, Rules
+from sandbox.crowdtwist.answers import Answer
+from sandbox.crowdtwist.server import SandboxTransport, create_sandbox_app
+from sandbox.crowdtwist.state import SandboxState
+from sandbox.crowdtwist.switches import Faults, Rules
 
 __all__ = ["Answer", "Faults", "Rules", "SandboxState", "SandboxTransport", "create_sandbox_app"]

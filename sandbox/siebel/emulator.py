@@ -36,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sandbox.siebel import search
 from siebel_adapter import searchspec
 from siebel_adapter.sqlite_store import SqliteMemberStore, stamp_of
 from sync_worker.core.member import MEMBER_NUMBER, ROW_ID, UPDATED, parse_siebel_datetime
@@ -83,8 +84,8 @@ class SiebelEmulator:
             return refusal
         params = request.query_params
         try:
-            tree = searchspec.parse_tree(params["searchspec"]) if params.get("searchspec") else None
-        except searchspec.SearchspecError as exc:
+            tree = search.parse_tree(params["searchspec"]) if params.get("searchspec") else None
+        except search.SearchspecError as exc:
             return JSONResponse({"ERROR": f"Invalid search specification: {exc}"}, status_code=400)
         size = min(int(params.get("PageSize", "10")), _MAX_PAGE)
         start = int(params.get("StartRowNum", "0"))
@@ -93,7 +94,7 @@ class SiebelEmulator:
             for field, _, direction in (part.partition(":") for part in params.get("sortspec", "").split(","))
             if field.strip()
         ] or [(MEMBER_NUMBER, False)]  # Siebel's order when none is asked for: the stand-in's own
-        matches = searchspec.predicate(tree) if tree is not None else (lambda record: True)
+        matches = search.predicate(tree) if tree is not None else (lambda record: True)
         bounds = _index_range(tree)
         if all(field in _INDEXED for field, _ in sort):
             order = [(_INDEXED[field][0], descending) for field, descending in sort]
@@ -162,17 +163,17 @@ class SiebelEmulator:
         return hmac.compare_digest(given, self._credentials)
 
 
-def _index_range(tree: searchspec.Node | None) -> dict[str, Any]:
+def _index_range(tree: search.Node | None) -> dict[str, Any]:
     """What the searchspec implies for the indexed columns (`SqliteMemberStore.scan`'s bounds): every row it matches
     lies in this range. A keyset page's "after (Updated, Id)" is one bound on the pair, as `changed_after` reads."""
     if tree is None:
         return {}
     where = []
     for field, (column, comparable) in _INDEXED.items():
-        bound = searchspec.lower_bound(tree, field, normalise=comparable)
+        bound = search.lower_bound(tree, field, normalise=comparable)
         if bound is not None:
             where.append((column, *bound))
-    key = searchspec.key_after(tree, UPDATED, ROW_ID)
+    key = search.key_after(tree, UPDATED, ROW_ID)
     stamp = stamp_of(key[0]) if key is not None else None
     return {"where": where, "after_change": (stamp, key[1]) if key is not None and stamp is not None else None}
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from crowdtwist_client.sandbox.answers import Answer, decode_object, json_answer, refused, unknown_route
-from crowdtwist_client.sandbox.state import SandboxState
+from sandbox.crowdtwist.answers import Answer, decode_object, json_answer, refused, unknown_route
+from sandbox.crowdtwist.state import SandboxState
 
 PREFIX = "/_sandbox/"
 

@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from crowdtwist_client.sandbox import guesses
+from sandbox.crowdtwist import guesses
 
 
 @dataclass

@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 from urllib.parse import unquote
 
-from crowdtwist_client.sandbox import guesses, routes, validation
-from crowdtwist_client.sandbox.answers import (
+from sandbox.crowdtwist import guesses, routes, validation
+from sandbox.crowdtwist.answers import (
     MAINTENANCE_PAGE,
     Answer,
     decode_object,
@@ -32,8 +32,8 @@ from crowdtwist_client.sandbox.answers import (
     unknown_route,
     user_not_found,
 )
-from crowdtwist_client.sandbox.switches import Counters, Faults, Rules
-from crowdtwist_client.sandbox.user_object import render
+from sandbox.crowdtwist.switches import Counters, Faults, Rules
+from sandbox.crowdtwist.user_object import render
 
 INACTIVE_WITH_POINTS = "Member is inactive but has redeemable points"
 DELETION_STAGES = ("Deletion_initiated", "Deletion_in_progress", "Deletion_completed")

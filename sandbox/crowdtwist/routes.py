@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from crowdtwist_client.sandbox import guesses
+from sandbox.crowdtwist import guesses
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from urllib.parse import parse_qsl
 
 import httpx
 
-from crowdtwist_client.sandbox import control
-from crowdtwist_client.sandbox.answers import Answer
-from crowdtwist_client.sandbox.state import SandboxState
+from sandbox.crowdtwist import control
+from sandbox.crowdtwist.answers import Answer
+from sandbox.crowdtwist.state import SandboxState
 
 ASGIScope = dict[str, Any]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from crowdtwist_client.sandbox import guesses
-from crowdtwist_client.sandbox.answers import iso_time
+from sandbox.crowdtwist import guesses
+from sandbox.crowdtwist.answers import iso_time
 
 # Every key of the captured profile answer whose value the sandbox never has: always null, as for most members.
 _ALWAYS_NULL = (

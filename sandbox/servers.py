@@ -1,13 +1,13 @@
-"""Composition: the emulators served over real HTTP on 127.0.0.1, on a background thread — the CrowdTwist sandbox
+"""The emulators served over real HTTP on 127.0.0.1, on a background thread — the CrowdTwist sandbox
 and the Siebel REST emulator — for the demo, `ct-sync sandbox`, the tests and the benchmarks.
 
-The adapters build the emulators' apps; serving them is `sync_worker.http`'s job; this module joins the two.
+The emulators build their apps; serving them is `sync_worker.http`'s job; this module joins the two.
 """
 
 from __future__ import annotations
 
-from crowdtwist_client.sandbox import SandboxState, create_sandbox_app
-from siebel_adapter.emulator import BASE_PATH, SiebelEmulator
+from sandbox.crowdtwist import SandboxState, create_sandbox_app
+from sandbox.siebel.emulator import BASE_PATH, SiebelEmulator
 from sync_worker.http import BackgroundServer
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from crowdtwist_client.sandbox import guesses
+from sandbox.crowdtwist import guesses
 
 MAINTENANCE_PAGE = b"<html><head><title>Maintenance</title></head><body><h1>We'll be right back</h1></body></html>"
 
