@@ -208,6 +208,11 @@ class CrowdTwistSettings(_Section):
     )
     ca_bundle: Path | None = Field(default=None, description="PEM bundle of a private CA; TLS is always verified")
 
+    @property
+    def calls_per_minute(self) -> float:
+        """ct-sync's budget: its share of the contract limit."""
+        return self.requests_per_minute * self.budget_share
+
 
 class SiebelSettings(_Section):
     """Where members are read and the outcome written: the SQLite stand-in or Siebel CRM REST."""

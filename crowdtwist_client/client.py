@@ -126,7 +126,7 @@ class CrowdTwistClient:
             auth=settings.auth,
             timeout=settings.timeout.total_seconds(),
             connect_timeout=settings.connect_timeout.total_seconds(),
-            pacer=Pacer(settings.requests_per_minute * settings.budget_share, slots=slots),
+            pacer=Pacer(settings.calls_per_minute, slots=slots),
             retry_attempts=settings.retry_attempts,
             retry_max_time=settings.retry_max_time.total_seconds(),
             max_connections=max_connections,

@@ -1,5 +1,7 @@
-"""The composition root: builds the worker and the intake from `Settings`, and accepts ready-made parts (fakes, a
-sandbox transport) so tests, the demo and the benchmarks exercise the real wiring.
+"""The composition root: builds the worker, the intake, the poller, the console, the jobs and the scheduler from
+`Settings`, and accepts ready-made parts (fakes, a sandbox transport) so tests, the demo and the benchmarks exercise
+the real wiring. The CLI builds everything from here: the builders some adapters keep beside their classes
+(`build_ledger`, `build_publisher`, `build_dead_letters`, `probe_broker`) are offered here too (`import … as …`).
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,7 +33,6 @@ from sync_worker.console.backend import ConsoleBackend
 from sync_worker.core.clock import SystemClock
 from sync_worker.core.decisions import RetryPolicy
 from sync_worker.core.errors import CtSyncError
-from sync_worker.core.member import SyncStatus
 from sync_worker.core.messages import MemberEvent, member_reference
 from sync_worker.core.ports import (
     AttemptRecord,
@@ -43,20 +44,13 @@ from sync_worker.core.ports import (
     PrivacyDeletions,
 )
 from sync_worker.core.privacy import PrivacyRequests
-from sync_worker.core.resubmit import resubmit_event
+from sync_worker.core.resubmit import requeue_ct_failures
 from sync_worker.core.sync import MemberSync
 from sync_worker.entrypoints.intake import create_intake_app
 from sync_worker.entrypoints.poller import Poller
 from sync_worker.http import HealthServer, with_metrics
-from sync_worker.jobs.catalog import Catalog, JobDefinition
-from sync_worker.jobs.context import RunContext
-from sync_worker.jobs.kinds import (
-    JobKinds,
-    export_segment,
-    follow_privacy_requests,
-    poll_changes,
-    resubmit_by_status,
-)
+from sync_worker.jobs.catalog import Catalog
+from sync_worker.jobs.kinds import JobKinds, KindTable, PageConfirmed, PollSummary
 from sync_worker.jobs.runner import JobRunner
 from sync_worker.jobs.scheduler import Scheduler
 from sync_worker.ledger.locks import AdvisoryLocks, FileLocks
@@ -64,11 +58,15 @@ from sync_worker.ledger.operations import OperationsLog
 from sync_worker.ledger.privacy import PrivacyLedger
 from sync_worker.ledger.retention import purge_history
 from sync_worker.ledger.runs import RunLedger
-from sync_worker.ledger.sql import SqlLedger, build_ledger, create_ledger_engine
+from sync_worker.ledger.sql import SqlLedger, create_ledger_engine
+from sync_worker.ledger.sql import build_ledger as build_ledger
 from sync_worker.metrics import Metrics
-from sync_worker.queue.broker import claim_embedded_queue, open_broker, probe_broker, reclaim_unacked
+from sync_worker.queue.broker import claim_embedded_queue, open_broker, reclaim_unacked
+from sync_worker.queue.broker import probe_broker as probe_broker
 from sync_worker.queue.consumer import QueueWorker
-from sync_worker.queue.publisher import KombuPublisher, build_publisher
+from sync_worker.queue.dead_letters import build_dead_letters as build_dead_letters
+from sync_worker.queue.publisher import KombuPublisher
+from sync_worker.queue.publisher import build_publisher as build_publisher
 from sync_worker.queue.topology import QueueTopology
 from sync_worker.segments.export import SegmentExport
 from sync_worker.worker.breaker import Breaker, BreakerState
@@ -147,6 +145,19 @@ def build_segment_export(
         max_bytes=settings.sftp.max_file_bytes,
         spool_dir=settings.data_dir / "segments",
         archive_dir=settings.archive_dir,
+    )
+
+
+def build_poller(
+    settings: Settings, *, store: MemberStore | None = None, publisher: EventPublisher | None = None
+) -> Poller:
+    """The change poller, its watermark under the data directory (`ct-sync poll` and the `poll` job kind)."""
+    return Poller(
+        store or build_member_store(settings),
+        publisher or build_publisher(settings),
+        watermark_path=settings.data_dir / "poll-watermark.json",
+        overlap=settings.siebel.poll_overlap,
+        program_id=settings.siebel.program_id,
     )
 
 
@@ -255,9 +266,7 @@ class Worker:
         self.ledger.close()
         if self.runs is not None:
             self.runs.close()
-        close_store = getattr(self.store, "close", None)  # the REST store holds an HTTP pool
-        if close_store is not None:
-            close_store()
+        _close_store(self.store)
         if self.queue_lock is not None:
             self.queue_lock.close()
         if self.locks is not None:
@@ -319,16 +328,14 @@ def build_worker(
         sizer=sizer,
         clock=clock.now,
         monotonic=clock.monotonic,
-        resubmit_failed_since=(lambda since: _resubmit_ct_failures(settings, store, since))
+        resubmit_failed_since=(lambda since: _requeue_ct_failures(settings, store, since))
         if settings.worker.auto_resubmit
         else None,
         housekeeping=lambda: purge_history(
             ledger, runs, operations, older_than=clock.now() - settings.ledger.retention
         ),
         on_transition=breaker_events.transition,
-        summary=MinuteSummary(
-            budget_per_minute=settings.crowdtwist.requests_per_minute * settings.crowdtwist.budget_share
-        ),
+        summary=MinuteSummary(budget_per_minute=settings.crowdtwist.calls_per_minute),
         pauses=ledger,
     )
 
@@ -336,7 +343,7 @@ def build_worker(
         member_number = member_reference(body)
         supervisor.dead_lettered(member_number, reason)
         if member_number is not None:
-            _write_oic_failure(sync, member_number, reason)
+            handler.dead_lettered(member_number, reason)
 
     connection = open_broker(settings)
     reclaim_unacked(connection)  # the embedded queue: take back what a killed worker held
@@ -395,34 +402,14 @@ def _alert_policy(settings: Settings, clock: Clock) -> AlertPolicy:
     return AlertPolicy(notify=settings.alerts.notify, digest_interval=settings.alerts.digest_interval, clock=clock.now)
 
 
-def _resubmit_ct_failures(settings: Settings, store: MemberStore, since: datetime) -> int:
-    """After an outage: queue again every member written CT Failure since it began."""
-    publisher = build_publisher(settings)
-    try:
-        return publisher.publish_many(
-            resubmit_event(member.member_number, member.row_id, automatic=True)
-            for member in store.find_by_status([SyncStatus.CT_FAILURE], since=since)
-        )
-    finally:
-        publisher.close()
-
-
-def _write_oic_failure(sync: MemberSync, member_number: str, reason: str) -> None:
-    """A dead-lettered message that still names a member: tell the Siebel admin on the member (OIC Failure)."""
-    try:
-        sync.write_failure(
-            member_number,
-            status=SyncStatus.OIC_FAILURE,
-            error=f"event could not be processed: {reason}"[:500],
-        )
-    except CtSyncError as exc:
-        log.warning("oic_failure_not_written", error=exc.message)
+def _requeue_ct_failures(settings: Settings, store: MemberStore, since: datetime) -> int:
+    with closing(build_publisher(settings)) as publisher:
+        return requeue_ct_failures(store, publisher, since=since)
 
 
 def build_console(settings: Settings, *, clock: Clock | None = None) -> tuple[Starlette, ConsoleBackend]:
     """The console's app and what it reads and acts through; `backend.close()` releases it all."""
-    from sync_worker.console.app import create_console_app
-    from sync_worker.queue.dead_letters import build_dead_letters  # the console's own needs, loaded only for it
+    from sync_worker.console.app import create_console_app  # the console's own needs, loaded only for it
 
     clock = clock or SystemClock()
     store = build_member_store(settings)
@@ -444,7 +431,7 @@ def build_console(settings: Settings, *, clock: Clock | None = None) -> tuple[St
         defaults=settings.defaults,
         program_id=settings.siebel.program_id,
         max_resubmits=settings.worker.max_resubmits,
-        calls_per_minute=settings.crowdtwist.requests_per_minute * settings.crowdtwist.budget_share,
+        calls_per_minute=settings.crowdtwist.calls_per_minute,
         clock=clock.now,
         closers=[
             publisher.close,
@@ -452,7 +439,7 @@ def build_console(settings: Settings, *, clock: Clock | None = None) -> tuple[St
             runs.close,
             operations.close,
             privacy.close,
-            getattr(store, "close", lambda: None),
+            lambda: _close_store(store),
         ],
     )
     token = settings.console.token.get_secret_value() if settings.console.token else None
@@ -478,9 +465,7 @@ class Intake:
         self.dispatcher.close()
         self.publisher.close()
         self.ledger.close()
-        close_store = getattr(self.store, "close", None)
-        if close_store is not None:
-            close_store()
+        _close_store(self.store)
 
 
 def build_intake(settings: Settings, *, clock: Clock | None = None) -> Intake:
@@ -538,13 +523,14 @@ def build_intake(settings: Settings, *, clock: Clock | None = None) -> Intake:
 # -- jobs and the scheduler ----------------------------------------------------------------------------------------
 
 
-class AdapterJobKinds:
-    """The table of job kinds, with the adapters each needs: fresh for every run, closed when it ends (a
-    scheduler runs for months; a broken connection must not outlive the run that met it)."""
+class RunAdapters:
+    """The `RunParts` of one job run, built from `Settings` when first asked for and closed with the run
+    (`resources`); a store, publisher, drop folder or clock handed in (tests, the demo) is used instead."""
 
     def __init__(
         self,
         settings: Settings,
+        resources: ExitStack,
         *,
         runs: RunLedger,
         store: MemberStore | None = None,
@@ -553,72 +539,48 @@ class AdapterJobKinds:
         clock: Clock | None = None,
     ) -> None:
         self._settings = settings
+        self._resources = resources
         self._runs = runs
         self._store = store
         self._publisher = publisher
         self._drop = drop
         self._clock = clock
-        self._kinds: dict[str, Callable[[JobDefinition, RunContext, ExitStack], None]] = {
-            "segment-export": self._segment_export,
-            "poll": self._poll,
-            "resubmit": self._resubmit,
-            "privacy-followup": self._privacy_followup,
-        }
 
-    def run(self, job: JobDefinition, context: RunContext) -> None:
-        with ExitStack() as resources:
-            self._kinds[job.kind](job, context, resources)
+    def member_store(self) -> MemberStore:
+        if self._store is None:
+            self._store = build_member_store(self._settings)
+            self._resources.callback(_close_store, self._store)
+        return self._store
 
-    def _segment_export(self, job: JobDefinition, context: RunContext, resources: ExitStack) -> None:
-        assert job.segment is not None  # the catalog built it for every segment-export job
-        exporter = build_segment_export(
-            self._settings, runs=self._runs, store=self._member_store(resources), drop=self._drop, clock=self._clock
+    def publisher(self) -> EventPublisher:
+        if self._publisher is None:
+            publisher = build_publisher(self._settings)
+            self._resources.callback(publisher.close)
+            self._publisher = publisher
+        return self._publisher
+
+    def segment_export(self) -> SegmentExport:
+        return build_segment_export(
+            self._settings, runs=self._runs, store=self.member_store(), drop=self._drop, clock=self._clock
         )
-        export_segment(exporter, job.segment, context)
 
-    def _poll(self, job: JobDefinition, context: RunContext, resources: ExitStack) -> None:
-        settings = self._settings
-        poller = Poller(
-            self._member_store(resources),
-            self._event_publisher(resources),
-            watermark_path=settings.data_dir / "poll-watermark.json",
-            overlap=settings.siebel.poll_overlap,
-            program_id=settings.siebel.program_id,
-        )
-        poll_changes(poller.run_once, context)
+    def poll_once(self) -> Callable[[PageConfirmed], PollSummary]:
+        return build_poller(self._settings, store=self.member_store(), publisher=self.publisher()).run_once
 
-    def _resubmit(self, job: JobDefinition, context: RunContext, resources: ExitStack) -> None:
-        assert job.settings.kind == "resubmit"
-        ledger = build_ledger(self._settings)
-        resources.callback(ledger.close)
-        privacy = build_privacy_register(self._settings)
-        resources.callback(privacy.close)
-        resubmit_by_status(
-            job.settings, context, store=self._member_store(resources), history=ledger,
-            publisher=self._event_publisher(resources), max_resubmits=self._settings.worker.max_resubmits,
-            privacy=privacy,
-        )  # fmt: skip
+    def resubmit_history(self) -> SqlLedger:
+        return self._resources.enter_context(closing(build_ledger(self._settings)))
 
-    def _privacy_followup(self, job: JobDefinition, context: RunContext, resources: ExitStack) -> None:
-        privacy = build_privacy(self._settings, clock=self._clock)
-        resources.callback(privacy.close)
-        follow_privacy_requests(privacy.requests, context)
+    def privacy_register(self) -> PrivacyLedger:
+        return self._resources.enter_context(closing(build_privacy_register(self._settings)))
 
-    def _member_store(self, resources: ExitStack) -> MemberStore:
-        if self._store is not None:
-            return self._store
-        store = build_member_store(self._settings)
-        close = getattr(store, "close", None)  # the REST store holds an HTTP pool
-        if close is not None:
-            resources.callback(close)
-        return store
+    def privacy_requests(self) -> PrivacyRequests:
+        return self._resources.enter_context(closing(build_privacy(self._settings, clock=self._clock))).requests
 
-    def _event_publisher(self, resources: ExitStack) -> EventPublisher:
-        if self._publisher is not None:
-            return self._publisher
-        publisher = build_publisher(self._settings)
-        resources.callback(publisher.close)
-        return publisher
+
+def _close_store(store: MemberStore) -> None:
+    close = getattr(store, "close", None)  # the REST store holds an HTTP pool
+    if close is not None:
+        close()
 
 
 @dataclass
@@ -651,7 +613,11 @@ def build_jobs(
     dispatcher = AlertDispatcher(mailer or build_mailer(settings))
     runner = JobRunner(
         runs=runs,
-        kinds=kinds or AdapterJobKinds(settings, runs=runs, clock=clock),
+        kinds=kinds
+        or KindTable(
+            lambda resources: RunAdapters(settings, resources, runs=runs, clock=clock),
+            max_resubmits=settings.worker.max_resubmits,
+        ),
         notify=dispatcher.submit,
         clock=clock,
         stopping=stopping,

@@ -14,7 +14,9 @@
     progress.py   "N of M" with rate and ETA: a bar on a terminal, a log line otherwise
     views.py      the tables (and JSON) `status` and `jobs` print
 
-The CLI and the composition root are the only code that imports the adapters; nothing imports the CLI.
+Every command builds through the composition root (`sync_worker.bootstrap`); only the rehearsal commands (`demo`,
+`sandbox`) reach for the `sandbox` package and the SQLite stand-in they seed, and `check` for each system's own
+probe. Nothing imports the CLI.
 """
 
 from __future__ import annotations

@@ -15,10 +15,8 @@ from typing import Literal
 
 from config.redaction import redact_text
 from config.settings import Settings
-from sync_worker.bootstrap import build_crowdtwist, build_member_store
+from sync_worker.bootstrap import build_crowdtwist, build_ledger, build_member_store, probe_broker
 from sync_worker.core.errors import ConfigurationError, CtSyncError, NotAuthorized, PermanentError
-from sync_worker.ledger.sql import build_ledger
-from sync_worker.queue.broker import probe_broker
 from sync_worker.worker.readiness import PROBE_MEMBER
 
 Problem = Literal["configuration", "unreachable"]

@@ -39,7 +39,7 @@ def list_letters(
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of text")] = False,
 ) -> None:
     """Show the dead letters, oldest first, with their reasons, headers and bodies (escaped and cut)."""
-    from sync_worker.queue.dead_letters import build_dead_letters
+    from sync_worker.bootstrap import build_dead_letters
 
     queue = build_dead_letters(settings_or_exit())
     total = or_exit(queue.count)
@@ -60,8 +60,7 @@ def replay(
     operator: Operator = None,
 ) -> None:
     """Queue the members named by these dead letters again (fresh events) and take the letters off the queue."""
-    from sync_worker.queue.dead_letters import build_dead_letters
-    from sync_worker.queue.publisher import build_publisher
+    from sync_worker.bootstrap import build_dead_letters, build_publisher
 
     if bool(letter_ids) == every:
         fail(ExitCode.CONFIGURATION, "ct-sync dead-letters replay: name the letters (their ids) or say --all")
@@ -82,7 +81,7 @@ def replay(
 @dead_letters_app.command("discard")
 def discard(letter_ids: LetterIds = None, operator: Operator = None) -> None:
     """Take these dead letters off the queue for good."""
-    from sync_worker.queue.dead_letters import build_dead_letters
+    from sync_worker.bootstrap import build_dead_letters
 
     if not letter_ids:
         fail(ExitCode.CONFIGURATION, "ct-sync dead-letters discard: name the letters (their ids)")

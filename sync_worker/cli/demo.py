@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 from pydantic import SecretStr
+from starlette.applications import Starlette
 
 from config.logging import logging_to_file
 from config.settings import Settings, SiebelSettings
@@ -28,11 +29,10 @@ from sandbox.servers import SandboxServer, SiebelEmulatorServer
 from sandbox.siebel.emulator import SiebelEmulator
 from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.alerts.texts import resubmit_command
-from sync_worker.bootstrap import build_run_ledger, build_segment_export, build_worker
+from sync_worker.bootstrap import build_intake, build_run_ledger, build_segment_export, build_worker
 from sync_worker.core.member import FAILURE_STATUSES
-from sync_worker.entrypoints.intake import EVENTS_PATH, create_intake_app
+from sync_worker.entrypoints.intake import EVENTS_PATH
 from sync_worker.http import BackgroundServer
-from sync_worker.queue.publisher import build_publisher
 from sync_worker.segments.export import SegmentReport, SegmentRequest
 
 PROGRAM = "1-DEMO"
@@ -147,16 +147,7 @@ def running_demo(base: Settings, *, with_rest: bool = False) -> Iterator[DemoRep
     data_dir.mkdir(parents=True)
     log_file = data_dir / "demo.log"
     with logging_to_file(log_file), SandboxServer() as sandbox, ExitStack() as stack:
-        # Someone else in CrowdTwist already uses this email (e.g. enrolled on the website).
-        sandbox.state.handle(
-            "POST",
-            "/v2/users",
-            {},
-            {},
-            _json_bytes(
-                {"third_party_id": "WEB-1", "first_name": "J", "last_name": "Smith", "email_address": TAKEN_EMAIL}
-            ),
-        )
+        _email_taken_in_crowdtwist(sandbox, TAKEN_EMAIL)
         store = SqliteMemberStore(data_dir / "siebel.sqlite", SiebelSettings())
         for document, _story in SAMPLE_MEMBERS:
             store.upsert_member(document)
@@ -166,29 +157,20 @@ def running_demo(base: Settings, *, with_rest: bool = False) -> Iterator[DemoRep
             siebel_url = stack.enter_context(SiebelEmulatorServer(emulator)).base_url
         settings = demo_settings(base, data_dir=data_dir, sandbox_url=sandbox.url, siebel_url=siebel_url)
         worker = build_worker(settings)
+        intake = build_intake(settings)
         thread = threading.Thread(target=worker.run, name="ct-sync-worker", daemon=True)
         thread.start()
-        publisher = build_publisher(settings)
-        app = create_intake_app(publisher=publisher, store=worker.store, token=None, max_body_bytes=1_048_576)
         try:
-            with BackgroundServer(app) as intake, httpx.Client(base_url=intake.url, timeout=10) as siebel:
-                posted = _post_all(siebel, store, "enroll", [doc["Member Number"] for doc, _ in SAMPLE_MEMBERS])
-                _wait_for(worker.ledger, posted)
-                for number, changes in UPDATED_LATER.items():
-                    document = store.document(number) or {}
-                    store.upsert_member({**document, **changes})
-                posted += _post_all(siebel, store, "update", list(UPDATED_LATER))
-                _wait_for(worker.ledger, posted)
+            _tell_the_story(intake.app, store, worker.ledger)
             worker.supervisor.flush()  # the failure emails now, not when the worker stops
             worker.dispatcher.drain()
-            ct_calls = dict(sandbox.state.stats()["calls"])
             rows = _rows(store)
             failures = [row.member_number for row in rows if row.status in FAILURE_STATUSES]
             # The demo's own data directory, named: the command reaches the demo's Siebel, queue and ledger.
             again = f"CTSYNC_DATA_DIR={shlex.quote(str(data_dir))} {resubmit_command(failures)}"
             yield DemoReport(
                 rows=rows,
-                ct_calls=ct_calls,
+                ct_calls=dict(sandbox.state.stats()["calls"]),
                 data_dir=data_dir,
                 log_file=log_file,
                 settings=settings,
@@ -200,8 +182,27 @@ def running_demo(base: Settings, *, with_rest: bool = False) -> Iterator[DemoRep
         finally:
             worker.stop()
             thread.join(10)
-            publisher.close()
+            intake.close()
             worker.close()
+
+
+def _email_taken_in_crowdtwist(sandbox: SandboxServer, email: str) -> None:
+    """Someone else in CrowdTwist already uses this email (e.g. enrolled on the website)."""
+    user = {"third_party_id": "WEB-1", "first_name": "J", "last_name": "Smith", "email_address": email}
+    sandbox.state.handle("POST", "/v2/users", {}, {}, _json_bytes(user))
+
+
+def _tell_the_story(intake_app: Starlette, store: SqliteMemberStore, ledger: Any) -> None:
+    """Every sample member posted to the intake as Siebel's workflow would (enrolls), then the updates, each wave
+    waited for until the worker recorded it."""
+    with BackgroundServer(intake_app) as intake, httpx.Client(base_url=intake.url, timeout=10) as siebel:
+        posted = _post_all(siebel, store, "enroll", [doc["Member Number"] for doc, _ in SAMPLE_MEMBERS])
+        _wait_for(ledger, posted)
+        for number, changes in UPDATED_LATER.items():
+            document = store.document(number) or {}
+            store.upsert_member({**document, **changes})
+        posted += _post_all(siebel, store, "update", list(UPDATED_LATER))
+        _wait_for(ledger, posted)
 
 
 def _export_segment(settings: Settings, store: SqliteMemberStore) -> SegmentReport:

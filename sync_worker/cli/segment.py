@@ -8,13 +8,17 @@ size, suffixes of the day used up), 2 usage or configuration (bad NAME, host key
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import Progress
 
 from sync_worker.cli.app import ExitCode, app, err_console, fail, or_exit, say, settings_or_exit
 
+if TYPE_CHECKING:
+    from sync_worker.segments.export import SegmentReport, SegmentRequest
+
+COMMAND = "ct-sync segment export"
 segment_app = typer.Typer(no_args_is_help=True, help="Segment files for CrowdTwist, over SFTP.")
 app.add_typer(segment_app, name="segment", rich_help_panel="Files to CrowdTwist")
 
@@ -36,27 +40,9 @@ def export(
     """Export a segment of members to CrowdTwist's SFTP folder as NAME_YYYYMMDD_HHMM.csv."""
     from sync_worker.bootstrap import build_run_ledger, build_segment_export
     from sync_worker.core.errors import ConfigurationError, CtSyncError
-    from sync_worker.core.segments import SegmentError, check_segment_name, parse_where
-    from sync_worker.segments.export import SegmentRequest
+    from sync_worker.core.segments import SegmentError
 
-    command = "ct-sync segment export"
-    try:
-        check_segment_name(name)
-        conditions = tuple(parse_where(where)) if where else ()
-    except SegmentError as exc:
-        fail(ExitCode.CONFIGURATION, f"{command}: {exc.message}")
-    if bool(conditions) == (from_file is not None):
-        fail(ExitCode.CONFIGURATION, f"{command}: say which members: --where FIELD=VALUE or --from-file PATH")
-    if count_file is not None and from_file is None:
-        fail(ExitCode.CONFIGURATION, f"{command}: --count-file goes with --from-file")
-    if identifier not in ("ct_user_id", "third_party_id"):
-        fail(ExitCode.CONFIGURATION, f"{command}: --identifier must be ct_user_id or third_party_id, not {identifier}")
-    if ready not in ("none", "empty", "count"):
-        fail(ExitCode.CONFIGURATION, f"{command}: --ready must be none, empty or count, not {ready}")
-    request = SegmentRequest(
-        name=name, where=conditions, from_file=from_file, count_file=count_file,
-        identifier=identifier, ready=ready,  # type: ignore[arg-type]  # checked just above
-    )  # fmt: skip
+    request = _segment_request(name, where, from_file, count_file, identifier, ready)
     settings = settings_or_exit()
     runs = or_exit(lambda: build_run_ledger(settings))
     exporter = or_exit(lambda: build_segment_export(settings, runs=runs))
@@ -65,16 +51,48 @@ def export(
         try:
             report = exporter.run(request, dry_run=dry_run, progress=lambda n: progress.update(task, completed=n))
         except SegmentError as exc:
-            fail(ExitCode(exc.exit_code), f"{command}: {exc.message}")
+            fail(ExitCode(exc.exit_code), f"{COMMAND}: {exc.message}")
         except ConfigurationError as exc:
-            fail(ExitCode.CONFIGURATION, f"{command}: {exc.message}")
+            fail(ExitCode.CONFIGURATION, f"{COMMAND}: {exc.message}")
         except CtSyncError as exc:
-            fail(ExitCode.UNREACHABLE, f"{command}: {exc.system or 'a system'} unreachable: {exc.message}")
+            fail(ExitCode.UNREACHABLE, f"{COMMAND}: {exc.system or 'a system'} unreachable: {exc.message}")
+    _print_report(report, dry_run=dry_run, destination=exporter.drop.destination)
+
+
+def _segment_request(
+    name: str,
+    where: list[str] | None,
+    from_file: Path | None,
+    count_file: Path | None,
+    identifier: str,
+    ready: str,
+) -> SegmentRequest:
+    """The export asked for, or a usage error (exit 2) naming the option that is wrong."""
+    from sync_worker.core.segments import SegmentError, check_segment_name, parse_where
+    from sync_worker.segments.export import SegmentRequest
+
+    try:
+        check_segment_name(name)
+        conditions = tuple(parse_where(where)) if where else ()
+    except SegmentError as exc:
+        fail(ExitCode.CONFIGURATION, f"{COMMAND}: {exc.message}")
+    if bool(conditions) == (from_file is not None):
+        fail(ExitCode.CONFIGURATION, f"{COMMAND}: say which members: --where FIELD=VALUE or --from-file PATH")
+    if count_file is not None and from_file is None:
+        fail(ExitCode.CONFIGURATION, f"{COMMAND}: --count-file goes with --from-file")
+    if identifier not in ("ct_user_id", "third_party_id"):
+        fail(ExitCode.CONFIGURATION, f"{COMMAND}: --identifier must be ct_user_id or third_party_id, not {identifier}")
+    if ready not in ("none", "empty", "count"):
+        fail(ExitCode.CONFIGURATION, f"{COMMAND}: --ready must be none, empty or count, not {ready}")
+    return SegmentRequest(
+        name=name, where=conditions, from_file=from_file, count_file=count_file,
+        identifier=identifier, ready=ready,  # type: ignore[arg-type]  # checked just above
+    )  # fmt: skip
+
+
+def _print_report(report: SegmentReport, *, dry_run: bool, destination: str) -> None:
     if dry_run:
-        say(
-            f"dry run: would send {report.file_name} to {exporter.drop.destination}: "
-            f"{report.rows} rows, {report.size} bytes"
-        )
+        say(f"dry run: would send {report.file_name} to {destination}: {report.rows} rows, {report.size} bytes")
     else:
         say(
             f"delivered {report.file_name} to {report.destination}: {report.rows} rows, {report.size} bytes, "

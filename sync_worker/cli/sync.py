@@ -1,7 +1,7 @@
 """The sync commands: `worker`, `intake`, `poll`, `publish`, `resubmit`, `status`, `preview`, `check`.
 
-Thin: each builds what it needs from `Settings` (through the composition root) and calls in. Heavy imports wait
-inside the commands, so `ct-sync --help` stays quick.
+Thin: each command reads its options, builds what it needs through the composition root (`sync_worker.bootstrap`),
+calls one use case and prints. Heavy imports wait inside the commands, so `ct-sync --help` stays quick.
 """
 
 from __future__ import annotations
@@ -35,14 +35,14 @@ from sync_worker.cli.app import (
 )
 
 if TYPE_CHECKING:
+    from config import Settings
     from sync_worker.core.resubmit import Plan
-    from sync_worker.entrypoints.poller import PollReport
+    from sync_worker.entrypoints.poller import Poller, PollReport
+    from sync_worker.ledger.runs import RunLedger
+    from sync_worker.queue.publisher import KombuPublisher
 
 log = structlog.get_logger("ct_sync.cli")
 T = TypeVar("T")
-
-if TYPE_CHECKING:
-    from config import Settings
 
 MemberNumbers = Annotated[list[str] | None, typer.Option("--member", help="a Member Number (repeatable)")]
 
@@ -94,14 +94,8 @@ def poll(
     Each pass is recorded as a run of job cli-poll (ct-sync status shows them). With --every, a pass that cannot
     reach Siebel or the queue is tried again with backoff, not given up; SIGTERM or Ctrl-C stops at a page's end."""
     from config.durations import parse_duration
-    from sync_worker.bootstrap import build_member_store, build_run_ledger
-    from sync_worker.cli.progress import progress
-    from sync_worker.core.clock import SystemClock
+    from sync_worker.bootstrap import build_poller, build_run_ledger
     from sync_worker.core.ports import RunStopped
-    from sync_worker.entrypoints.poller import Poller
-    from sync_worker.jobs.kinds import PageConfirmed, poll_changes
-    from sync_worker.jobs.runner import command_line_run
-    from sync_worker.queue.publisher import build_publisher
 
     settings = settings_or_exit()
     try:
@@ -110,37 +104,13 @@ def poll(
         fail(ExitCode.CONFIGURATION, f"ct-sync poll: --every: {exc}")
     if dry_run and interval is not None:
         fail(ExitCode.CONFIGURATION, "ct-sync poll: --dry-run counts once; it goes without --every")
-    poller = Poller(
-        or_exit(lambda: build_member_store(settings)),
-        build_publisher(settings),
-        watermark_path=settings.data_dir / "poll-watermark.json",
-        overlap=settings.siebel.poll_overlap,
-        program_id=settings.siebel.program_id,
-    )
+    poller = or_exit(lambda: build_poller(settings))
     runs = None if dry_run else or_exit(lambda: build_run_ledger(settings))
     stopping = threading.Event()
     stop_on_signals(stopping)
 
     def one_pass() -> tuple[PollReport, str | None]:
-        if stopping.is_set():  # asked to stop while waiting to try again
-            raise RunStopped("stopped: ct-sync is shutting down")
-        with progress(err_console, "reading changed members", unit="members", event="poll_progress") as advance:
-
-            def shown(report: PollReport) -> None:
-                advance(report.read, report.total)
-
-            if runs is None:
-                return poller.run_once(shown, dry_run=True), None
-
-            def pass_shown(confirmed: PageConfirmed) -> PollReport:
-                def page(report: PollReport) -> None:
-                    confirmed(report)
-                    shown(report)
-
-                return poller.run_once(page)
-
-            with command_line_run(runs, "cli-poll", kind="poll", clock=SystemClock(), stopping=stopping) as run:
-                return poll_changes(pass_shown, run), run.run_id
+        return _poll_pass(poller, runs, stopping)
 
     def wait_unless_stopped(seconds: float) -> None:
         stopping.wait(seconds)
@@ -158,6 +128,35 @@ def poll(
         if interval is None:
             return
         stopping.wait(interval)
+
+
+def _poll_pass(poller: Poller, runs: RunLedger | None, stopping: threading.Event) -> tuple[PollReport, str | None]:
+    """One pass with its progress bar, recorded as a run of job cli-poll (a dry run is not recorded)."""
+    from sync_worker.cli.progress import progress
+    from sync_worker.core.clock import SystemClock
+    from sync_worker.core.ports import RunStopped
+    from sync_worker.jobs.kinds import PageConfirmed, poll_changes
+    from sync_worker.jobs.runner import command_line_run
+
+    if stopping.is_set():  # asked to stop while waiting to try again
+        raise RunStopped("stopped: ct-sync is shutting down")
+    with progress(err_console, "reading changed members", unit="members", event="poll_progress") as advance:
+
+        def shown(report: PollReport) -> None:
+            advance(report.read, report.total)
+
+        if runs is None:
+            return poller.run_once(shown, dry_run=True), None
+
+        def pass_shown(confirmed: PageConfirmed) -> PollReport:
+            def page(report: PollReport) -> None:
+                confirmed(report)
+                shown(report)
+
+            return poller.run_once(page)
+
+        with command_line_run(runs, "cli-poll", kind="poll", clock=SystemClock(), stopping=stopping) as run:
+            return poll_changes(pass_shown, run), run.run_id
 
 
 def _print_poll(report: PollReport, run_id: str | None) -> None:
@@ -210,9 +209,8 @@ def publish(
     event: Annotated[str, typer.Option(help="enroll or update")] = "update",
 ) -> None:
     """Publish one member event."""
-    from sync_worker.bootstrap import build_member_store
+    from sync_worker.bootstrap import build_member_store, build_publisher
     from sync_worker.core.messages import MemberEvent
-    from sync_worker.queue.publisher import build_publisher
 
     if event not in ("enroll", "update"):
         fail(ExitCode.CONFIGURATION, f"ct-sync publish: --event must be enroll or update, not {event}")
@@ -244,13 +242,9 @@ def resubmit(
     as_json: AsJson = False,
 ) -> None:
     """Queue members again: by Member Number, by status, by time window, or from the dead-letter queue."""
-    from sync_worker.bootstrap import build_member_store
+    from sync_worker.bootstrap import build_publisher
     from sync_worker.core.member import SyncStatus
-    from sync_worker.core.resubmit import Plan, plan_resubmit, publish_plan
-    from sync_worker.ledger.privacy import PrivacyLedger
-    from sync_worker.ledger.sql import build_ledger
-    from sync_worker.queue.dead_letters import build_dead_letters
-    from sync_worker.queue.publisher import build_publisher
+    from sync_worker.core.resubmit import Plan
 
     statuses = status or []
     unknown = [value for value in statuses if value not in {str(s) for s in SyncStatus}]
@@ -263,35 +257,10 @@ def resubmit(
     publisher = None if dry_run else build_publisher(settings)
     document: dict[str, Any] = {"dry_run": dry_run}
     if dead_letters:
-        queue = build_dead_letters(settings)
-        if publisher is None:
-            letters = or_exit(lambda: queue.peek(limit=2**31))
-        else:
-            replayed = or_exit(lambda: queue.replay(None, publisher))
-            letters = replayed.done + replayed.left
-        document["dead_letters"] = [{"member_number": dead.member_number, "reason": dead.reason} for dead in letters]
-        if not as_json:
-            verb = "would replay" if dry_run else "replayed"
-            for letter in letters:
-                say(f"{verb} {letter.member_number or '(no member number: left in place)'}: {letter.reason}")
-            say(f"{len(letters)} dead letter(s)")
+        document["dead_letters"] = _replay_dead_letters(settings, publisher, quiet=as_json)
     plan = Plan()
     if member or statuses:
-        store = or_exit(lambda: build_member_store(settings))
-        ledger = or_exit(lambda: build_ledger(settings))
-        privacy = or_exit(lambda: PrivacyLedger(settings.ledger_url))
-        plan = or_exit(
-            lambda: plan_resubmit(
-                store=store, history=ledger, members=member or [], statuses=statuses, since=window[0],
-                until=window[1], max_resubmits=settings.worker.max_resubmits, force=force, privacy=privacy,
-            )
-        )  # fmt: skip
-        queued: dict[str, str | None] = {candidate.member_number: None for candidate in plan.queue}
-        if publisher is not None:
-            with Progress(console=err_console, transient=True) as bar:
-                task = bar.add_task("resubmitting", total=len(plan.queue))
-                events = or_exit(lambda: publish_plan(plan, publisher, progress=lambda n: bar.advance(task, n)))
-            queued.update((event.member_number, event.event_id) for event in events)
+        plan, queued = _resubmit_members(settings, publisher, member or [], statuses, window, force=force)
         document["members"] = [
             {"member_number": c.member_number, "why": c.why, "event_id": queued[c.member_number]} for c in plan.queue
         ]
@@ -304,6 +273,55 @@ def resubmit(
         print_json(document)
     if plan.unknown or plan.refusals():
         raise typer.Exit(int(ExitCode.MEMBER_PROBLEM))
+
+
+def _replay_dead_letters(settings: Settings, publisher: KombuPublisher | None, *, quiet: bool) -> list[dict[str, Any]]:
+    """Every dead letter queued again (`publisher`), or listed (a dry run: no publisher); said unless `quiet`."""
+    from sync_worker.bootstrap import build_dead_letters
+
+    queue = build_dead_letters(settings)
+    if publisher is None:
+        letters = or_exit(lambda: queue.peek(limit=2**31))
+    else:
+        replayed = or_exit(lambda: queue.replay(None, publisher))
+        letters = replayed.done + replayed.left
+    if not quiet:
+        verb = "would replay" if publisher is None else "replayed"
+        for letter in letters:
+            say(f"{verb} {letter.member_number or '(no member number: left in place)'}: {letter.reason}")
+        say(f"{len(letters)} dead letter(s)")
+    return [{"member_number": dead.member_number, "reason": dead.reason} for dead in letters]
+
+
+def _resubmit_members(
+    settings: Settings,
+    publisher: KombuPublisher | None,
+    members: list[str],
+    statuses: list[str],
+    window: tuple[datetime | None, datetime | None],
+    *,
+    force: bool,
+) -> tuple[Plan, dict[str, str | None]]:
+    """The plan for these members or statuses, published unless a dry run (no publisher); the event id of each."""
+    from sync_worker.bootstrap import build_ledger, build_member_store, build_privacy_register
+    from sync_worker.core.resubmit import plan_resubmit, publish_plan
+
+    store = or_exit(lambda: build_member_store(settings))
+    ledger = or_exit(lambda: build_ledger(settings))
+    privacy = or_exit(lambda: build_privacy_register(settings))
+    plan = or_exit(
+        lambda: plan_resubmit(
+            store=store, history=ledger, members=members, statuses=statuses, since=window[0], until=window[1],
+            max_resubmits=settings.worker.max_resubmits, force=force, privacy=privacy,
+        )
+    )  # fmt: skip
+    queued: dict[str, str | None] = {candidate.member_number: None for candidate in plan.queue}
+    if publisher is not None:
+        with Progress(console=err_console, transient=True) as bar:
+            task = bar.add_task("resubmitting", total=len(plan.queue))
+            events = or_exit(lambda: publish_plan(plan, publisher, progress=lambda n: bar.advance(task, n)))
+        queued.update((event.member_number, event.event_id) for event in events)
+    return plan, queued
 
 
 def _print_resubmit(plan: Plan, queued: dict[str, str | None], *, dry_run: bool) -> None:
@@ -326,9 +344,8 @@ def status(
 ) -> None:
     """Members by status, attempts of the last 24 h, recent failures and poll runs; or one member's history (each
     attempt with its source: intake, poll, publish, resubmit, automatic)."""
-    from sync_worker.bootstrap import build_run_ledger
+    from sync_worker.bootstrap import build_ledger, build_run_ledger
     from sync_worker.cli.views import attempt_json, attempts_table, overview_json, overview_tables, read_overview
-    from sync_worker.ledger.sql import build_ledger
 
     settings = settings_or_exit()
     ledger = or_exit(lambda: build_ledger(settings))
@@ -352,8 +369,8 @@ def status(
 
 def _dead_letter_count(settings: Settings) -> int | None:
     """How many dead letters wait; None when the broker cannot be asked (status still shows the rest)."""
+    from sync_worker.bootstrap import build_dead_letters
     from sync_worker.core.errors import CtSyncError
-    from sync_worker.queue.dead_letters import build_dead_letters
 
     try:
         return build_dead_letters(settings).count()

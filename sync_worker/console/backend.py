@@ -1,6 +1,8 @@
 """What the console reads and acts through, handed in whole by the composition root (`bootstrap.build_console`):
 the ledger and its neighbours (job runs, operator actions and breaker events), the member store, the publisher,
-the dead-letter queue and the queue depths. The console imports no adapter; it sees them through these fields.
+the dead-letter queue and the queue depths. The console imports the ledger (its own database, read for the pages)
+and the core's ports; it builds nothing and imports no adapter of an outside system (Siebel, CrowdTwist, the
+queue): those come in through these fields.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Use case: resubmit. Choose members to queue again (by Member Number, or by status and time window), refuse
 members resubmitted too often unless forced, and members deleted in CrowdTwist on a privacy request (even forced:
-`ct-sync privacy restore` is the way back), and publish fresh events for them. Talks only through ports.
+`ct-sync privacy restore` is the way back), and publish fresh events for them; after an outage, requeue the members
+it failed. Talks only through ports.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from sync_worker.core.member import SyncStatus
 from sync_worker.core.messages import MemberEvent
 from sync_worker.core.ports import EventPublisher, MemberStore, PrivacyDeletions
 from sync_worker.core.privacy import deleted_text
@@ -94,3 +96,11 @@ def publish_plan(plan: Plan, publisher: EventPublisher, *, progress: Callable[[i
         events.append(event)
         progress(1)
     return events
+
+
+def requeue_ct_failures(store: MemberStore, publisher: EventPublisher, *, since: datetime) -> int:
+    """After an outage: queue again every member written CT Failure since it began (automatic resubmits)."""
+    return publisher.publish_many(
+        resubmit_event(member.member_number, member.row_id, automatic=True)
+        for member in store.find_by_status([SyncStatus.CT_FAILURE], since=since)
+    )

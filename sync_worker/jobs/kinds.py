@@ -1,15 +1,17 @@
 """What each kind of job does in a run, through ports: `segment-export`, `poll`, `resubmit` and `privacy-followup`.
 
 Each function runs one job to its end: it says what it does in the run's log, counts into the run, calls the
-run's safe point where stopping leaves nothing half-done, and raises `CtSyncError` when the run fails. The
-composition root builds the adapters for a run and calls the function of the job's kind (`JobKinds`); one more
-kind is one more model in `config.settings`, one function here and one entry in that table.
+run's safe point where stopping leaves nothing half-done, and raises `CtSyncError` when the run fails. `KindTable`
+calls the function of the job's kind with the parts the run needs, which the composition root builds fresh for each
+run (`RunParts`); one more kind is one more model in `config.settings`, one function here and one entry in the
+table.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Protocol, TypeVar
 
 from config.settings import ResubmitJob
@@ -41,6 +43,57 @@ class PollSummary(Protocol):
 
 Summary = TypeVar("Summary", bound=PollSummary)
 PageConfirmed = Callable[[PollSummary], None]  # called back by a pass after each page the broker confirmed
+
+
+class RunParts(Protocol):
+    """The adapters one run works with, each built when first asked for and closed when the run ends."""
+
+    def member_store(self) -> MemberStore: ...
+    def publisher(self) -> EventPublisher: ...
+    def segment_export(self) -> SegmentExport: ...
+    def poll_once(self) -> Callable[[PageConfirmed], PollSummary]: ...
+    def resubmit_history(self) -> ResubmitHistory: ...
+    def privacy_register(self) -> PrivacyDeletions: ...
+    def privacy_requests(self) -> PrivacyRequests: ...
+
+
+class KindTable:
+    """Runs a job of any kind (`JobKinds`) with parts fresh for every run, closed when it ends: a scheduler runs
+    for months, and a broken connection must not outlive the run that met it."""
+
+    def __init__(self, parts: Callable[[ExitStack], RunParts], *, max_resubmits: int) -> None:
+        self._parts = parts
+        self._max_resubmits = max_resubmits
+        self._kinds: dict[str, Callable[[JobDefinition, RunContext, RunParts], None]] = {
+            "segment-export": self._segment_export,
+            "poll": self._poll,
+            "resubmit": self._resubmit,
+            "privacy-followup": self._privacy_followup,
+        }
+
+    def run(self, job: JobDefinition, context: RunContext) -> None:
+        with ExitStack() as resources:
+            self._kinds[job.kind](job, context, self._parts(resources))
+
+    @staticmethod
+    def _segment_export(job: JobDefinition, context: RunContext, parts: RunParts) -> None:
+        assert job.segment is not None  # the catalog built it for every segment-export job
+        export_segment(parts.segment_export(), job.segment, context)
+
+    @staticmethod
+    def _poll(job: JobDefinition, context: RunContext, parts: RunParts) -> None:
+        poll_changes(parts.poll_once(), context)
+
+    @staticmethod
+    def _privacy_followup(job: JobDefinition, context: RunContext, parts: RunParts) -> None:
+        follow_privacy_requests(parts.privacy_requests(), context)
+
+    def _resubmit(self, job: JobDefinition, context: RunContext, parts: RunParts) -> None:
+        assert job.settings.kind == "resubmit"
+        resubmit_by_status(
+            job.settings, context, store=parts.member_store(), history=parts.resubmit_history(),
+            publisher=parts.publisher(), max_resubmits=self._max_resubmits, privacy=parts.privacy_register(),
+        )  # fmt: skip
 
 
 def export_segment(exporter: SegmentExport, request: SegmentRequest, context: RunContext) -> None:

@@ -69,6 +69,15 @@ class EventHandler:
         self._jitter = jitter
         self._sleep = sleep
 
+    def dead_lettered(self, member_number: str, reason: str) -> None:
+        """A dead-lettered message that still names a member: tell the Siebel admin on the member (OIC Failure)."""
+        try:
+            self._sync.write_failure(
+                member_number, status=SyncStatus.OIC_FAILURE, error=f"event could not be processed: {reason}"[:500]
+            )
+        except CtSyncError as exc:
+            log.warning("oic_failure_not_written", error=exc.message)
+
     def handle(self, events: Sequence[MemberEvent], *, redelivered: bool = False) -> Handled:
         """Sync the member the events name, once, and decide what becomes of the messages.
 
