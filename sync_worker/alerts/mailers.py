@@ -9,13 +9,15 @@ import os
 import smtplib
 import ssl
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
 from config.settings import AlertsSettings, Settings
-from sync_worker.core.errors import TransientError
+from sync_worker.core.errors import ConfigurationError, TransientError
 from sync_worker.core.ports import Alert, Mailer
 
 
@@ -62,16 +64,42 @@ class SmtpMailer:
             return
         message = compose(alert, sender=settings.sender, recipients=settings.to)
         try:
-            with smtplib.SMTP(settings.smtp_host or "", settings.smtp_port, timeout=self._timeout) as smtp:
-                if settings.starttls:
-                    smtp.starttls(context=ssl.create_default_context())
-                if settings.smtp_username and settings.smtp_password:
-                    smtp.login(settings.smtp_username, settings.smtp_password.get_secret_value())
+            with self._session() as smtp:
                 smtp.send_message(message)
         except (OSError, smtplib.SMTPException) as exc:
-            raise TransientError(
-                f"SMTP {settings.smtp_host}:{settings.smtp_port} failed: {type(exc).__name__}", system="smtp"
+            raise self._unreachable(exc) from None
+
+    def probe(self) -> str:
+        """Connect, upgrade and log in as `send` does, and send nothing (`ct-sync check`). A refused login raises
+        `ConfigurationError` (it will not pass by waiting), anything else `TransientError`."""
+        settings = self._settings
+        try:
+            with self._session() as smtp:
+                smtp.noop()
+        except smtplib.SMTPAuthenticationError as exc:
+            raise ConfigurationError(
+                f"SMTP login refused ({exc.smtp_code}): check CTSYNC_ALERTS__SMTP_USERNAME and CTSYNC_ALERTS__SMTP_PASSWORD",
+                system="smtp",
             ) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise self._unreachable(exc) from None
+        return f"{settings.smtp_host}:{settings.smtp_port}"
+
+    @contextmanager
+    def _session(self) -> Iterator[smtplib.SMTP]:
+        settings = self._settings
+        with smtplib.SMTP(settings.smtp_host or "", settings.smtp_port, timeout=self._timeout) as smtp:
+            if settings.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if settings.smtp_username and settings.smtp_password:
+                smtp.login(settings.smtp_username, settings.smtp_password.get_secret_value())
+            yield smtp
+
+    def _unreachable(self, exc: BaseException) -> TransientError:
+        settings = self._settings
+        return TransientError(
+            f"SMTP {settings.smtp_host}:{settings.smtp_port} failed: {type(exc).__name__}", system="smtp"
+        )
 
 
 def build_mailer(settings: Settings) -> Mailer:

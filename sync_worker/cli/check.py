@@ -7,14 +7,13 @@ problem (exit 2), not an outage (exit 75).
 
 from __future__ import annotations
 
-import smtplib
-import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from config.redaction import redact_text
 from config.settings import Settings
+from sync_worker.alerts.mailers import SmtpMailer
 from sync_worker.bootstrap import build_crowdtwist, build_ledger, build_member_store, probe_broker
 from sync_worker.core.errors import ConfigurationError, CtSyncError, NotAuthorized, PermanentError
 from sync_worker.worker.readiness import PROBE_MEMBER
@@ -58,9 +57,7 @@ def _check(system: str, probe: Callable[[], str]) -> CheckResult:
         return CheckResult(system, exc.message, "configuration")
     except CtSyncError as exc:
         return CheckResult(system, exc.message, "unreachable")
-    except smtplib.SMTPAuthenticationError as exc:
-        return CheckResult(system, f"SMTP login refused ({exc.smtp_code})", "configuration")
-    except (OSError, smtplib.SMTPException) as exc:
+    except OSError as exc:
         return CheckResult(system, redact_text(f"{type(exc).__name__}: {exc}"), "unreachable")
 
 
@@ -108,16 +105,9 @@ def _ledger(settings: Settings) -> str:
 
 def _smtp(settings: Settings) -> str:
     """Connect, upgrade and log in as the alerts will; send nothing."""
-    alerts = settings.alerts
-    if not alerts.smtp_host:
+    if not settings.alerts.smtp_host:
         return f"no SMTP server: alerts go to {settings.outbox_dir}"
-    with smtplib.SMTP(alerts.smtp_host, alerts.smtp_port, timeout=10) as smtp:
-        if alerts.starttls:
-            smtp.starttls(context=ssl.create_default_context())
-        if alerts.smtp_username and alerts.smtp_password:
-            smtp.login(alerts.smtp_username, alerts.smtp_password.get_secret_value())
-        smtp.noop()
-    return f"{alerts.smtp_host}:{alerts.smtp_port}"
+    return SmtpMailer(settings.alerts, timeout=10).probe()
 
 
 def _sftp(settings: Settings) -> str:

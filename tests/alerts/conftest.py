@@ -43,8 +43,10 @@ class SmtpServer:
             options.update(tls_context=tls, require_starttls=True)
         if password is not None:
             options.update(
+                # handled=False: a refused login is answered 535, as real servers do (aiosmtpd's default,
+                # handled=True, answers nothing and leaves the client waiting).
                 authenticator=lambda server, session, envelope, mechanism, data: AuthResult(
-                    success=isinstance(data, LoginPassword) and data.password == password.encode()
+                    success=isinstance(data, LoginPassword) and data.password == password.encode(), handled=False
                 ),
                 auth_require_tls=tls is not None,
             )

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from config.settings import AlertsSettings, Settings
 from sync_worker.alerts.dispatcher import AlertDispatcher
 from sync_worker.alerts.mailers import OutboxMailer, SmtpMailer, build_mailer
-from sync_worker.core.errors import TransientError
+from sync_worker.core.errors import ConfigurationError, TransientError
 from sync_worker.core.ports import Alert
 from tests.alerts.conftest import SmtpServer, free_port
 from tests.integration.helpers import eventually
@@ -51,7 +51,7 @@ def test_starttls_and_login_are_used_when_configured(
         assert server.inbox.subjects == [ALERT.subject]
         wrong = SmtpMailer(
             settings(server.port, starttls=True, smtp_username="ct", smtp_password=SecretStr("nope-pw-456")),
-            timeout=2,  # aiosmtpd keeps a refused login waiting; the refusal itself is what we check
+            timeout=2,
         )
         with pytest.raises(TransientError) as caught:
             wrong.send(ALERT)
@@ -103,3 +103,32 @@ def test_a_full_dispatcher_drops_the_oldest_alert_not_the_caller() -> None:
     gate.set()
     dispatcher.close()
     assert mailer.sent[-2:] == ["alert 3", "alert 4"]
+
+
+def test_probe_logs_in_over_starttls_and_names_the_settings_when_refused(
+    certificate_authority: trustme.CA, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """What `ct-sync check` runs: connect, STARTTLS, log in, send nothing; a refused login is configuration."""
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    certificate_authority.issue_cert("127.0.0.1").configure_cert(server_context)
+    bundle = tmp_path / "ca.pem"
+    certificate_authority.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    server = SmtpServer(free_port(), tls=server_context, password="smtp-pw-123").start()
+    try:
+        good = settings(server.port, starttls=True, smtp_username="ct", smtp_password=SecretStr("smtp-pw-123"))
+        assert SmtpMailer(good).probe() == f"127.0.0.1:{server.port}"
+        assert server.inbox.subjects == []
+        wrong = settings(server.port, starttls=True, smtp_username="ct", smtp_password=SecretStr("nope-pw-456"))
+        with pytest.raises(ConfigurationError) as caught:
+            SmtpMailer(wrong, timeout=2).probe()
+        assert "CTSYNC_ALERTS__SMTP_PASSWORD" in caught.value.message
+        assert "nope-pw-456" not in str(caught.value)
+    finally:
+        server.stop()
+
+
+def test_probe_of_a_server_that_is_not_there_is_transient() -> None:
+    with pytest.raises(TransientError) as caught:
+        SmtpMailer(settings(free_port()), timeout=2).probe()
+    assert caught.value.system == "smtp"
