@@ -78,7 +78,8 @@ class SmtpMailer:
                 smtp.noop()
         except smtplib.SMTPAuthenticationError as exc:
             raise ConfigurationError(
-                f"SMTP login refused ({exc.smtp_code}): check CTSYNC_ALERTS__SMTP_USERNAME and CTSYNC_ALERTS__SMTP_PASSWORD",
+                f"SMTP login refused ({exc.smtp_code}): "
+                "check CTSYNC_ALERTS__SMTP_USERNAME and CTSYNC_ALERTS__SMTP_PASSWORD",
                 system="smtp",
             ) from None
         except (OSError, smtplib.SMTPException) as exc:
