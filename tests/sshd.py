@@ -4,7 +4,8 @@ chroot (a real ChrootDirectory needs every folder above it root-owned and not wo
 Debian's `openssh-server` provides sshd (`scripts/ensure-services` installs it when missing).
 
 `internal-sftp` options simulate what a real server can do to an upload: `deny` refuses SFTP requests by name
-(`rename` for a refused rename), `ciphers` limits what the server offers.
+(`rename` for a refused rename), `ciphers` limits what the server offers. `keygen` makes key pairs with OpenSSH's
+own tool, in any type, format and passphrase a customer may use; `authorize` lets one more of them log in.
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ class SshServer:
         }
         values.update(overrides)
         return values
+
+    def authorize(self, public_key: Path) -> None:
+        """Let one more user key log in (sshd reads the authorized keys at each login)."""
+        with (self.root / "authorized_keys").open("a") as keys:
+            keys.write(public_key.read_text())
 
     def environment(self) -> dict[str, str]:
         """The same as `CTSYNC_SFTP__*` variables, for a `ct-sync` process."""
@@ -138,9 +144,12 @@ def require_sshd() -> None:
         unavailable(problem)
 
 
-def keygen(path: Path) -> None:
+def keygen(path: Path, *, kind: str = "ed25519", key_format: str | None = None, passphrase: str = "") -> None:
+    """A key pair made by OpenSSH itself, as a customer makes one: `path` and `path.pub`. `key_format`: `PEM` or
+    `PKCS8` for the private key (default: OpenSSH's own format); `passphrase`: the private key encrypted with it."""
+    form = ["-m", key_format] if key_format else []
     subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ct-sync-test", "-f", str(path)],
+        ["ssh-keygen", "-q", "-t", kind, *form, "-N", passphrase, "-C", "ct-sync-test", "-f", str(path)],
         check=True,
         capture_output=True,
     )

@@ -14,9 +14,10 @@ paramiko's blocking API slots in where asyncssh would need an event loop run aro
 file holds. asyncssh pipelines SFTP writes harder and is the faster of the two at bulk transfer; the upload
 figure that matters (ct-sync against OpenSSH's own `sftp` on the same file) is in docs/benchmarks.md.
 
-Errors leave this module in the core's tree only: a host key that does not match, a refused login, no common
-cipher, a missing folder or a refused write/rename are `ConfigurationError`s (exit 2, retrying cannot help); an
-unreachable server, a dropped connection or a failing disk are `TransientError`s (retried, then exit 75).
+Errors leave this module in the core's tree only: a key that cannot be read or decrypted, a host key that does not
+match, a refused login, no common cipher, a missing folder or a refused write/rename are `ConfigurationError`s
+(exit 2, retrying cannot help); an unreachable server, a dropped connection or a failing disk are
+`TransientError`s (retried, then exit 75).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import paramiko
 import structlog
+from paramiko.pkey import UnknownKeyType
 from paramiko.ssh_exception import IncompatiblePeer
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
@@ -211,17 +213,45 @@ def _check_known_hosts(path: Path | None) -> Path:
 
 
 def _load_key(path: Path | None, passphrase: str | None) -> paramiko.PKey:
+    """The private key, in OpenSSH or PEM format, RSA, ECDSA or Ed25519, with or without a passphrase.
+
+    `PKey.from_path` reads the file with `cryptography` first, which takes the passphrase only as bytes, refuses a
+    passphrase for a key that has none, and raises TypeError (not paramiko's PasswordRequiredException) for an
+    encrypted key without one. So: the key is read without the passphrase first, as `ssh` does (a passphrase set
+    for an unprotected key is not used), and with it, as bytes, only when the key turns out to be encrypted.
+    """
     if path is None or not path.is_file():
         raise ConfigurationError(f"CTSYNC_SFTP__KEY_FILE: no such file: {path}", system=SYSTEM)
     try:
-        return paramiko.PKey.from_path(path, passphrase)
-    except paramiko.PasswordRequiredException:
+        return paramiko.PKey.from_path(path)
+    except TypeError:
+        pass  # encrypted: cryptography's word for it (its only TypeError for a key file given no passphrase)
+    except (OSError, ValueError, paramiko.SSHException, UnknownKeyType) as exc:
+        raise _unreadable_key(path, exc) from None
+    if passphrase is None:
         raise ConfigurationError(
             f"CTSYNC_SFTP__KEY_FILE: {path} is encrypted: set CTSYNC_SFTP__KEY_PASSPHRASE", system=SYSTEM
+        )
+    try:
+        # Bytes, though paramiko's hints say str; UTF-8, as paramiko's own key readers encode a str passphrase.
+        return paramiko.PKey.from_path(path, passphrase.encode())  # type: ignore[arg-type]
+    except ValueError:
+        raise ConfigurationError(
+            f"CTSYNC_SFTP__KEY_PASSPHRASE does not decrypt {path} (CTSYNC_SFTP__KEY_FILE)", system=SYSTEM
         ) from None
-    except (OSError, ValueError, paramiko.SSHException) as exc:
-        # paramiko's text names the key type or a wrong passphrase; it never holds the passphrase itself.
-        raise ConfigurationError(f"CTSYNC_SFTP__KEY_FILE: cannot load {path}: {exc}", system=SYSTEM) from None
+    except (OSError, paramiko.SSHException, UnknownKeyType) as exc:
+        raise _unreadable_key(path, exc) from None
+
+
+def _unreadable_key(path: Path, exc: Exception) -> ConfigurationError:
+    # paramiko's and cryptography's texts name a format or key type; they never hold the passphrase itself.
+    forms = (
+        ""
+        if isinstance(exc, OSError)
+        else " (ct-sync reads RSA, ECDSA and Ed25519 keys in OpenSSH or PEM format; "
+        "`ssh-keygen -p -f FILE` rewrites a key in OpenSSH format)"
+    )
+    return ConfigurationError(f"CTSYNC_SFTP__KEY_FILE: cannot load {path}: {exc}{forms}", system=SYSTEM)
 
 
 def _log_retry(state: RetryCallState) -> None:

@@ -1,7 +1,9 @@
-"""`ct-sync segment export` end to end against a real sshd: what it prints and the exit codes of design.md."""
+"""`ct-sync segment export` (and `check`'s login) end to end against a real sshd, with a plain user key and a
+passphrase-protected one: what it prints and the exit codes of design.md."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -121,4 +123,100 @@ def test_check_logs_in_to_the_sftp_server_and_names_the_cipher(
     sftp_row = next(line for line in result.stdout.splitlines() if "sftp" in line and "127.0.0.1" in line)
     assert "ok" in sftp_row
     assert "-ctr" in sftp_row
+    assert list(clean_upload.upload_dir.iterdir()) == []
+
+
+# -- a passphrase-protected key (issue 29): how CrowdTwist's SFTP keys are normally kept ---------------------------
+
+PASSPHRASE = "Crowd Twist é-7"
+
+
+@pytest.fixture(scope="module")
+def protected_key(sshd: SshServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An RSA key in OpenSSH's format, encrypted with PASSPHRASE, that the server accepts."""
+    key = tmp_path_factory.mktemp("protected") / "id_rsa"
+    keygen(key, kind="rsa", passphrase=PASSPHRASE)
+    sshd.authorize(key.with_suffix(".pub"))
+    return key
+
+
+@pytest.fixture
+def protected(siebel: SqliteMemberStore, protected_key: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The segment fixtures, logging in with the protected key and its passphrase."""
+    monkeypatch.setenv("CTSYNC_SFTP__KEY_FILE", str(protected_key))
+    monkeypatch.setenv("CTSYNC_SFTP__KEY_PASSPHRASE", PASSPHRASE)
+    return protected_key
+
+
+def test_a_protected_key_delivers_a_segment_by_where(protected: Path, clean_upload: SshServer) -> None:
+    code, out, err = export("Gold", "--where", "Tier=Gold")
+    assert code == 0, err
+    [data_file] = clean_upload.upload_dir.glob("Gold_*.csv")
+    assert data_file.read_text() == "CTUserID\n5001\n5002\n5003\n5004\n5005\n"
+    runs = RunLedger(load_settings().ledger_url)
+    lines = [line for _, line in runs.log_lines("cli-segment-Gold.1")]
+    runs.close()
+    assert lines
+    assert PASSPHRASE not in out + err + "\n".join(lines)
+
+
+def test_a_protected_key_delivers_a_segment_from_a_member_list(
+    protected: Path, clean_upload: SshServer, tmp_path: Path
+) -> None:
+    listing = tmp_path / "members.csv"
+    listing.write_text("Member Number\n296-2\n296-4\n")
+    code, out, err = export("Listed", "--from-file", str(listing))
+    assert code == 0, err
+    [data_file] = clean_upload.upload_dir.glob("Listed_*.csv")
+    assert data_file.read_text() == "CTUserID\n5002\n5004\n"
+    assert PASSPHRASE not in out + err
+
+
+def test_a_protected_key_serves_a_dry_run_that_sends_nothing(protected: Path, clean_upload: SshServer) -> None:
+    code, out, err = export("Gold", "--where", "Tier=Gold", "--dry-run")
+    assert code == 0, err
+    assert "dry run: would send Gold_" in out
+    assert list(clean_upload.upload_dir.iterdir()) == []
+
+
+def test_check_logs_in_with_a_protected_key(protected: Path, clean_upload: SshServer) -> None:
+    result = runner.invoke(app, ["check", "--json"])
+    sftp = next(check for check in json.loads(result.stdout)["checks"] if check["system"] == "sftp")
+    assert sftp["result"] == "ok", sftp
+    assert sftp["detail"].endswith("-ctr")
+    assert PASSPHRASE not in result.stdout + result.stderr
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_a_wrong_passphrase_exits_2_with_one_line_naming_its_setting_and_never_the_passphrase(
+    protected: Path, clean_upload: SshServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrong = "Twist Crowd 7-é"
+    monkeypatch.setenv("CTSYNC_SFTP__KEY_PASSPHRASE", wrong)
+    exported = runner.invoke(app, ["--log-level", "DEBUG", "segment", "export", "Gold", "--where", "Tier=Gold"])
+    assert exported.exit_code == 2, exported.output
+    assert exported.stderr.strip().splitlines() == [
+        f"ct-sync: CTSYNC_SFTP__KEY_PASSPHRASE does not decrypt {protected} (CTSYNC_SFTP__KEY_FILE)"
+    ]
+    checked = runner.invoke(app, ["--log-level", "DEBUG", "check", "--json"])
+    assert checked.exit_code == 2, checked.output
+    sftp = next(check for check in json.loads(checked.stdout)["checks"] if check["system"] == "sftp")
+    assert sftp["result"] == "configuration"
+    assert "CTSYNC_SFTP__KEY_PASSPHRASE does not decrypt" in sftp["detail"]
+    # The log goes to stderr, every line of it at DEBUG.
+    everything = exported.stdout + exported.stderr + checked.stdout + checked.stderr
+    assert wrong not in everything
+    assert PASSPHRASE not in everything
+    assert list(clean_upload.upload_dir.iterdir()) == []
+
+
+def test_a_protected_key_without_its_passphrase_exits_2_naming_the_setting(
+    protected: Path, clean_upload: SshServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CTSYNC_SFTP__KEY_PASSPHRASE")
+    code, _, err = export("Gold", "--where", "Tier=Gold")
+    assert code == 2
+    assert err.strip().splitlines() == [
+        f"ct-sync: CTSYNC_SFTP__KEY_FILE: {protected} is encrypted: set CTSYNC_SFTP__KEY_PASSPHRASE"
+    ]
     assert list(clean_upload.upload_dir.iterdir()) == []
