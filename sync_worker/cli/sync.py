@@ -36,10 +36,10 @@ from sync_worker.cli.app import (
 
 if TYPE_CHECKING:
     from config import Settings
+    from sync_worker.core.ports import EventPublisher
     from sync_worker.core.resubmit import Plan
     from sync_worker.entrypoints.poller import Poller, PollReport
     from sync_worker.ledger.runs import RunLedger
-    from sync_worker.queue.publisher import KombuPublisher
 
 log = structlog.get_logger("ct_sync.cli")
 T = TypeVar("T")
@@ -275,7 +275,7 @@ def resubmit(
         raise typer.Exit(int(ExitCode.MEMBER_PROBLEM))
 
 
-def _replay_dead_letters(settings: Settings, publisher: KombuPublisher | None, *, quiet: bool) -> list[dict[str, Any]]:
+def _replay_dead_letters(settings: Settings, publisher: EventPublisher | None, *, quiet: bool) -> list[dict[str, Any]]:
     """Every dead letter queued again (`publisher`), or listed (a dry run: no publisher); said unless `quiet`."""
     from sync_worker.bootstrap import build_dead_letters
 
@@ -295,7 +295,7 @@ def _replay_dead_letters(settings: Settings, publisher: KombuPublisher | None, *
 
 def _resubmit_members(
     settings: Settings,
-    publisher: KombuPublisher | None,
+    publisher: EventPublisher | None,
     members: list[str],
     statuses: list[str],
     window: tuple[datetime | None, datetime | None],
