@@ -7,6 +7,7 @@ import socket
 import ssl
 from collections.abc import Iterator
 from email.message import Message
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -70,3 +71,19 @@ def smtp() -> Iterator[SmtpServer]:
 @pytest.fixture(scope="session")
 def certificate_authority() -> trustme.CA:
     return trustme.CA()
+
+
+@pytest.fixture
+def starttls_smtp(
+    certificate_authority: trustme.CA, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[SmtpServer]:
+    """A server that requires STARTTLS and a login (password `smtp-pw-123`), its certificate from a test CA the
+    client trusts through SSL_CERT_FILE, as a private CA would be."""
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    certificate_authority.issue_cert("127.0.0.1").configure_cert(server_context)
+    bundle = tmp_path / "ca.pem"
+    certificate_authority.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    server = SmtpServer(free_port(), tls=server_context, password="smtp-pw-123").start()
+    yield server
+    server.stop()

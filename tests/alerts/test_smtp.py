@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import ssl
 import threading
 import time
 from pathlib import Path
 
 import pytest
-import trustme
 from pydantic import SecretStr
 
 from config.settings import AlertsSettings, Settings
@@ -34,30 +32,19 @@ def test_an_alert_reaches_the_smtp_server(smtp: SmtpServer) -> None:
     assert "Email Address is already taken" in message.get_payload()  # type: ignore[operator]
 
 
-def test_starttls_and_login_are_used_when_configured(
-    certificate_authority: trustme.CA, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    certificate_authority.issue_cert("127.0.0.1").configure_cert(server_context)
-    bundle = tmp_path / "ca.pem"
-    certificate_authority.cert_pem.write_to_path(str(bundle))
-    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))  # the client trusts our test CA, as a private CA would be
-    server = SmtpServer(free_port(), tls=server_context, password="smtp-pw-123").start()
-    try:
-        mailer = SmtpMailer(
-            settings(server.port, starttls=True, smtp_username="ct", smtp_password=SecretStr("smtp-pw-123"))
-        )
-        mailer.send(ALERT)
-        assert server.inbox.subjects == [ALERT.subject]
-        wrong = SmtpMailer(
-            settings(server.port, starttls=True, smtp_username="ct", smtp_password=SecretStr("nope-pw-456")),
-            timeout=2,
-        )
-        with pytest.raises(TransientError) as caught:
-            wrong.send(ALERT)
-        assert "nope-pw-456" not in str(caught.value)
-    finally:
-        server.stop()
+def test_starttls_and_login_are_used_when_configured(starttls_smtp: SmtpServer) -> None:
+    mailer = SmtpMailer(
+        settings(starttls_smtp.port, starttls=True, smtp_username="ct", smtp_password=SecretStr("smtp-pw-123"))
+    )
+    mailer.send(ALERT)
+    assert starttls_smtp.inbox.subjects == [ALERT.subject]
+    wrong = SmtpMailer(
+        settings(starttls_smtp.port, starttls=True, smtp_username="ct", smtp_password=SecretStr("nope-pw-456")),
+        timeout=2,
+    )
+    with pytest.raises(TransientError) as caught:
+        wrong.send(ALERT)
+    assert "nope-pw-456" not in str(caught.value)
 
 
 def test_smtp_down_never_blocks_and_the_alert_arrives_once_it_is_back() -> None:
@@ -105,27 +92,16 @@ def test_a_full_dispatcher_drops_the_oldest_alert_not_the_caller() -> None:
     assert mailer.sent[-2:] == ["alert 3", "alert 4"]
 
 
-def test_probe_logs_in_over_starttls_and_names_the_settings_when_refused(
-    certificate_authority: trustme.CA, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_probe_logs_in_over_starttls_and_names_the_settings_when_refused(starttls_smtp: SmtpServer) -> None:
     """What `ct-sync check` runs: connect, STARTTLS, log in, send nothing; a refused login is configuration."""
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    certificate_authority.issue_cert("127.0.0.1").configure_cert(server_context)
-    bundle = tmp_path / "ca.pem"
-    certificate_authority.cert_pem.write_to_path(str(bundle))
-    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
-    server = SmtpServer(free_port(), tls=server_context, password="smtp-pw-123").start()
-    try:
-        good = settings(server.port, starttls=True, smtp_username="ct", smtp_password=SecretStr("smtp-pw-123"))
-        assert SmtpMailer(good).probe() == f"127.0.0.1:{server.port}"
-        assert server.inbox.subjects == []
-        wrong = settings(server.port, starttls=True, smtp_username="ct", smtp_password=SecretStr("nope-pw-456"))
-        with pytest.raises(ConfigurationError) as caught:
-            SmtpMailer(wrong, timeout=2).probe()
-        assert "CTSYNC_ALERTS__SMTP_PASSWORD" in caught.value.message
-        assert "nope-pw-456" not in str(caught.value)
-    finally:
-        server.stop()
+    good = settings(starttls_smtp.port, starttls=True, smtp_username="ct", smtp_password=SecretStr("smtp-pw-123"))
+    assert SmtpMailer(good).probe() == f"127.0.0.1:{starttls_smtp.port}"
+    assert starttls_smtp.inbox.subjects == []
+    wrong = settings(starttls_smtp.port, starttls=True, smtp_username="ct", smtp_password=SecretStr("nope-pw-456"))
+    with pytest.raises(ConfigurationError) as caught:
+        SmtpMailer(wrong, timeout=2).probe()
+    assert "CTSYNC_ALERTS__SMTP_PASSWORD" in caught.value.message
+    assert "nope-pw-456" not in str(caught.value)
 
 
 def test_probe_of_a_server_that_is_not_there_is_transient() -> None:
