@@ -337,6 +337,10 @@ class WorkerSettings(_Section):
     auto_resubmit: bool = Field(
         default=True, description="after an outage, resubmit members that ended CT Failure during it"
     )
+    outage_alert_after: Duration = Field(
+        default=timedelta(minutes=5),
+        description="the ledger or Siebel unreachable this long (syncing paused) is alerted; shorter is only logged",
+    )
 
 
 class MetricsSettings(_Section):

@@ -8,12 +8,14 @@ boundary, which CrowdTwist's leaky bucket answers with 429s. Twelve lines of Lua
 
 If Redis cannot be reached, syncing never stops: the process paces alone at the budget divided by
 `fallback_processes` (so that many processes together still stay within it), tells `on_sharing(False)` once, tries
-Redis again every few seconds, and tells `on_sharing(True)` when it is back. The `redis` package comes with the
+Redis again every few seconds (one thread tries; the others pace alone meanwhile, so a Redis that does not answer
+never holds up more than one call), and tells `on_sharing(True)` when it is back. The `redis` package comes with the
 `redis` extra (`pip install 'ct-sync[redis]'`).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -63,27 +65,44 @@ class RedisSlots:
         self._fallback_processes = fallback_processes
         self._on_sharing = on_sharing
         self._clock = clock
+        self._lock = threading.Lock()
         self._alone_since: float | None = None  # when Redis was last found unreachable; None: sharing
+        self._trying = False  # a thread is trying Redis again while alone
 
     @property
     def shared(self) -> bool:
         return self._alone_since is None
 
     def reserve(self, interval: float) -> float:
-        alone_since = self._alone_since
-        if alone_since is None or self._clock() - alone_since >= _RETRY_REDIS_EVERY:
+        trying = self._try_redis()
+        if trying is not None:
             try:
                 wait = float(self._reserve(keys=[self._key], args=[f"{interval:.6f}"]))
             except self._errors as exc:
-                self._alone(exc)
+                self._alone(exc, tried_again=trying)
             else:
-                if alone_since is not None:
-                    self._alone_since = None
-                    log.info("crowdtwist_budget_shared_again")
-                    self._on_sharing(True)
+                if trying:
+                    self._shared_again()
                 return wait
         # Alone, each process takes its share of the budget: the slots come `fallback_processes` times as far apart.
         return self._fallback.reserve(interval * self._fallback_processes)
+
+    def _try_redis(self) -> bool | None:
+        """Whether this call goes to Redis: False while sharing, True for the one try again while alone, None
+        to pace alone."""
+        with self._lock:
+            if self._alone_since is None:
+                return False
+            if self._trying or self._clock() - self._alone_since < _RETRY_REDIS_EVERY:
+                return None
+            self._trying = True
+            return True
+
+    def _shared_again(self) -> None:
+        with self._lock:
+            self._alone_since, self._trying = None, False
+        log.info("crowdtwist_budget_shared_again")
+        self._on_sharing(True)
 
     def ping(self) -> None:
         """Reach Redis once, as `ct-sync check` does: a refused password is a `ConfigurationError`, no answer a
@@ -100,9 +119,12 @@ class RedisSlots:
     def close(self) -> None:
         self._redis.close()
 
-    def _alone(self, exc: Exception) -> None:
-        first = self._alone_since is None
-        self._alone_since = self._clock()
+    def _alone(self, exc: Exception, *, tried_again: bool) -> None:
+        with self._lock:  # the calls in flight when Redis went all fail: one of them tells
+            first = self._alone_since is None
+            self._alone_since = self._clock()
+            if tried_again:
+                self._trying = False
         if first:
             log.warning("crowdtwist_budget_unshared", error=type(exc).__name__, fallback=self._fallback_processes)
             self._on_sharing(False)

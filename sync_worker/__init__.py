@@ -5,7 +5,7 @@ pyproject.toml; a new room is refused until it is given a floor):
     bootstrap.py  the composition root: builds the worker, intake, poller, console, jobs and scheduler from
                   `Settings`, accepts fakes
     jobs/         jobs and groups of the config file: the table of kinds, runs, notifications, the scheduler
-    worker/       the handler, the supervisor, the outage breaker, the in-flight sizer, readiness
+    worker/       the handler, the supervisor, the outage breaker and gate, the in-flight sizer, readiness
     segments/     the segment export run: members in, a CrowdTwist segment file out
     console/      the web console: overview, failures, members, dead letters, job runs; resubmit and replay
     entrypoints/  how Siebel's changes enter the queue: the intake (pushed) and the poller (pulled)

@@ -72,6 +72,7 @@ from sync_worker.segments.export import SegmentExport
 from sync_worker.worker.breaker import Breaker, BreakerState
 from sync_worker.worker.breaker_events import BreakerEvents
 from sync_worker.worker.handler import EventHandler
+from sync_worker.worker.outages import OutageGate, Reporting
 from sync_worker.worker.readiness import PROBE_MEMBER, ReadinessProbe
 from sync_worker.worker.sizing import InFlightSizer
 from sync_worker.worker.summary import MinuteSummary
@@ -241,6 +242,8 @@ class Worker:
     locks: AdvisoryLocks | FileLocks | None = None
     breaker_events: BreakerEvents | None = None
     systems: dict[str, str] | None = None  # where each system is, for the start line
+    outages: OutageGate | None = None
+    handler: EventHandler | None = None
 
     def run(self) -> None:
         """Serve health and metrics (a port already taken raises `ConfigurationError`), then consume."""
@@ -256,6 +259,8 @@ class Worker:
         self.queue_worker.stop()
 
     def close(self) -> None:
+        if self.handler is not None:
+            self.handler.flush_history()  # what an outage of the ledger held back, before the ledger closes
         self.supervisor.flush()
         self.dispatcher.close()
         if self.breaker_events is not None:
@@ -273,10 +278,13 @@ class Worker:
             self.locks.close()
 
     def worker_checks(self) -> dict[str, bool]:
-        return {
+        checks = {
             "broker": self.queue_worker.connected.is_set(),
             "crowdtwist": self.supervisor.breaker.state is BreakerState.CLOSED,
         }
+        if self.outages is not None:
+            checks["ledger"] = self.outages.up("ledger")
+        return checks
 
 
 def build_worker(
@@ -316,6 +324,13 @@ def build_worker(
     operations = build_operations_log(settings)
     breaker_events = BreakerEvents(operations, clock=clock.now)
     dispatcher = AlertDispatcher(mailer or build_mailer(settings))
+    # The ledger and Siebel down: pause, probe each with its own cheap read, say so once each way.
+    outages = OutageGate(
+        probes={"ledger": lambda: ledger.known_state(PROBE_MEMBER), "siebel": lambda: store.get_member(PROBE_MEMBER)},
+        clock=clock,
+        policy=policy,
+        alert_after=settings.worker.outage_alert_after,
+    )
     supervisor = Supervisor(
         breaker=Breaker(
             clock=clock.now,
@@ -337,6 +352,7 @@ def build_worker(
         on_transition=breaker_events.transition,
         summary=MinuteSummary(budget_per_minute=settings.crowdtwist.calls_per_minute),
         pauses=ledger,
+        also_paused=lambda: outages.paused,
     )
 
     def dead_lettered(body: bytes | str, reason: str) -> None:
@@ -353,15 +369,20 @@ def build_worker(
         metrics.set_depths(found)
         supervisor.summary.queue_depth(found.get(topology.work_queue.name))
 
+    def tick() -> None:
+        outages.tick()
+        supervisor.tick()
+
     queue_worker = QueueWorker(
         connection=connection,
         topology=topology,
-        handler=handler,
+        handler=Reporting(handler, outages),
         concurrency=settings.worker.concurrency,
         prefetch=settings.worker.prefetch,
-        may_start=supervisor.may_start,
+        # The gate first: while the ledger or Siebel is down, the breaker is not asked (nor spends its probe).
+        may_start=lambda: outages.allow() and supervisor.may_start(),
         on_handled=supervisor.handled,
-        on_tick=supervisor.tick,
+        on_tick=tick,
         on_dead_letter=dead_lettered,
         on_depths=depths,
         in_flight=lambda: sizer.limit,
@@ -380,6 +401,8 @@ def build_worker(
         locks=locks,
         breaker_events=breaker_events,
         systems=describe_systems(settings),
+        outages=outages,
+        handler=handler,
     )
     if settings.metrics.port is not None:
         readiness = ReadinessProbe(store=store, extra=worker.worker_checks)

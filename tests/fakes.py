@@ -205,9 +205,11 @@ class FakeMemberLocks:
 
     def __init__(self) -> None:
         self.held: set[str] = set()
+        self.script = Script()  # failures of the locks' database
         self._lock = threading.Lock()
 
     def try_lock(self, member_number: str) -> bool:
+        self.script.next()
         with self._lock:
             if member_number in self.held:
                 return False

@@ -302,6 +302,8 @@ class SandboxState:
         self._unindex(user)
         self._apply(user, sent, now=int(self._now()))
         self._index(user)
+        if user.get("third_party_id") is not None:
+            self.counters.updates[user["third_party_id"]] += 1
         return json_answer(200, render(user, lookup=False))
 
     def _invalid(self, sent: dict[str, Any], *, user_id: int | None) -> Answer | None:

@@ -53,6 +53,7 @@ class Rules:
 class Counters:
     calls: Counter[str] = field(default_factory=Counter)
     creates: Counter[str] = field(default_factory=Counter)
+    updates: Counter[str] = field(default_factory=Counter)  # accepted updates, by the user's third_party_id
     unknown_fields: Counter[str] = field(default_factory=Counter)
     requests_with_cookies: int = 0
     rate_limited: int = 0
@@ -65,6 +66,8 @@ class Counters:
             "total_calls": sum(self.calls.values()),
             "creates": sum(self.creates.values()),
             "max_creates_per_third_party_id": max(self.creates.values(), default=0),
+            "updates": sum(self.updates.values()),
+            "updates_per_third_party_id": dict(self.updates),
             "unknown_fields": dict(self.unknown_fields),
             "requests_with_cookies": self.requests_with_cookies,
             "rate_limited": self.rate_limited,

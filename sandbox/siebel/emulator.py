@@ -6,7 +6,8 @@ over real HTTP (tests, `ct-sync demo --with-rest`, `ct-sync sandbox`).
     PUT /siebel/v1.0/data/{BusObj}/{BusComp}/{Id}       flat JSON of field names; bumps Updated, as Siebel does
 
 Basic auth; 404 "There is no data for the requested resource" for an empty result, as Siebel answers; switches:
-`down` answers 503, `latency` delays every answer, `refused_writes` refuses a row's PUT. The searchspec is parsed
+`down` answers 503, `latency` delays every answer, `refused_writes` refuses a row's PUT, `fail_reads` answers the
+next N queries of the collection (a poll's page, a look-up) 500 (`failed_reads` counts them). The searchspec is parsed
 (siebel_adapter.searchspec), never evaluated as text; `sortspec` takes several keys (`Updated:ASC,Id:ASC`);
 `recordcountneeded=true` adds the `Total-Record-Count` header. As unkind as Siebel: `Updated` is answered to the
 second in Siebel's `MM/DD/YYYY HH:MM:SS`, so many rows share one stamp, and every write (the worker's write-back
@@ -67,6 +68,8 @@ class SiebelEmulator:
         self.down = False
         self.latency = 0.0  # seconds every answer takes, as a loaded Siebel's do (awaited: others are not held up)
         self.refused_writes: dict[str, int] = {}  # row id → the status Siebel answers a PUT with (a locked record)
+        self.fail_reads = 0  # the next queries of the collection to answer 500, as an overloaded Siebel does
+        self.failed_reads = 0
         self.requests = 0
         self._credentials = f"{username}:{password}".encode()
         self._object = (business_object, business_component)
@@ -82,6 +85,10 @@ class SiebelEmulator:
         refusal = await self._admit(request)
         if refusal is not None:
             return refusal
+        if self.fail_reads > 0:  # one event loop serves every request: no two can take the same failure
+            self.fail_reads -= 1
+            self.failed_reads += 1
+            return JSONResponse({"ERROR": "Internal Server Error"}, status_code=500)
         params = request.query_params
         try:
             tree = search.parse_tree(params["searchspec"]) if params.get("searchspec") else None

@@ -2,6 +2,8 @@
 failures in a digest at most every `digest_interval`. Pure (clock injected); `due()` hands out what to send now.
 
     CrowdTwist unreachable / credentials refused   at once, once per outage; "reachable again" when it clears
+    the ledger or Siebel unreachable for a while   once per outage, when it has lasted (the worker's outage gate
+                                                   says when); "reachable again" when it clears
     a worker started after a credentials pause     "accepts our credentials again", once CrowdTwist does
     first member failures after a quiet spell      at once ("Data Errors appeared", …): the state change
     further member failures                        batched into a digest, at most one per interval
@@ -58,6 +60,14 @@ class AlertPolicy:
         """A worker started after a pause for refused credentials, and CrowdTwist accepts its key: one "resumed"
         alert (the process that paused, which would have sent the recovery alert, may be long gone)."""
         self._tell(_credentials_resumed(since=since))
+
+    def system_unavailable(self, system: str, *, since: datetime, cause: str) -> None:
+        """The ledger or Siebel has been unreachable for a while and syncing is paused: one alert for the outage."""
+        self._tell(_system_down(system, since=since, cause=cause))
+
+    def system_available_again(self, system: str, *, since: datetime) -> None:
+        """The ledger or Siebel, whose outage was alerted, answers again."""
+        self._tell(_system_back(system, since=since))
 
     def _tell(self, alert: Alert) -> None:
         if self._notify != "none":
@@ -156,6 +166,34 @@ def _credentials_resumed(*, since: datetime) -> Alert:
             "Members that ended 'CT Failure' during the pause are resubmitted automatically; to do it by hand:\n"
             f"  ct-sync resubmit --status 'CT Failure' --since {since:%Y-%m-%dT%H:%M:%SZ}\n"
         ),
+    )
+
+
+# The systems of the worker's outage gate, as the alerts name them, with the setting that says where each is.
+_SYSTEMS = {
+    "ledger": ("the ledger database", "CTSYNC_LEDGER__URL"),
+    "siebel": ("Siebel", "CTSYNC_SIEBEL__BASE_URL"),
+}
+
+
+def _system_down(system: str, *, since: datetime, cause: str) -> Alert:
+    name, setting = _SYSTEMS.get(system, (system, ""))
+    where = f" (where {setting} points)" if setting else ""
+    return Alert(
+        subject=f"[ct-sync] {name} unreachable: syncing paused",
+        body=(
+            f"Since {since:%Y-%m-%d %H:%M:%S} UTC ct-sync cannot reach {name}{where}: {cause}\n\n"
+            "No new member syncs are started; queued members wait, and nothing is lost meanwhile.\n"
+            "ct-sync probes it with backoff and resumes by itself, without sending CrowdTwist again what it has.\n"
+        ),
+    )
+
+
+def _system_back(system: str, *, since: datetime) -> Alert:
+    name, _ = _SYSTEMS.get(system, (system, ""))
+    return Alert(
+        subject=f"[ct-sync] {name} reachable again: syncing resumed",
+        body=f"The outage of {name} that began {since:%Y-%m-%d %H:%M:%S} UTC is over; queued members are synced.\n",
     )
 
 

@@ -9,6 +9,9 @@ Failures are classified by where they happened, so nothing outside CrowdTwist is
                                         an outage; retrying the same request cannot help)
     Siebel unavailable                → redeliver later; Siebel's outage never spends the member's CrowdTwist budget,
                                         because the outcome could not be written anyway
+    the ledger or Siebel unreachable  → redeliver later as the very same event, no budget spent: nothing reached
+    before anything went to             CrowdTwist, so the event keeps whatever trust it had in the ledger's "unchanged"
+    CrowdTwist                          (a later attempt would resend members CrowdTwist already holds)
     Siebel refuses (a 4xx, a write    → redeliver a bounded number of times (a refusal may be a passing lock), then
     it will not take)                   the dead-letter queue with the reason: never retried for ever
     invalid event                     → dead-letter queue with the reason
@@ -41,7 +44,7 @@ class RetryPolicy:
 
     @property
     def siebel_delay(self) -> timedelta:
-        """Redelivery while Siebel cannot be read or written: steady, and no budget is spent."""
+        """Redelivery while Siebel (or the ledger) cannot be read or written: steady, and no budget is spent."""
         return self.first_delay * 2
 
 
@@ -66,6 +69,9 @@ class Handled:
     member_number: str
     calls: int
     error: CtSyncError | None = None
+    # The ledger could not be written though the sync stood (its history, what CrowdTwist now holds): the worker's
+    # outage gate hears of it as of any failure of the ledger.
+    ledger_error: CtSyncError | None = None
     emitted_at: datetime | None = None  # of the oldest event covered: end-to-end latency runs from there
     events: int = 1
     busy_seconds: float | None = None  # the sync's time but for its waits on the pacer (sizing in-flight syncs)
@@ -120,6 +126,25 @@ def decide_busy(event: MemberEvent) -> Decision:
     retry = event.model_copy(update={"attempt": event.attempt + 1})
     reason = "another worker is syncing this member"
     return Decision("retry_later", "Retrying", reason=reason, retry_event=retry, delay=BUSY_DELAY)
+
+
+# Our own infrastructure, and Siebel: systems whose outage is nobody's fault and pauses the worker, not CrowdTwist.
+INFRASTRUCTURE = frozenset({"ledger", "siebel"})
+
+
+def is_unavailable(error: CtSyncError | None) -> bool:
+    """The ledger or Siebel could not be reached (an outage, not a refusal)."""
+    return isinstance(error, TransientError) and error.system in INFRASTRUCTURE
+
+
+def decide_unavailable(error: CtSyncError, *, event: MemberEvent, policy: RetryPolicy, trusted: bool) -> Decision:
+    """The ledger or Siebel could not be reached before anything was sent to CrowdTwist: try again later, no budget
+    spent. `trusted`: this delivery was one the ledger may be trusted on (not a redelivery of unknown fate), so the
+    retry is the very same event and keeps that trust; a member CrowdTwist already holds still costs no call.
+    Otherwise the retry is a later attempt, which trusts nothing, as any redelivery."""
+    retry = event if trusted else event.model_copy(update={"attempt": event.attempt + 1})
+    reason = error.message if error.system in error.message.lower() else f"{error.system} unavailable: {error.message}"
+    return Decision("retry_later", "Retrying", reason=reason, retry_event=retry, delay=policy.siebel_delay)
 
 
 def _siebel(error: CtSyncError, *, event: MemberEvent, now: datetime, policy: RetryPolicy) -> Decision:

@@ -155,11 +155,14 @@ class KnownStates(Protocol):
         ...
 
     def remember(self, member_number: str, state: SyncedState | RefusedState) -> None:
-        """A sync's verdict. Synced replaces any refusal; a refusal keeps what CrowdTwist still holds."""
+        """A sync's verdict. Synced replaces any refusal; a refusal keeps what CrowdTwist still holds. One that
+        cannot be written is not lost silently: what was known of the member is forgotten as soon as the ledger can
+        be written again, so no later sync trusts a stale state."""
         ...
 
     def forget(self, member_number: str) -> None:
-        """A send whose outcome is unknown (a timeout): the next sync of the member sends, whatever it finds."""
+        """A send whose outcome is unknown (a timeout): the next sync of the member sends, whatever it finds. One that
+        cannot be written now is done as soon as the ledger can be written again."""
         ...
 
 

@@ -20,7 +20,8 @@ member is blamed with a Data Error (a create repeated after a crash may be refus
 A member deleted in CrowdTwist on a privacy request is never sent again: the known-state read (one indexed ledger
 read, before any CrowdTwist call) says so, and the member gets `Data Error` "deleted in CrowdTwist on privacy request
 R" instead, written once. Because that read guards against re-creating a deleted member, a ledger that cannot be
-read fails the sync (retried later) rather than sending blind.
+read fails the sync (retried later) rather than sending blind; the caller learns from `calls` that nothing was sent,
+so the retry may still trust the ledger once it is back.
 
 Pure core: talks to the outside only through the ports.
 """
@@ -73,7 +74,9 @@ class SyncResult:
 
 
 @dataclass
-class _Calls:
+class CallCount:
+    """CrowdTwist calls one sync began, kept by the caller: after a failure it tells whether anything was sent."""
+
     count: int = 0
 
 
@@ -95,13 +98,22 @@ class MemberSync:
         self._program_id = program_id
         self._clock = clock
 
-    def sync(self, member_number: str, *, enroll: bool, fresh: bool = True, force: bool = False) -> SyncResult:
+    def sync(
+        self,
+        member_number: str,
+        *,
+        enroll: bool,
+        fresh: bool = True,
+        force: bool = False,
+        calls: CallCount | None = None,
+    ) -> SyncResult:
         """Sync one member. Raises TransientError / NotAuthorized for the caller's retry decision.
 
         `fresh`: the first delivery of a first attempt (see the module docstring); `force`: send even when the
-        ledger says unchanged (a resubmit). The caller holds the member's lock.
+        ledger says unchanged (a resubmit); `calls`: counts the CrowdTwist calls begun, for a caller that must know
+        after a failure whether anything was sent. The caller holds the member's lock.
         """
-        calls = _Calls()
+        calls = calls if calls is not None else CallCount()
         create_first, trust = enroll and fresh, fresh and not force
         for unknown_outcomes in range(_UNKNOWN_OUTCOME_RETRIES + 1):
             try:
@@ -120,7 +132,7 @@ class MemberSync:
 
     # -- one pass --------------------------------------------------------------------------------------------------
 
-    def _sync_once(self, member_number: str, *, create_first: bool, trust: bool, calls: _Calls) -> SyncResult:
+    def _sync_once(self, member_number: str, *, create_first: bool, trust: bool, calls: CallCount) -> SyncResult:
         try:
             member = self._store.get_member(member_number)
         except InvalidRecord as invalid:
@@ -161,7 +173,7 @@ class MemberSync:
     # -- CrowdTwist ------------------------------------------------------------------------------------------------
 
     def _send(
-        self, member: Member, mapping: Mapping, calls: _Calls, *, known: bool, create_first: bool
+        self, member: Member, mapping: Mapping, calls: CallCount, *, known: bool, create_first: bool
     ) -> CtUser | None:
         known = known or member.ct_user_id is not None
         if create_first and not known and member.is_active:
@@ -173,7 +185,7 @@ class MemberSync:
             return None  # design: an inactive member CrowdTwist has never seen is not sent
         return self._create(member, mapping.payload, calls)
 
-    def _create(self, member: Member, payload: UserPayload, calls: _Calls) -> CtUser:
+    def _create(self, member: Member, payload: UserPayload, calls: CallCount) -> CtUser:
         calls.count += 1
         try:
             return self._crowdtwist.create_user(payload.for_create())
@@ -190,7 +202,7 @@ class MemberSync:
             log.info("create_refused_but_member_exists", refused=refused.message)
             return self._update_existing(member, payload, calls)
 
-    def _update_existing(self, member: Member, payload: UserPayload, calls: _Calls) -> CtUser:
+    def _update_existing(self, member: Member, payload: UserPayload, calls: CallCount) -> CtUser:
         user = self._update(member, payload, calls)
         if user is None:  # CrowdTwist contradicts itself; try again later rather than guess
             raise TransientError(
@@ -198,7 +210,7 @@ class MemberSync:
             )
         return user
 
-    def _update(self, member: Member, payload: UserPayload, calls: _Calls) -> CtUser | None:
+    def _update(self, member: Member, payload: UserPayload, calls: CallCount) -> CtUser | None:
         calls.count += 1
         return self._crowdtwist.update_user(member.member_number, payload)
 
@@ -266,14 +278,18 @@ class MemberSync:
         try:
             self._known_states.remember(member_number, state)
         except CtSyncError as exc:
-            log.warning("known_state_unavailable", error=exc.message)
+            # The outcome stands (CrowdTwist has it, Siebel is told). What the ledger knew of the member is stale
+            # now: the ledger forgets it in its next transaction (the port's promise), so no later sync trusts it.
+            # The outage itself is the worker's news, said once; this is one member's detail.
+            log.debug("known_state_unavailable", error=exc.message)
 
     def _forget(self, member_number: str) -> None:
         try:
             self._known_states.forget(member_number)
         except CtSyncError as exc:
-            # The retry that follows sends anyway (it is not fresh); only a later fresh event could be misled.
-            log.warning("known_state_unavailable", error=exc.message)
+            # The retry that follows sends anyway (it is not fresh), and the ledger forgets the member in its next
+            # transaction.
+            log.debug("known_state_unavailable", error=exc.message)
 
 
 def write_failure(store: MemberStore, member_number: str, *, status: SyncStatus, error: str, at: datetime) -> None:

@@ -16,27 +16,37 @@ the worker writes the Data Error onto the member, once while it stays as it is.
 
 Before reading, the poll asks the store how many records wait (Siebel's `Total-Record-Count`), so progress can say
 "N of M". A dry run reads and counts the same way, publishing nothing and leaving the cursor where it was.
+
+A read Siebel cannot answer now (a 5xx, a timeout: `TransientError`) does not end the run at once: the page is read
+again, from the key of the last page confirmed, with backoff (4 tries over about 30 s by default), before the run
+fails. Nothing read before is lost or published twice for it, and the cursor still moves only after a confirm.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import structlog
+import tenacity
 
-from sync_worker.core.errors import InvalidRecord
+from sync_worker.core.errors import InvalidRecord, TransientError
 from sync_worker.core.member import Member, skip_reason
 from sync_worker.core.messages import EventType, MemberEvent
-from sync_worker.core.ports import ChangeCursor, EventPublisher, MemberStore
+from sync_worker.core.ports import ChangeCursor, ChangePage, EventPublisher, MemberStore
 
 log = structlog.get_logger("ct_sync.poller")
 NO_MEMBER_NUMBER = "unreadable record without a Member Number"
+READ_TRIES = 4  # of one page (or the count), before the run fails
+READ_BACKOFF = 4.0  # seconds before the second try; doubling: 4 + 8 + 16 s, about 30 s with jitter
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -67,12 +77,18 @@ class Poller:
         watermark_path: Path,
         overlap: timedelta,
         program_id: str | None,
+        read_tries: int = READ_TRIES,
+        read_backoff: float = READ_BACKOFF,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._store = store
         self._publisher = publisher
         self._path = watermark_path
         self._overlap = overlap
         self._program_id = program_id
+        self._read_tries = read_tries
+        self._read_backoff = read_backoff
+        self._sleep = sleep  # tests wait for nothing
 
     def read_state(self) -> PollState | None:
         if not self._path.exists():
@@ -101,9 +117,9 @@ class Poller:
         start = report.cursor
         if start is not None and not initial:
             start = ChangeCursor(start.updated - self._overlap, "")
-        report.total = self._store.count_changed_after(start)
+        report.total = self._read(lambda: self._store.count_changed_after(start), what="count")
         event_type: EventType = "enroll" if initial else "update"
-        for page in self._store.changed_after(start):
+        for page in self._pages(start):
             events = [event for item in page.items if (event := self._event(item, event_type, report)) is not None]
             report.read += len(page.items)
             if dry_run:
@@ -129,6 +145,41 @@ class Poller:
             cursor=report.cursor.updated.isoformat() if report.cursor else None,
         )
         return report
+
+    def _pages(self, start: ChangeCursor | None) -> Iterator[ChangePage]:
+        """The store's pages after `start`; a page it cannot give now is asked for again (see the module docstring).
+        A page is asked for only once the one before was handled, so reading again from the last page's key
+        starts right after what was confirmed."""
+        position = start
+        pages: Iterator[ChangePage] | None = None
+
+        def next_page() -> ChangePage | None:
+            nonlocal pages
+            if pages is None:
+                pages = iter(self._store.changed_after(position))
+            try:
+                return next(pages)
+            except StopIteration:
+                return None
+            except TransientError:
+                pages = None  # a generator that raised is finished: a new read starts after `position`
+                raise
+
+        while (page := self._read(next_page, what="page")) is not None:
+            yield page
+            position = page.last
+
+    def _read(self, read: Callable[[], T], *, what: str) -> T:
+        """One read of Siebel, tried again with backoff while Siebel cannot answer."""
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(TransientError),
+            stop=tenacity.stop_after_attempt(self._read_tries),
+            wait=tenacity.wait_exponential(multiplier=self._read_backoff) + tenacity.wait_random(0, 1),
+            sleep=self._sleep,
+            before_sleep=lambda state: _log_retry(what, state),
+            reraise=True,
+        )
+        return retrying(read)
 
     def _event(self, item: Member | InvalidRecord, event_type: EventType, report: PollReport) -> MemberEvent | None:
         if isinstance(item, InvalidRecord):
@@ -162,3 +213,14 @@ class Poller:
         temporary = self._path.with_suffix(".tmp")
         temporary.write_text(json.dumps(document))
         os.replace(temporary, self._path)  # atomic: a crash leaves the old or the new, never half
+
+
+def _log_retry(what: str, state: tenacity.RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome is not None else None
+    log.warning(
+        "poll_read_retry",
+        read=what,
+        attempt=state.attempt_number,
+        error=getattr(error, "message", type(error).__name__),
+        wait_s=round(state.next_action.sleep, 1) if state.next_action else None,
+    )

@@ -54,7 +54,8 @@ class AdvisoryLocks:
         try:
             self._execute(func.pg_advisory_unlock(member_key(member_number)))
         except TransientError as exc:  # the session is gone, and its locks with it: nothing left to release
-            log.warning("member_lock_release_failed", error=exc.message)
+            # One line per member would repeat the session's loss, said once below.
+            log.debug("member_lock_release_failed", error=exc.message)
 
     def close(self) -> None:
         with self._lock:

@@ -4,6 +4,11 @@ state" per member that lets an unchanged member cost no CrowdTwist call. SQLAlch
 The per-member statements are built once (building and cache-keying a statement costs more than running it), and
 the writes of concurrent syncs share transactions (`group_commit`): one commit per batch instead of per member.
 
+A member's state that could not be written (the database unreachable) leaves what the ledger knew of the member
+stale: CrowdTwist may hold newer data than the row says. Such members are kept in memory and their rows deleted
+first thing in the next transaction that succeeds (a read or a write), so no sync trusts the stale row: forgetting
+only ever costs a call. Lost if the process dies before the database returns (then the stale row stays).
+
 Rows hold Member Numbers, outcomes and reasons, never personal data or secrets.
 """
 
@@ -230,6 +235,8 @@ class SqlLedger:
         self._upsert_synced = _upsert_statement(dialect_insert, _SYNCED_COLUMNS + _REFUSED_COLUMNS)
         self._upsert_refused = _upsert_statement(dialect_insert, _REFUSED_COLUMNS)
         self._writes: GroupCommit[_Write] = GroupCommit(self._commit, failed=_failed)
+        self._unsettled: set[str] = set()  # members whose state could not be written: forgotten at the next chance
+        self._unsettled_lock = threading.Lock()
         create_schema(self._engine, metadata)
 
     def close(self) -> None:
@@ -245,9 +252,36 @@ class SqlLedger:
 
     def _commit(self, writes: list[_Write]) -> None:
         """One transaction for a batch of writes; runs of one statement go as one executemany, in order."""
-        with self._begin(write=True) as connection:
+        with self._settling() as unsettled, self._begin(write=True) as connection:
+            self._settle(connection, unsettled)
             for statement, run in itertools.groupby(writes, key=lambda write: write[0]):
                 connection.execute(statement, [parameters for _, rows in run for parameters in rows])
+
+    @contextmanager
+    def _settling(self) -> Iterator[list[str]]:
+        """The members to forget in the coming transaction: kept for a later one if it fails."""
+        if not self._unsettled:  # the common case: no lock taken
+            yield []
+            return
+        with self._unsettled_lock:
+            unsettled = sorted(self._unsettled)
+            self._unsettled.difference_update(unsettled)
+        try:
+            yield unsettled
+        except BaseException:
+            with self._unsettled_lock:
+                self._unsettled.update(unsettled)
+            raise
+
+    def _settle(self, connection: Connection, unsettled: list[str]) -> None:
+        """Forget members whose state could not be written before; first in a transaction, so that a state written
+        later in it (a newer sync of the member) stands."""
+        if unsettled:
+            connection.execute(_DELETE_STATE, [{"member_number": number} for number in unsettled])
+
+    def _unsettle(self, member_number: str) -> None:
+        with self._unsettled_lock:
+            self._unsettled.add(member_number)
 
     # -- Ledger port ---------------------------------------------------------------------------------------------
 
@@ -279,7 +313,8 @@ class SqlLedger:
     # -- KnownStates port ----------------------------------------------------------------------------------------
 
     def known_state(self, member_number: str) -> KnownState:
-        with self._begin() as connection:
+        with self._settling() as unsettled, self._begin(write=bool(unsettled)) as connection:
+            self._settle(connection, unsettled)
             row = connection.execute(_SELECT_STATE, {"member_number": member_number}).one()
         deleted_by = request_id(row.deleted_by) if row.deleted_by is not None else None
         synced = refused = None
@@ -303,10 +338,18 @@ class SqlLedger:
         else:
             values = {"refused_hash": state.fingerprint, "refused_reason": state.reason, "refused_at": state.refused_at}
             statement = self._upsert_refused
-        self._writes.submit((statement, [{"member_number": member_number, **values}]))
+        try:
+            self._writes.submit((statement, [{"member_number": member_number, **values}]))
+        except TransientError:
+            self._unsettle(member_number)
+            raise
 
     def forget(self, member_number: str) -> None:
-        self._writes.submit((_DELETE_STATE, [{"member_number": member_number}]))
+        try:
+            self._writes.submit((_DELETE_STATE, [{"member_number": member_number}]))
+        except TransientError:
+            self._unsettle(member_number)
+            raise
 
     # -- queries for `ct-sync status` and `resubmit` ---------------------------------------------------------------
 

@@ -65,6 +65,7 @@ class Supervisor:
         on_transition: Callable[[Transition], None] = lambda transition: None,
         summary: MinuteSummary | None = None,
         pauses: Pauses | None = None,
+        also_paused: Callable[[], bool] = lambda: False,
     ) -> None:
         self.breaker = breaker
         self._policy = policy
@@ -82,6 +83,7 @@ class Supervisor:
         self._summarised = monotonic()
         self._pauses = pauses
         self._paused_since: datetime | None = None  # an earlier process's credentials pause, not yet seen to end
+        self._also_paused = also_paused  # syncing paused by another gate (the ledger or Siebel down): the summary says
 
     def started(self, probe: Callable[[], object]) -> None:
         """At start: if a pause for refused credentials is remembered, `probe` CrowdTwist once. An answer means the
@@ -152,7 +154,7 @@ class Supervisor:
 
     def _summarise(self, now: float) -> None:
         seconds, self._summarised = now - self._summarised, now
-        paused = self.breaker.state is not BreakerState.CLOSED
+        paused = self.breaker.state is not BreakerState.CLOSED or self._also_paused()
         fields = self.summary.take(seconds=seconds, paused=paused)
         if self.sizer is not None:
             fields["in_flight_limit"] = self.sizer.limit  # syncs allowed at once: the Little's-law figure in force

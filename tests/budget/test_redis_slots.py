@@ -3,6 +3,11 @@ when Redis does."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 from crowdtwist_client.budget import RedisSlots
 from tests.redis_server import PrivateRedis
 
@@ -44,3 +49,41 @@ def test_redis_down_paces_alone_at_a_share_alerts_once_and_returns_when_redis_do
     assert told == [False, True]
     assert slots.shared
     slots.close()
+
+
+class SilentRedis:
+    """A server that takes connections and never answers (a Redis whose host hangs): counts the connections."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"redis://127.0.0.1:{self._listener.getsockname()[1]}/0"
+        self.connections: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                self.connections.append(self._listener.accept()[0])
+
+    def close(self) -> None:
+        self._listener.close()
+        for connection in self.connections:
+            connection.close()
+
+
+def test_while_redis_is_away_one_call_tries_it_again_and_the_others_pace_alone_meanwhile() -> None:
+    time = FakeTime()
+    told: list[bool] = []
+    redis = SilentRedis()
+    slots = RedisSlots(redis.url, key="test", fallback_processes=2, on_sharing=told.append, clock=lambda: time.now)
+    try:
+        slots.reserve(1.0)  # finds Redis silent: alone
+        one_try = len(redis.connections)
+        time.now += 5.0
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(lambda _: slots.reserve(1.0), range(8)))
+        assert len(redis.connections) == 2 * one_try  # eight calls at once, one try of Redis between them
+        assert told == [False]
+    finally:
+        slots.close()
+        redis.close()

@@ -1,17 +1,23 @@
-"""The poller: initial load, later changes only, skips counted, the cursor only moves after confirms."""
+"""The poller: initial load, later changes only, skips counted, the cursor only moves after confirms, a page Siebel
+cannot answer now read again with backoff."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from config.settings import SiebelSettings
+from sandbox.servers import SiebelEmulatorServer
+from sandbox.siebel.emulator import SiebelEmulator
+from siebel_adapter.rest_store import SiebelRestStore
 from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.core.errors import TransientError
 from sync_worker.core.messages import MemberEvent
-from sync_worker.entrypoints.poller import Poller
+from sync_worker.entrypoints.poller import Poller, PollReport
 from tests.builders import PROGRAM, siebel_member
 from tests.fakes import FakePublisher
 
@@ -144,3 +150,76 @@ def test_progress_says_how_many_of_how_many_were_read_after_each_page(store: Sql
     seen: list[tuple[int, int | None]] = []
     poller(store, FakePublisher(), tmp_path).run_once(lambda report: seen.append((report.read, report.total)))
     assert seen == [(2, 5), (4, 5), (5, 5)]
+
+
+# -- Siebel failing a page (issue 29): read again with backoff, over real HTTP against the Siebel REST emulator ------
+
+
+@pytest.fixture
+def siebel(tmp_path: Path) -> Iterator[tuple[SiebelEmulator, SiebelRestStore]]:
+    """Twelve members behind the emulated Siebel REST API, read five to a page."""
+    admin = SqliteMemberStore(tmp_path / "siebel.sqlite", SiebelSettings())
+    for n in range(12):
+        admin.upsert_member(siebel_member(**{"Member Number": f"296-{n:02d}"}), at=START + timedelta(minutes=n))
+    emulator = SiebelEmulator(admin, username="CTSYNC", password="emulator-pw")
+    with SiebelEmulatorServer(emulator) as server:
+        settings = SiebelSettings(
+            backend="rest", base_url=server.base_url, username="CTSYNC", password=SecretStr("emulator-pw"), page_size=5
+        )
+        store = SiebelRestStore(settings)
+        yield emulator, store
+        store.close()
+
+
+def rest_poller(store: SiebelRestStore, publisher: FakePublisher, tmp_path: Path, waits: list[float]) -> Poller:
+    return Poller(
+        store,
+        publisher,
+        watermark_path=tmp_path / "watermark.json",
+        overlap=timedelta(minutes=2),
+        program_id=PROGRAM,
+        sleep=waits.append,  # the backoff is recorded, not waited for
+    )
+
+
+def test_a_page_siebel_answers_500_is_read_again_with_backoff_and_the_poll_completes(
+    siebel: tuple[SiebelEmulator, SiebelRestStore], tmp_path: Path
+) -> None:
+    emulator, store = siebel
+    publisher, waits = FakePublisher(), []
+
+    def after_each_page(report: PollReport) -> None:
+        if report.read == 5:  # the first page confirmed: Siebel fails the next two reads
+            emulator.fail_reads = 2
+
+    report = rest_poller(store, publisher, tmp_path, waits).run_once(after_each_page)
+    assert emulator.failed_reads == 2
+    assert len(waits) == 2
+    assert 4 <= waits[0] < 5  # backoff: 4 s, then 8 s, with up to a second of jitter
+    assert 8 <= waits[1] < 9
+    assert [event.member_number for event in publisher.published] == [f"296-{n:02d}" for n in range(12)]
+    assert report.cursor is not None
+    assert report.cursor.updated == START + timedelta(minutes=11)
+
+
+def test_a_page_siebel_keeps_failing_fails_the_run_after_four_tries_and_the_next_run_takes_it_up(
+    siebel: tuple[SiebelEmulator, SiebelRestStore], tmp_path: Path
+) -> None:
+    emulator, store = siebel
+    publisher, waits = FakePublisher(), []
+
+    def after_each_page(report: PollReport) -> None:
+        if report.read == 5:
+            emulator.fail_reads = 100
+
+    the_poller = rest_poller(store, publisher, tmp_path, waits)
+    with pytest.raises(TransientError, match="HTTP 500"):
+        the_poller.run_once(after_each_page)
+    assert (emulator.failed_reads, len(waits)) == (4, 3)
+    state = the_poller.read_state()  # the watermark stays at the last page confirmed
+    assert state is not None
+    assert state.cursor is not None
+    assert state.cursor.updated == START + timedelta(minutes=4)
+    emulator.fail_reads = 0
+    rest_poller(store, publisher, tmp_path, waits).run_once()
+    assert [event.member_number for event in publisher.published] == [f"296-{n:02d}" for n in range(12)]

@@ -89,6 +89,11 @@ class Run:
         """Siebel's REST API over this run's member store, with the credentials `siebel_rest_settings` gives."""
         return SiebelEmulator(self.store, username=SIEBEL_USERNAME, password=SIEBEL_PASSWORD)
 
+    @property
+    def outbox(self) -> Path:
+        """Where the worker's alerts go when no SMTP server is set."""
+        return self.log.parent / "outbox"
+
     def synced(self) -> int:
         return sum(1 for document in self.store.documents() if document.get("CT Sync Status") == "Synced")
 

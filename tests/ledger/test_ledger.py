@@ -17,6 +17,7 @@ import pytest
 from sync_worker.core.errors import ConfigurationError, TransientError
 from sync_worker.core.ports import AttemptRecord, KnownState, RefusedState, SyncedState
 from sync_worker.ledger.sql import SqlLedger
+from tests.integration.proxy import SilenceableProxy
 
 NOON = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -203,3 +204,23 @@ def test_a_postgresql_ledger_without_its_driver_names_the_postgres_extra(monkeyp
         "CTSYNC_LEDGER__URL is a PostgreSQL database, whose driver comes with the postgres extra: "
         "pip install 'ct-sync[postgres]'"
     )
+
+
+@pytest.mark.postgres
+def test_a_state_the_ledger_could_not_take_is_forgotten_at_its_next_transaction(postgres_database: str) -> None:
+    """CrowdTwist accepted "new" but the database was away: the row still says "old", which no sync may trust."""
+    with SilenceableProxy(("127.0.0.1", 5432)) as proxy:
+        ledger = SqlLedger(postgres_database.replace(":5432/", f":{proxy.port}/"), pool_size=2)
+        try:
+            ledger.remember("296-1", SyncedState("a" * 64, 564865656, NOON))
+            ledger.remember("296-2", SyncedState("a" * 64, 564865657, NOON))
+            proxy.cut()
+            with pytest.raises(TransientError):
+                ledger.remember("296-1", SyncedState("b" * 64, 564865656, NOON + timedelta(minutes=1)))
+            proxy.restore()
+            assert ledger.known_state("296-1") == KnownState()  # a sync of it sends, whatever it finds
+            assert ledger.known_state("296-2").synced is not None  # the others are left alone
+            ledger.remember("296-1", SyncedState("c" * 64, 564865656, NOON + timedelta(minutes=2)))
+            assert ledger.known_state("296-1").synced == SyncedState("c" * 64, 564865656, NOON + timedelta(minutes=2))
+        finally:
+            ledger.close()

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from sync_worker.core.decisions import RetryPolicy, decide_failure, retry_delay
+from sync_worker.core.decisions import RetryPolicy, decide_failure, decide_unavailable, is_unavailable, retry_delay
 from sync_worker.core.errors import (
     INTERNAL,
     ConfigurationError,
@@ -142,3 +142,37 @@ def test_another_system_past_the_budget_is_named_for_itself() -> None:
     decision = decide_failure(error, event=_event(6, failed_minutes_ago=11), now=NOW, policy=POLICY, jitter=0)
     assert decision.reason is not None
     assert decision.reason.startswith("ledger unreachable after 6 attempts")
+
+
+LEDGER_DOWN = TransientError("member locks unavailable: connection refused", system="ledger")
+
+
+@pytest.mark.parametrize(
+    ("error", "unavailable"),
+    [
+        (LEDGER_DOWN, True),
+        (TransientError("Siebel unavailable: HTTP 503", system="siebel", status_code=503), True),
+        (UNAVAILABLE, False),  # CrowdTwist's outage is the breaker's
+        (SIEBEL_REFUSES, False),  # a refusal is no outage
+        (None, False),
+    ],
+)
+def test_an_outage_of_the_ledger_or_siebel_is_told_apart(error: CtSyncError | None, unavailable: bool) -> None:
+    assert is_unavailable(error) is unavailable
+
+
+def test_a_member_the_ledger_held_up_before_any_call_is_retried_as_the_very_same_event() -> None:
+    """Nothing reached CrowdTwist: the retry keeps the event's trust in the ledger, and spends no budget."""
+    event = _event(1)
+    decision = decide_unavailable(LEDGER_DOWN, event=event, policy=POLICY, trusted=True)
+    assert (decision.action, decision.ledger_outcome, decision.write_status) == ("retry_later", "Retrying", None)
+    assert decision.retry_event == event
+    assert decision.delay == timedelta(seconds=30)
+    assert decision.reason == "ledger unavailable: member locks unavailable: connection refused"
+
+
+def test_a_redelivery_held_up_by_the_ledger_is_retried_as_a_later_attempt_that_trusts_nothing() -> None:
+    """Its earlier delivery may have reached CrowdTwist: the retry must not trust the ledger's "unchanged"."""
+    decision = decide_unavailable(LEDGER_DOWN, event=_event(1), policy=POLICY, trusted=False)
+    assert decision.retry_event is not None
+    assert (decision.retry_event.attempt, decision.retry_event.first_failure_at) == (2, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
@@ -16,6 +17,7 @@ from sync_worker.core.member import Member, SyncStatus
 from sync_worker.core.messages import MemberEvent
 from sync_worker.core.resubmit import resubmit_event
 from sync_worker.core.sync import MemberSync
+from sync_worker.worker import handler as handler_module
 from sync_worker.worker.handler import EventHandler
 from tests.builders import PROGRAM, changed, member
 from tests.fakes import FakeClock, FakeCrowdTwist, FakeKnownStates, FakeLedger, FakeMemberLocks, FakeStore
@@ -502,3 +504,95 @@ def test_a_ledger_that_cannot_be_read_fails_the_sync_rather_than_risk_a_deleted_
     handled = world.send(ann, "enroll")
     assert handled.decision.action != "ack"
     assert world.crowdtwist.total_calls == 0
+
+
+# -- the ledger or Siebel down (issue 29): no call when unsure, and nothing resent once it is back -------------------
+
+LEDGER_DOWN = TransientError("ledger unavailable: connection refused", system="ledger")
+
+
+def _outage_then_back(world: World, fail: Callable[[], None]) -> tuple[Handled, Handled]:
+    """Given a member CrowdTwist holds, an update event met by an outage, then the retry once it is over."""
+    ann = member()
+    world.store.put(ann)
+    world.send(ann, "enroll")
+    calls = world.crowdtwist.total_calls
+    fail()
+    during = world.handler.handle([update_of(ann)])
+    assert world.crowdtwist.total_calls == calls  # nothing was sent while the member could not be judged
+    retry = during.decision.retry_event
+    assert retry is not None
+    return during, world.handler.handle([retry])
+
+
+def test_a_member_whose_known_state_cannot_be_read_costs_no_call_now_or_after_the_outage(world: World) -> None:
+    def fail() -> None:
+        world.states.script.failures = [LEDGER_DOWN]
+
+    during, after = _outage_then_back(world, fail)
+    assert (during.decision.action, during.calls, during.error) == ("retry_later", 0, LEDGER_DOWN)
+    assert (after.decision.ledger_outcome, after.calls) == ("Unchanged", 0)
+
+
+def test_a_member_whose_lock_cannot_be_taken_costs_no_call_now_or_after_the_outage(world: World) -> None:
+    def fail() -> None:
+        world.locks.script.failures = [LEDGER_DOWN]
+
+    during, after = _outage_then_back(world, fail)
+    assert during.decision.reason == "ledger unavailable: connection refused"  # not "another worker is syncing"
+    assert (after.decision.ledger_outcome, after.calls) == ("Unchanged", 0)
+
+
+def test_a_member_siebel_cannot_give_costs_no_call_now_or_after_the_outage(world: World) -> None:
+    def fail() -> None:
+        world.store.read_script.failures = [TransientError("Siebel unavailable: HTTP 503", system="siebel")]
+
+    during, after = _outage_then_back(world, fail)
+    assert during.decision.retry_event is not None
+    assert during.decision.retry_event.first_failure_at is None  # no budget spent
+    assert (after.decision.ledger_outcome, after.calls) == ("Unchanged", 0)
+
+
+def test_a_redelivery_held_up_by_the_ledger_sends_once_it_is_back(world: World) -> None:
+    """The broker's redelivery may follow a send no one saw the end of: its retry trusts no "unchanged"."""
+    ann = member()
+    world.store.put(ann)
+    world.send(ann, "enroll")
+    world.locks.script.failures = [LEDGER_DOWN]
+    during = world.handler.handle([update_of(ann)], redelivered=True)
+    assert during.decision.retry_event is not None
+    assert world.handler.handle([during.decision.retry_event]).calls == 1
+
+
+def test_history_the_ledger_cannot_take_is_held_and_written_in_order_when_it_returns(world: World) -> None:
+    ann, bob = member(), member()
+    world.store.put(ann)
+    world.store.put(bob)
+    world.ledger.script.failures = [LEDGER_DOWN]
+    held = world.send(ann, "enroll")
+    assert (held.decision.action, held.ledger_error) == ("ack", LEDGER_DOWN)  # the sync stands
+    assert world.ledger.rows == []
+    written = world.send(bob, "enroll")
+    assert written.ledger_error is None
+    assert [row.member_number for row in world.ledger.rows] == [ann.member_number, bob.member_number]
+
+
+def test_history_held_is_bounded_and_the_oldest_rows_go_first(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(handler_module, "MAX_HELD_ROWS", 2)
+    members = [member() for _ in range(4)]
+    for subject in members:
+        world.store.put(subject)
+    world.ledger.script.failures = [LEDGER_DOWN] * 3
+    for subject in members:
+        world.send(subject, "enroll")
+    # Two held (the first member's row gave way to the third's), then written with the fourth's.
+    assert [row.member_number for row in world.ledger.rows] == [m.member_number for m in members[1:]]
+
+
+def test_history_still_held_at_shutdown_is_written_then(world: World) -> None:
+    ann = member()
+    world.store.put(ann)
+    world.ledger.script.failures = [LEDGER_DOWN]
+    world.send(ann, "enroll")
+    world.handler.flush_history()
+    assert [row.outcome for row in world.ledger.rows] == ["Synced"]
