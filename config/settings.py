@@ -377,7 +377,8 @@ class SftpSettings(_Section):
         default=None, description="OpenSSH known_hosts file holding the server's host key (no trust on first use)"
     )
     ciphers: NameList = Field(
-        default=CROWDTWIST_SFTP_CIPHERS, description="ciphers offered, comma-separated (CrowdTwist: the aes-ctr three)"
+        default=CROWDTWIST_SFTP_CIPHERS,
+        description="ciphers offered, most preferred first, comma-separated (CrowdTwist: the aes-ctr three)",
     )
     segment_directory: str = Field(default="", description="remote folder for segments, relative to the login one")
     timeout: Duration = Field(default=timedelta(seconds=30), description="connect and read timeout")
