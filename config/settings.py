@@ -267,6 +267,9 @@ class AlertsSettings(_Section):
     smtp_username: str | None = Field(default=None, description="SMTP login")
     smtp_password: Secret = Field(default=None, description="SMTP password")
     starttls: bool = Field(default=False, description="upgrade the SMTP connection with STARTTLS")
+    ca_bundle: Path | None = Field(
+        default=None, description="PEM bundle of a private CA for STARTTLS; TLS is always verified"
+    )
     notify: Literal["failures", "all", "none"] = Field(default="failures", description="`failures`, `all` or `none`")
     digest_interval: Duration = Field(default=timedelta(minutes=15), description="at most one digest this often")
 
