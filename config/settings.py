@@ -267,6 +267,9 @@ class AlertsSettings(_Section):
     smtp_username: str | None = Field(default=None, description="SMTP login")
     smtp_password: Secret = Field(default=None, description="SMTP password")
     starttls: bool = Field(default=False, description="upgrade the SMTP connection with STARTTLS")
+    ca_bundle: Path | None = Field(
+        default=None, description="PEM bundle of a private CA for STARTTLS; TLS is always verified"
+    )
     notify: Literal["failures", "all", "none"] = Field(default="failures", description="`failures`, `all` or `none`")
     digest_interval: Duration = Field(default=timedelta(minutes=15), description="at most one digest this often")
 
@@ -381,7 +384,8 @@ class SftpSettings(_Section):
         default=None, description="OpenSSH known_hosts file holding the server's host key (no trust on first use)"
     )
     ciphers: NameList = Field(
-        default=CROWDTWIST_SFTP_CIPHERS, description="ciphers offered, comma-separated (CrowdTwist: the aes-ctr three)"
+        default=CROWDTWIST_SFTP_CIPHERS,
+        description="ciphers offered, most preferred first, comma-separated (CrowdTwist: the aes-ctr three)",
     )
     segment_directory: str = Field(default="", description="remote folder for segments, relative to the login one")
     timeout: Duration = Field(default=timedelta(seconds=30), description="connect and read timeout")

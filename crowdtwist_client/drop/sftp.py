@@ -10,7 +10,8 @@ paramiko or asyncssh? Both are maintained and both do everything this needs: key
 from a known_hosts file, a cipher list, rename, stat, and an in-process server (for `ct-sync sandbox`).
 paramiko fits ct-sync as it is: the rest of ct-sync is synchronous and threaded (httpx's sync client, kombu), and
 paramiko's blocking API slots in where asyncssh would need an event loop run around every upload; its
-`disabled_algorithms` pins the cipher list, and `SSHClient` asks the server for the host-key type the known_hosts
+`disabled_algorithms` pins the cipher list (and its security options the order we offer them in: the setting's,
+so the first the server accepts is used), and `SSHClient` asks the server for the host-key type the known_hosts
 file holds. asyncssh pipelines SFTP writes harder and is the faster of the two at bulk transfer; the upload
 figure that matters (ct-sync against OpenSSH's own `sftp` on the same file) is in docs/benchmarks.md.
 
@@ -59,6 +60,7 @@ class SftpDrop:
         self._attempts = settings.attempts
         self._retry_wait = settings.retry_wait.total_seconds()
         self._disabled_ciphers = _disabled_ciphers(settings.ciphers)
+        self._ciphers = tuple(settings.ciphers)
         self._known_hosts = _check_known_hosts(settings.known_hosts)
         passphrase = settings.key_passphrase.get_secret_value() if settings.key_passphrase else None
         self._key = _load_key(settings.key_file, passphrase)
@@ -124,6 +126,7 @@ class SftpDrop:
                     timeout=self._timeout, banner_timeout=self._timeout, auth_timeout=self._timeout,
                     channel_timeout=self._timeout, allow_agent=False, look_for_keys=False,
                     disabled_algorithms={"ciphers": self._disabled_ciphers},
+                    transport_factory=self._transport,
                 )  # fmt: skip
                 transport = client.get_transport()
                 if transport is None:
@@ -137,6 +140,13 @@ class SftpDrop:
             yield sftp, transport
         finally:
             client.close()
+
+    def _transport(self, sock: object, **options: object) -> paramiko.Transport:
+        """paramiko's transport, offering the ciphers in the setting's order (SSH takes the client's first one the
+        server accepts); without this, paramiko's own order would win (aes128-ctr before aes256-ctr)."""
+        transport = paramiko.Transport(sock, **options)  # type: ignore[arg-type]
+        transport.get_security_options().ciphers = self._ciphers
+        return transport
 
     def _connect_error(self, exc: BaseException) -> CtSyncError:
         where = f"{self._host}:{self._port}"

@@ -19,9 +19,11 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 class Inbox:
     def __init__(self) -> None:
         self.messages: list[Message] = []
+        self.sessions: list[tuple[bool, bool]] = []  # per message: (over TLS, logged in)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(email.message_from_bytes(envelope.content))
+        self.sessions.append((session.ssl is not None, bool(session.authenticated)))
         return "250 OK"
 
     @property
@@ -50,6 +52,7 @@ class SmtpServer:
                     success=isinstance(data, LoginPassword) and data.password == password.encode(), handled=False
                 ),
                 auth_require_tls=tls is not None,
+                auth_required=True,  # no mail without a login (530), as a relay that asks for one
             )
         self._controller = Controller(self.inbox, hostname="127.0.0.1", port=port, **options)
 

@@ -47,6 +47,28 @@ def test_starttls_and_login_are_used_when_configured(starttls_smtp: SmtpServer) 
     assert "nope-pw-456" not in str(caught.value)
 
 
+def test_a_private_ca_named_by_ca_bundle_is_trusted_for_starttls_and_no_other_is(
+    certificate_authority: trustme.CA, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The mail server's CA is named by its own setting, not by SSL_CERT_FILE (which would change the trust of the
+    whole process, the CrowdTwist and Siebel clients included)."""
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    certificate_authority.issue_cert("127.0.0.1").configure_cert(server_context)
+    bundle = tmp_path / "ca.pem"
+    certificate_authority.cert_pem.write_to_path(str(bundle))
+    server = SmtpServer(free_port(), tls=server_context, password="smtp-pw-123").start()
+    login = {"starttls": True, "smtp_username": "ct", "smtp_password": SecretStr("smtp-pw-123")}
+    try:
+        with pytest.raises(TransientError, match="SSLCertVerificationError"):
+            SmtpMailer(settings(server.port, **login), timeout=5).send(ALERT)
+        SmtpMailer(settings(server.port, ca_bundle=bundle, **login)).send(ALERT)
+        assert server.inbox.subjects == [ALERT.subject]
+        assert server.inbox.sessions == [(True, True)]
+    finally:
+        server.stop()
+
+
 def test_smtp_down_never_blocks_and_the_alert_arrives_once_it_is_back() -> None:
     port = free_port()
     dispatcher = AlertDispatcher(SmtpMailer(settings(port), timeout=2), wait=lambda event, seconds: event.wait(0.1))

@@ -1,5 +1,5 @@
-"""TLS is verified by default for CrowdTwist and Siebel; a private CA is trusted only when named; there is no
-switch that turns verification off."""
+"""TLS is verified by default for CrowdTwist, Siebel and the mail server; a private CA is trusted only when named;
+there is no switch that turns verification off."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import trustme
 from pydantic import SecretStr
 
-from config.settings import CrowdTwistSettings, SiebelSettings
+from config.settings import AlertsSettings, CrowdTwistSettings, SiebelSettings
 from crowdtwist_client.client import CrowdTwistClient
 from sandbox.crowdtwist import SandboxState, create_sandbox_app
 from siebel_adapter.rest_store import SiebelRestStore
@@ -56,7 +56,7 @@ def test_siebel_refuses_a_certificate_it_cannot_verify(tls_sandbox: tuple[str, P
 
 
 def test_no_setting_can_switch_verification_off() -> None:
-    for section in (CrowdTwistSettings, SiebelSettings):
+    for section in (CrowdTwistSettings, SiebelSettings, AlertsSettings):
         names = set(section.model_fields)
         assert not names & {"verify", "verify_tls", "insecure", "tls_verify", "ssl_verify"}, section.__name__
         assert "ca_bundle" in names

@@ -32,6 +32,12 @@ def test_the_negotiated_cipher_is_a_ctr_one(clean_upload: SshServer) -> None:
     assert drop_for(clean_upload).negotiated_cipher() in ("aes256-ctr", "aes192-ctr", "aes128-ctr")
 
 
+@pytest.mark.parametrize("ciphers", [["aes256-ctr", "aes192-ctr", "aes128-ctr"], ["aes192-ctr", "aes128-ctr"]])
+def test_the_ciphers_are_offered_in_the_settings_order(clean_upload: SshServer, ciphers: list[str]) -> None:
+    """SSH takes the client's first cipher the server accepts: the setting's first, not paramiko's favourite."""
+    assert drop_for(clean_upload, ciphers=ciphers).negotiated_cipher() == ciphers[0]
+
+
 def test_a_server_offering_only_other_ciphers_is_refused(tmp_path: Path, segment_file: Path) -> None:
     require_sshd()
     server = SshServer(tmp_path / "gcm", ciphers="aes128-gcm@openssh.com,chacha20-poly1305@openssh.com").start()
