@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from pathlib import Path
 
 import pytest
+import trustme
 from pydantic import SecretStr
 
 from config.settings import AlertsSettings, Settings
