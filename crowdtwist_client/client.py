@@ -297,12 +297,11 @@ class CrowdTwistClient:
                 headers["X-CT-Authorization"] = f"CTApiKey {self._api_key}"
             else:
                 query["api_key"] = self._api_key
-        if self._pacer is not None:
-            waited = self._pacer.acquire()
-            if waited:
-                record_pacing(waited)
-                if self._pacing_observer is not None:
-                    self._pacing_observer(waited)
+        admission = self._pacer.acquire() if self._pacer is not None else None
+        if admission is not None and admission.waited:
+            record_pacing(admission.waited)
+            if self._pacing_observer is not None:
+                self._pacing_observer(admission.waited)
         record_call()
         started = time.monotonic()
         failure: TransientError | None = None
@@ -318,8 +317,8 @@ class CrowdTwistClient:
             raise failure
         self._observe(operation, response.status_code, started)
         error = error_for(response.status_code, response.headers, response.content, operation=operation)
-        if self._pacer is not None and isinstance(error, RateLimited):
-            self._pacer.rate_limited()
+        if self._pacer is not None and admission is not None:
+            self._pacer.answered(admission, limited=isinstance(error, RateLimited))
         if error is not None:
             raise self._scrubbed(error, sent=json)
         if response.status_code == 404:

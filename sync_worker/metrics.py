@@ -36,6 +36,11 @@ class Metrics:
         self.in_flight_limit = Gauge(
             "ct_sync_in_flight_limit", "Syncs allowed at once: the budget's calls/s × seconds per sync", registry=r
         )
+        self.crowdtwist_pace = Gauge(
+            "ct_sync_crowdtwist_pace_per_minute",
+            "CrowdTwist calls a minute the pacer allows now: the budget share, or under CrowdTwist's limit after 429s",
+            registry=r,
+        )
         self.intake_answers = Counter(
             "ct_sync_intake_answers",
             "Intake answers to Siebel by status (503: queue refused, OIC Failure)",

@@ -62,6 +62,11 @@ class InFlightSizer:
             )
 
     @property
+    def calls_per_second(self) -> float | None:
+        """The pacer's rate in force (None: unpaced)."""
+        return self._calls_per_second()
+
+    @property
     def limit(self) -> int:
         with self._lock:
             wanted = self._littles_law()

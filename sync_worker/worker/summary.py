@@ -1,6 +1,7 @@
 """The worker's summary line, once a minute: what it did since the last one (members synced, unchanged, skipped,
-errors, retries), the CrowdTwist calls it spent and the share of its budget they were, the work queue's depth and
-whether syncing is paused. One line a minute tells an operator how a run goes; one line per member does not.
+errors, retries), the CrowdTwist calls it spent and the share of its budget they were, the pace CrowdTwist's 429s
+held it to when that is below the budget, the work queue's depth and whether syncing is paused. One line a minute
+tells an operator how a run goes; one line per member does not.
 
 Fed from the consumer's thread (outcomes) and the pool's (dead letters); read by the supervisor's tick.
 """
@@ -32,8 +33,9 @@ class MinuteSummary:
         with self._lock:
             self._queue_depth = depth
 
-    def take(self, *, seconds: float, paused: bool) -> dict[str, Any]:
-        """The line's fields for the last `seconds`, and a fresh start for the next line."""
+    def take(self, *, seconds: float, paused: bool, pace_per_minute: float | None = None) -> dict[str, Any]:
+        """The line's fields for the last `seconds`, and a fresh start for the next line. `pace_per_minute`: the
+        pacer's rate in force, shown when below the budget (CrowdTwist's real limit is lower than configured)."""
         with self._lock:
             outcomes, calls = self._outcomes, self._calls
             self._outcomes, self._calls = Counter(), 0
@@ -49,6 +51,11 @@ class MinuteSummary:
             "retries": outcomes["Retrying"],
             "crowdtwist_calls": calls,
             "budget_use": f"{calls / budget:.0%}" if budget > 0 else None,
+            **(
+                {"crowdtwist_pace_per_minute": round(pace_per_minute)}
+                if pace_per_minute is not None and round(pace_per_minute) < round(self._budget_per_minute)
+                else {}
+            ),
             "queue_depth": depth,
             "paused": paused,
         }

@@ -138,6 +138,8 @@ class Supervisor:
         self._ticked = now
         if self.sizer is not None:
             self._metrics.in_flight_limit.set(self.sizer.limit)
+            if (pace := self.sizer.calls_per_second) is not None:
+                self._metrics.crowdtwist_pace.set(pace * 60)
         for alert in self._policy.due():
             self._dispatcher.submit(alert)
         if now - self._summarised >= _SUMMARY_EVERY:
@@ -155,7 +157,8 @@ class Supervisor:
     def _summarise(self, now: float) -> None:
         seconds, self._summarised = now - self._summarised, now
         paused = self.breaker.state is not BreakerState.CLOSED or self._also_paused()
-        fields = self.summary.take(seconds=seconds, paused=paused)
+        pace = self.sizer.calls_per_second if self.sizer is not None else None
+        fields = self.summary.take(seconds=seconds, paused=paused, pace_per_minute=None if pace is None else pace * 60)
         if self.sizer is not None:
             fields["in_flight_limit"] = self.sizer.limit  # syncs allowed at once: the Little's-law figure in force
         log.info("worker_summary", seconds=round(seconds), **fields)

@@ -1,5 +1,6 @@
-"""The supervisor with fakes: a summary line each minute, and a pause for refused credentials remembered across a
-restart, so the next worker tells the admins, once, that syncing resumed."""
+"""The supervisor with fakes: a summary line each minute (with the pace CrowdTwist held the worker to, when below
+its budget), and a pause for refused credentials remembered across a restart, so the next worker tells the admins,
+once, that syncing resumed."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import structlog
+from prometheus_client import generate_latest
 from structlog.testing import capture_logs
 
 from sync_worker.alerts.dispatcher import AlertDispatcher
@@ -44,22 +46,23 @@ class FakePauses:
 
 
 class World:
-    def __init__(self, pauses: FakePauses) -> None:
+    def __init__(self, pauses: FakePauses, *, pace: float = 10.0) -> None:
         self.clock = FakeClock()
         self.policy = AlertPolicy(notify="failures", digest_interval=timedelta(minutes=15), clock=self.clock.now)
         self.dispatcher = AlertDispatcher(FakeMailer())
         self.resubmitted: list[datetime] = []
+        self.metrics = Metrics()
         self.supervisor = Supervisor(
             breaker=Breaker(clock=self.clock.now, threshold=5),
             policy=self.policy,
             dispatcher=self.dispatcher,
-            metrics=Metrics(),
+            metrics=self.metrics,
             clock=self.clock.now,
             monotonic=self.clock.monotonic,
             resubmit_failed_since=lambda since: self.resubmitted.append(since) or 0,
             summary=MinuteSummary(budget_per_minute=600),
             pauses=pauses,
-            sizer=InFlightSizer(calls_per_second=lambda: 10.0, cap=64, cpu_seconds=None),  # Little's law alone
+            sizer=InFlightSizer(calls_per_second=lambda: pace, cap=64, cpu_seconds=None),  # Little's law alone
         )
 
     def subjects(self) -> list[str]:
@@ -74,8 +77,8 @@ def worlds() -> Iterator[list[World]]:
         world.dispatcher.close()
 
 
-def start(worlds: list[World], pauses: FakePauses) -> World:
-    world = World(pauses)
+def start(worlds: list[World], pauses: FakePauses, *, pace: float = 10.0) -> World:
+    world = World(pauses, pace=pace)
     worlds.append(world)
     return world
 
@@ -124,6 +127,21 @@ def test_a_summary_line_each_minute_says_what_the_worker_did(
             "paused": False,
         }
     ]
+
+
+def test_the_summary_shows_the_pace_crowdtwist_s_429s_held_the_worker_to_when_below_its_budget(
+    worlds: list[World], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = start(worlds, FakePauses(), pace=9.5)  # the budget is 600 a minute; CrowdTwist let through 600 at most
+    with capture_logs() as lines:
+        monkeypatch.setattr(supervisor_module, "log", structlog.get_logger("ct_sync.supervisor"))
+        world.clock.advance(timedelta(seconds=60))
+        world.supervisor.tick()
+    (line,) = summaries(lines)
+    assert line["crowdtwist_pace_per_minute"] == 570
+    at_budget = world.supervisor.summary.take(seconds=60, paused=False, pace_per_minute=600)
+    assert "crowdtwist_pace_per_minute" not in at_budget  # nothing to say
+    assert "ct_sync_crowdtwist_pace_per_minute 570.0" in generate_latest(world.metrics.registry).decode()
 
 
 def test_a_refusal_of_our_credentials_is_remembered_for_the_next_start(worlds: list[World]) -> None:

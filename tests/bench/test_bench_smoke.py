@@ -41,6 +41,16 @@ def test_every_scenario_runs_at_smoke_size(rabbitmq_url: str, postgres_url: str,
     assert {"p50_ms", "p99_ms"} <= latency.keys()
 
 
+def test_the_rate_limit_benchmark_runs_at_smoke_size(rabbitmq_url: str, tmp_path: Path) -> None:
+    from bench import rate_limit
+
+    with sandbox_process() as sandbox:
+        result = rate_limit.measure(tmp_path, sandbox, members=30, limit=600, latency=0.0)
+    print(result)
+    assert result["members_synced"] == 30
+    assert {"calls", "answered_429", "share_429", "measured_limit_per_minute", "settled_per_minute"} <= result.keys()
+
+
 def test_the_cpu_floors_are_measured_for_every_step_of_a_sync() -> None:
     costs = floors.measure(operations=20, repeats=1)
     print(costs)

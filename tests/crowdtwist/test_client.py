@@ -250,7 +250,7 @@ def test_a_429_slows_the_pacer(mock: respx.MockRouter) -> None:
     mock.get("/v2/users/296-1/").respond(429)
     with pytest.raises(RateLimited):
         client(pacer=pacer, retry_attempts=1).get_user("296-1")
-    assert pacer.rate_per_minute == 300
+    assert pacer.rate_per_minute == 150  # nothing measured yet: a quarter
 
 
 def test_a_retry_logs_one_structured_line_without_the_url(mock: respx.MockRouter) -> None:
