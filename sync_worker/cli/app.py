@@ -20,7 +20,7 @@ from rich.console import Console
 
 from config import Settings, SettingsError, load_settings
 from config.logging import configure_logging
-from sync_worker.core.errors import ConfigurationError, CtSyncError
+from sync_worker.core.errors import ConfigurationError, CtSyncError, outage_text
 
 
 class ExitCode(enum.IntEnum):
@@ -118,13 +118,14 @@ T = TypeVar("T")
 
 
 def or_exit(call: Callable[[], T]) -> T:
-    """Run `call`; a configuration problem exits 2, an unreachable system 75, each with one line."""
+    """Run `call`; a configuration problem exits 2, an unreachable system 75, each with one line (the system named
+    once: `outage_text`)."""
     try:
         return call()
     except ConfigurationError as exc:
         fail(ExitCode.CONFIGURATION, f"ct-sync: {exc.message}")
     except CtSyncError as exc:
-        fail(ExitCode.UNREACHABLE, f"ct-sync: {exc.system or 'a system'} unreachable: {exc.message}")
+        fail(ExitCode.UNREACHABLE, f"ct-sync: {outage_text(exc)}")
 
 
 def parse_instant(option: str, value: str | None) -> datetime | None:

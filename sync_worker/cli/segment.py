@@ -39,7 +39,7 @@ def export(
 ) -> None:
     """Export a segment of members to CrowdTwist's SFTP folder as NAME_YYYYMMDD_HHMM.csv."""
     from sync_worker.bootstrap import build_run_ledger, build_segment_export
-    from sync_worker.core.errors import ConfigurationError, CtSyncError
+    from sync_worker.core.errors import ConfigurationError, CtSyncError, outage_text
     from sync_worker.core.segments import SegmentError
 
     request = _segment_request(name, where, from_file, count_file, identifier, ready)
@@ -55,7 +55,7 @@ def export(
         except ConfigurationError as exc:
             fail(ExitCode.CONFIGURATION, f"{COMMAND}: {exc.message}")
         except CtSyncError as exc:
-            fail(ExitCode.UNREACHABLE, f"{COMMAND}: {exc.system or 'a system'} unreachable: {exc.message}")
+            fail(ExitCode.UNREACHABLE, f"{COMMAND}: {outage_text(exc)}")
     _print_report(report, dry_run=dry_run, destination=exporter.drop.destination)
 
 

@@ -179,18 +179,16 @@ def retry_transient(call: Callable[[], T], *, longest_wait: float, sleep: Callab
     (jittered, at most `longest_wait`) between tries, and saying so each time; other failures are raised."""
     import tenacity
 
-    from sync_worker.core.errors import TransientError
+    from sync_worker.core.errors import CtSyncError, TransientError, outage_text
 
     def say(state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0
         system = getattr(exc, "system", "") or "a system"
         message = getattr(exc, "message", str(exc))
-        err_console.print(
-            f"ct-sync poll: {system} unreachable ({message}); "
-            f"trying again in {wait:.0f} s (attempt {state.attempt_number + 1})",
-            markup=False, highlight=False, soft_wrap=True,
-        )  # fmt: skip
+        outage = outage_text(exc) if isinstance(exc, CtSyncError) else f"{system} unreachable: {message}"
+        line = f"{outage}; trying again in {wait:.0f} s (attempt {state.attempt_number + 1})"
+        err_console.print(f"ct-sync poll: {line}", markup=False, highlight=False, soft_wrap=True)
         log.warning("poll_retry", system=system, error=message, attempt=state.attempt_number, wait_seconds=wait)
 
     retrying = tenacity.Retrying(

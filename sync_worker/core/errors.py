@@ -123,3 +123,17 @@ class MemberNotFound(PermanentError):
 
 class ConfigurationError(CtSyncError):
     """A setting names something the other system does not know (business object, field, host)."""
+
+
+def outage_text(error: CtSyncError) -> str:
+    """What an outage is called in one line: the error's own words when they already say which system is out
+    ("Siebel unreachable at …", "ledger unavailable: …"), else "<system> unreachable: <message>", never both."""
+    if says_outage(error.message):
+        return error.message
+    return f"{error.system or 'a system'} unreachable: {error.message}"
+
+
+def says_outage(message: str) -> bool:
+    """Whether a message already names the outage ("… unreachable …", "… unavailable …")."""
+    words = message.casefold()
+    return "unreachable" in words or "unavailable" in words
