@@ -23,6 +23,7 @@ from sync_worker.cli.app import (
     AsJson,
     ExitCode,
     app,
+    closed_after,
     err_console,
     fail,
     or_exit,
@@ -213,8 +214,8 @@ def publish(
     if event not in ("enroll", "update"):
         fail(ExitCode.CONFIGURATION, f"ct-sync publish: --event must be enroll or update, not {event}")
     settings = settings_or_exit()
-    store = or_exit(lambda: build_member_store(settings))
-    found = or_exit(lambda: store.get_member(member))
+    with closed_after(or_exit(lambda: build_member_store(settings))) as store:
+        found = or_exit(lambda: store.get_member(member))
     if found is None:
         fail(ExitCode.MEMBER_PROBLEM, f"ct-sync publish: no member {member} in Siebel")
     message = MemberEvent(
@@ -384,8 +385,8 @@ def preview(member: Annotated[str, typer.Option("--member", help="the Member Num
     from sync_worker.core.member import skip_reason
 
     settings = settings_or_exit()
-    store = or_exit(lambda: build_member_store(settings))
-    found = or_exit(lambda: store.get_member(member))
+    with closed_after(or_exit(lambda: build_member_store(settings))) as store:
+        found = or_exit(lambda: store.get_member(member))
     if found is None:
         fail(ExitCode.MEMBER_PROBLEM, f"ct-sync preview: no member {member} in Siebel")
     reason = skip_reason(found, program_id=settings.siebel.program_id)

@@ -48,11 +48,23 @@ def test_no_data_is_no_member(mock: respx.MockRouter) -> None:
 @pytest.mark.parametrize(
     ("answer", "error", "text"),
     [
-        (httpx.Response(503, text="Service Unavailable"), TransientError, "Siebel unavailable: HTTP 503"),
-        (httpx.ConnectError("refused"), TransientError, "Siebel unreachable: ConnectError"),
-        (httpx.ReadTimeout("slow"), TransientError, "Siebel unreachable: ReadTimeout"),
-        (httpx.Response(401, text="Unauthorized"), ConfigurationError, "Siebel refused the credentials (HTTP 401)"),
-        (httpx.Response(404, json={"ERROR": "Business object not found"}), ConfigurationError, "does not know"),
+        (httpx.Response(503, text="Service Unavailable"), TransientError, f"Siebel unavailable at {BASE}: HTTP 503"),
+        (httpx.ConnectError("refused"), TransientError, f"Siebel unreachable at {BASE}: ConnectError: refused"),
+        (httpx.ReadTimeout("slow"), TransientError, f"Siebel unreachable at {BASE}: ReadTimeout: slow"),
+        (
+            httpx.Response(401, json={"ERROR": "Unauthorized"}),
+            ConfigurationError,
+            f"Siebel at {BASE} refused the credentials (HTTP 401: Unauthorized): check CTSYNC_SIEBEL__USERNAME",
+        ),
+        (
+            httpx.Response(404, json={"ERROR": "Business object not found"}),
+            ConfigurationError,
+            f"Siebel at {BASE} does not know business object 'LOY Member' / component 'LOY Member'",
+        ),
+        # The same codes without Siebel's {"ERROR": …}: another server answered, not Siebel.
+        (httpx.Response(404, text="Not Found"), ConfigurationError, f"{BASE} answered HTTP 404 with text"),
+        (httpx.Response(403, html="<h1>Forbidden</h1>"), ConfigurationError, "HTTP 403 with an HTML page"),
+        (httpx.Response(200, json={"status": "ok"}), ConfigurationError, 'not Siebel\'s ({"items": …} expected)'),
         # A gateway's login page answered 200 is Siebel's problem, never CrowdTwist's, and never a crash.
         (httpx.Response(200, text="<html><form>Sign in</form></html>"), TransientError, "not JSON"),
         (httpx.Response(400, json={"ERROR": "Value too long for CT Sync Error"}), PermanentError, "HTTP 400"),

@@ -209,7 +209,7 @@ def test_the_emulator_down_switch_is_a_transient_error_for_the_rest_adapter(tmp_
         )
         store = SiebelRestStore(settings)
         emulator.down = True
-        with pytest.raises(TransientError, match="Siebel unavailable: HTTP 503"):
+        with pytest.raises(TransientError, match=r"Siebel unavailable at .*: HTTP 503: Service Unavailable"):
             store.get_member("296-1")
         emulator.down = False
         assert store.get_member("296-1") is None
