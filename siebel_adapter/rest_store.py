@@ -10,12 +10,15 @@ object/component is a `ConfigurationError`, because retrying cannot fix either.
 Every error names the base URL (redacted) and tells three wrong settings apart by the shape of the answer. Siebel
 answers its errors as `{"ERROR": "…"}` (and pages as `{"items": […]}`), so a 401/403/404 in that envelope is
 Siebel refusing the credentials or not knowing the business object; the same codes with any other body (an HTML
-page, another API's JSON) come from a server that is not Siebel's REST API at all.
+page, another API's JSON) come from a server that is not Siebel's REST API at all. A searchspec naming a field the
+business component lacks is refused by Siebel (SBL-DAT-00398), never answered empty: that is `UnknownField`, with
+the nearest of the fields a record of the component holds.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import ssl
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -27,7 +30,14 @@ import httpx
 from config.redaction import redact_text
 from config.settings import SiebelSettings
 from siebel_adapter import searchspec
-from sync_worker.core.errors import ConfigurationError, InvalidRecord, PermanentError, TransientError
+from sync_worker.core.errors import (
+    ConfigurationError,
+    CtSyncError,
+    InvalidRecord,
+    PermanentError,
+    TransientError,
+    UnknownField,
+)
 from sync_worker.core.member import (
     MEMBER_NUMBER,
     ROW_ID,
@@ -47,6 +57,8 @@ Key = TypeVar("Key")
 _NO_DATA = "no data"
 _NO_DATA_WORDS = "there is no data for the requested resource"
 _EXCERPT = 200  # of Siebel's own words in an error: enough for its reason, short of any record it may echo
+# Siebel's words for a field the business component does not have (SBL-DAT-00398), whatever the HTTP status.
+_NO_SUCH_FIELD = re.compile(r"Field '([^']*)' does not exist in definition for business component", re.IGNORECASE)
 
 
 class SiebelRestStore:
@@ -140,6 +152,16 @@ class SiebelRestStore:
         total = response.headers.get("Total-Record-Count", "")
         return int(total) if total.isdigit() else None
 
+    def field_names(self) -> frozenset[str]:
+        """The fields one record of the business component holds (Siebel answers every active field when `fields=`
+        is not given) and the configured write-back fields; empty when no record can be read."""
+        try:
+            items = self._query("", start=0, size=1)
+        except CtSyncError:
+            items = []
+        held = {name for item in items for name in item if name != "Link"}
+        return frozenset({*held, ROW_ID, MEMBER_NUMBER, UPDATED, *self._settings.write_back_fields})
+
     def find_matching(self, conditions: Sequence[tuple[str, str]]) -> Iterator[Member | InvalidRecord]:
         spec = searchspec.all_of(*(searchspec.field_is(field, value) for field, value in conditions))
         sort = f"{MEMBER_NUMBER}:ASC"
@@ -220,6 +242,10 @@ class SiebelRestStore:
         if status < 400 or _no_data(response):
             return response
         said = _siebel_error(response)
+        field = _NO_SUCH_FIELD.search(said or "")
+        if field is not None:
+            where = f"Siebel's {self._settings.business_component} at {self._where}"
+            raise UnknownField(field.group(1), known=self.field_names(), where=where)
         if status in (401, 403, 404) and said is None and response.content:
             raise ConfigurationError(self._not_siebel(response), system=SYSTEM, status_code=status)
         answer = f"HTTP {status}: {redact_text(said[:_EXCERPT])}" if said else f"HTTP {status}"

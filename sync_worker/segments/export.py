@@ -228,7 +228,7 @@ class SegmentExport:
     def _members(self, request: SegmentRequest) -> Iterator[Found]:
         if request.from_file is not None:
             return from_member_list(self.store, request.from_file)
-        return from_siebel(self.store, request.where)
+        return from_siebel(self.store, request.where, option="where" if request.job else "--where")
 
     def _place(
         self, found: Member | InvalidRecord | None, identifier: Identifier, seen: SeenIdentifiers

@@ -16,7 +16,7 @@ from config.settings import SiebelSettings
 from sandbox.siebel import search
 from siebel_adapter import searchspec
 from siebel_adapter.rest_store import SiebelRestStore
-from sync_worker.core.errors import ConfigurationError, PermanentError, TransientError
+from sync_worker.core.errors import ConfigurationError, PermanentError, TransientError, UnknownField
 from tests.builders import siebel_member
 
 BASE = "https://siebel.example.com/siebel/v1.0"
@@ -75,6 +75,22 @@ def test_failures_map_to_the_error_tree(mock: respx.MockRouter, answer: object, 
     with pytest.raises(error, match=re.escape(text)) as caught:
         SiebelRestStore(SETTINGS).get_member("296-1")
     assert "s1ebel-pw" not in str(caught.value)
+
+
+def test_siebel_refusing_a_field_of_the_searchspec_is_an_unknown_field_with_the_nearest(
+    mock: respx.MockRouter,
+) -> None:
+    refusal = (
+        "Field 'Teir' does not exist in definition for business component 'LOY Member'. Please ask your systems "
+        "administrator to check your application configuration.(SBL-DAT-00398)"
+    )
+    one_record = {"items": [{**siebel_member(Tier="Gold"), "Link": []}]}
+    mock.get(COLLECTION).mock(
+        side_effect=[httpx.Response(500, json={"ERROR": refusal}), httpx.Response(200, json=one_record)]
+    )
+    with pytest.raises(UnknownField) as caught:
+        list(SiebelRestStore(SETTINGS).find_matching([("Teir", "Gold")]))
+    assert caught.value.message == f"Siebel's LOY Member at {BASE} has no field 'Teir' (the nearest: 'Tier')"
 
 
 def test_the_outcome_is_a_put_by_row_id(mock: respx.MockRouter) -> None:
