@@ -488,6 +488,9 @@ class SegmentExportJob(ScheduledSettings):
     count_file: Path | None = Field(default=None, description="a file holding the member list's number of lines")
     identifier: Literal["ct_user_id", "third_party_id"] = Field(default="ct_user_id", description="the file's column")
     ready: Literal["none", "empty", "count"] = Field(default="none", description="ready file after the data file")
+    allow_empty: bool = Field(
+        default=False, description="send a file with no member (the header only); without it such a run fails"
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> SegmentExportJob:

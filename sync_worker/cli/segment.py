@@ -2,8 +2,8 @@
 `--where`) or from a member list, delivered to CrowdTwist's drop folder (design.md, "Segment export").
 
 Exit codes: 0 delivered (members left out are reported, not a failure), 1 the run failed on its data (count file,
-size, suffixes of the day used up), 2 usage or configuration (bad NAME, a `--where` field Siebel does not have, host
-key, login), 75 the server unreachable.
+size, suffixes of the day used up, no member for the file without `--allow-empty`), 2 usage or configuration (bad
+NAME, a `--where` field Siebel does not have, host key, login), 75 the server unreachable.
 """
 
 from __future__ import annotations
@@ -39,13 +39,16 @@ def export(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="write the file locally and show it; send nothing")
     ] = False,
+    allow_empty: Annotated[
+        bool, typer.Option("--allow-empty", help="send the file even with no member in it (the header only)")
+    ] = False,
 ) -> None:
     """Export a segment of members to CrowdTwist's SFTP folder as NAME_YYYYMMDD_HHMM.csv."""
     from sync_worker.bootstrap import build_run_ledger, build_segment_export
     from sync_worker.core.errors import ConfigurationError, CtSyncError, outage_text
     from sync_worker.core.segments import SegmentError
 
-    request = _segment_request(name, where, from_file, count_file, identifier, ready)
+    request = _segment_request(name, where, from_file, count_file, identifier, ready, allow_empty=allow_empty)
     settings = settings_or_exit()
     runs = or_exit(lambda: build_run_ledger(settings))
     exporter = or_exit(lambda: build_segment_export(settings, runs=runs))
@@ -83,6 +86,8 @@ def _segment_request(
     count_file: Path | None,
     identifier: str,
     ready: str,
+    *,
+    allow_empty: bool,
 ) -> SegmentRequest:
     """The export asked for, or a usage error (exit 2) naming the option that is wrong."""
     from sync_worker.core.segments import SegmentError, check_segment_name, parse_where
@@ -103,7 +108,7 @@ def _segment_request(
         fail(ExitCode.CONFIGURATION, f"{COMMAND}: --ready must be none, empty or count, not {ready}")
     return SegmentRequest(
         name=name, where=conditions, from_file=from_file, count_file=count_file,
-        identifier=identifier, ready=ready,  # type: ignore[arg-type]  # checked just above
+        identifier=identifier, ready=ready, allow_empty=allow_empty,  # type: ignore[arg-type]  # checked above
     )  # fmt: skip
 
 

@@ -1,6 +1,7 @@
 """`ct-sync segment export` on the embedded defaults (SQLite stand-in, local drop folder), and through the Siebel
 REST emulator: a `--where` field Siebel does not have is a usage error naming the nearest one (never an empty
-file). What a person reads, at 80 columns."""
+file), and a segment with no member is not sent unless `--allow-empty` (or a job's `allow_empty = true`) says so.
+What a person reads, at 80 columns."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from sandbox.servers import SiebelEmulatorServer
 from sandbox.siebel.emulator import SiebelEmulator
 from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.cli import app
+from sync_worker.ledger.runs import RunLedger
 from tests.builders import PROGRAM, siebel_member
 
 runner = CliRunner(env={"COLUMNS": "80"})
@@ -75,6 +77,68 @@ def test_a_field_siebel_refuses_is_the_same_usage_error(through_rest: str) -> No
     assert err == (
         f"{COMMAND}: --where 'Teir=Gold': Siebel's LOY Member at {through_rest} has no field 'Teir' "
         "(the nearest: 'Tier')\n"
+    )
+    assert delivered() == []
+
+
+def test_no_member_matching_is_not_sent_and_says_why(siebel: SqliteMemberStore) -> None:
+    code, out, err = export("Platinum", "--where", "Tier=Platinum")
+    assert (code, out) == (1, "")
+    assert err == (
+        f"{COMMAND}: segment Platinum is empty: no member in Siebel with Tier=Platinum; nothing sent "
+        "(--allow-empty sends a file with the header only)\n"
+    )
+    assert delivered() == []
+
+
+def test_members_all_left_out_are_not_sent_and_counted_by_reason(siebel: SqliteMemberStore) -> None:
+    siebel.load_members([siebel_member(**{"Member Number": "296-5", "Tier": "Bronze", "Status": "Inactive"})])
+    code, _, err = export("Bronze", "--where", "Tier=Bronze")
+    assert code == 1
+    assert err == (
+        f"{COMMAND}: segment Bronze is empty: the one member in Siebel with Tier=Bronze does not belong in it "
+        "(1 not Active); nothing sent (--allow-empty sends a file with the header only)\n"
+    )
+    dry_code, _, dry_err = export("Bronze", "--where", "Tier=Bronze", "--dry-run")
+    assert (dry_code, dry_err) == (code, err)  # a dry run says what the run would do
+    assert delivered() == []
+    runs = RunLedger(load_settings().ledger_url)
+    run = runs.run("cli-segment-Bronze.1")
+    runs.close()
+    assert run is not None
+    assert (run.status, run.error) == ("Failed", err.removeprefix(f"{COMMAND}: ").rstrip("\n"))
+
+
+def test_allow_empty_sends_the_header_alone(siebel: SqliteMemberStore) -> None:
+    code, out, err = export("Platinum", "--where", "Tier=Platinum", "--allow-empty")
+    assert code == 0, err
+    [name] = delivered()
+    assert (load_settings().drop_folder / name).read_text() == "CTUserID\n"
+    assert out.startswith(f"delivered {name} to ")
+    assert ": 0 rows, 9 bytes" in out
+
+
+@pytest.mark.parametrize("allow_empty", [False, True])
+def test_a_segment_job_says_the_same_and_can_allow_an_empty_file(
+    siebel: SqliteMemberStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, allow_empty: bool
+) -> None:
+    config = tmp_path / "ct-sync.toml"
+    allowed = "allow_empty = true\n" if allow_empty else ""
+    config.write_text(
+        f'[jobs.platinum]\nkind = "segment-export"\nsegment = "Platinum"\nwhere = ["Tier=Platinum"]\n{allowed}'
+    )
+    monkeypatch.setenv("CTSYNC_CONFIG", str(config))
+    result = runner.invoke(app, ["jobs", "run", "platinum"])
+    if allow_empty:
+        assert result.exit_code == 0, result.output
+        assert result.stdout == "run platinum.1: Success\n"
+        assert len(delivered()) == 1
+        return
+    assert result.exit_code == 1
+    assert result.stdout == "run platinum.1: Failed\n"
+    assert result.stderr.splitlines()[-1] == (
+        "segment Platinum is empty: no member in Siebel with Tier=Platinum; nothing sent (allow_empty = true in "
+        "the job sends a file with the header only)"
     )
     assert delivered() == []
 
