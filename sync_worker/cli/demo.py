@@ -56,6 +56,7 @@ def _member(number: str, first: str, last: str, **fields: str) -> dict[str, str]
         "Primary Country Code": "US",
         "M/F": "F",
         "Language": "ENU",
+        "Tier": "Bronze",
     }
     document.update(fields)
     return document
@@ -63,12 +64,12 @@ def _member(number: str, first: str, last: str, **fields: str) -> dict[str, str]
 
 # (member, story): what each sample member shows.
 SAMPLE_MEMBERS: list[tuple[dict[str, str], str]] = [
-    (_member("296-2185770", "Maria", "Garcia"), "enrolled"),
-    (_member("296-2185771", "Liam", "O'Brien", **{"M/F": "M"}), "enrolled (apostrophe sent as ’)"),
+    (_member("296-2185770", "Maria", "Garcia", Tier="Gold"), "enrolled"),
+    (_member("296-2185771", "Liam", "O'Brien", **{"M/F": "M"}, Tier="Silver"), "enrolled (apostrophe sent as ’)"),
     (_member("296-2185772", "Chen", "Wei", **{"Email Address": ""}), "enrolled, no email: default domain"),
     (_member("296-2185773", "Amara", "Okafor", **{"Primary Country Code": "CA", "Primary Postal Code": "K1A 0B1"}),
      "enrolled (Canada)"),
-    (_member("296-2185774", "Sofia", "Rossi"), "enrolled, then updated"),
+    (_member("296-2185774", "Sofia", "Rossi", Tier="Gold"), "enrolled, then updated"),
     (_member("296-2185775", "Jane", "Smith", **{"Email Address": TAKEN_EMAIL}), "email already taken in CrowdTwist"),
     (_member("296-2185776", "Zoë", "Bright★"), "name CrowdTwist refuses"),
     (_member("296-2185777", "Noah", "Kim", **{"Member Type": "Household"}), "Household member"),

@@ -35,6 +35,7 @@ _DEFECTS: dict[str, dict[str, str]] = {
     "the Email Address of member SB-0000001 (CrowdTwist: already taken)": {},  # filled in by `seed`
 }
 _TAKEN = "the Email Address of member SB-0000001 (CrowdTwist: already taken)"
+_TIERS = ("Bronze", "Silver", "Gold")
 _SEED_BATCH = 10_000
 CrowdTwistPort = Annotated[int, typer.Option(help="CrowdTwist sandbox port")]
 
@@ -144,7 +145,8 @@ def seed(
 
 
 def sandbox_member(number: int, *, program: str, seed: int) -> dict[str, str]:
-    """A valid Active Individual member, as Siebel holds one; the same number and seed, the same member."""
+    """A valid Active Individual member with a Tier, as Siebel holds one; the same number and seed, the same
+    member."""
     rng = random.Random(seed * 10_000_019 + number)
     first, last = rng.choice(_FIRST), rng.choice(_LAST)
     return {
@@ -162,6 +164,8 @@ def sandbox_member(number: int, *, program: str, seed: int) -> dict[str, str]:
         "Primary Country Code": "US",
         "M/F": rng.choice(("M", "F")),
         "Language": "ENU",
+        # A loyalty tier as programs have them (most members at the bottom), for segments: --where "Tier=Gold".
+        "Tier": rng.choices(_TIERS, weights=(60, 30, 10))[0],
     }
 
 

@@ -118,6 +118,14 @@ def test_allow_empty_sends_the_header_alone(siebel: SqliteMemberStore) -> None:
     assert ": 0 rows, 9 bytes" in out
 
 
+def test_the_docs_example_delivers_the_gold_members_crowdtwist_knows(through_rest: str) -> None:
+    code, out, err = export("Gold", "--where", "Tier=Gold", "--where", "Status=Active")
+    assert code == 0, err
+    [name] = delivered()
+    assert (load_settings().drop_folder / name).read_text() == "CTUserID\n5001\n5002\n"
+    assert "  left out 1: never synced (CrowdTwist does not know them)" in out.splitlines()
+
+
 @pytest.mark.parametrize("allow_empty", [False, True])
 def test_a_segment_job_says_the_same_and_can_allow_an_empty_file(
     siebel: SqliteMemberStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, allow_empty: bool
@@ -156,3 +164,34 @@ def test_a_job_naming_an_unknown_field_fails_naming_it(
     assert result.stderr.splitlines()[-1] == (
         "where 'Stauts=Active': Siebel's LOY Member (the SQLite stand-in) has no field 'Stauts' (the nearest: 'Status')"
     )
+
+
+def test_the_docs_example_works_on_seeded_sandbox_members(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/operations.md, sections 7 and 10: seed the sandbox, sync, then `--where "Tier=Gold"` (through the REST
+    emulator, as the rehearsal does): before the sync every Gold member is left out and nothing is sent; after it,
+    the file holds the Gold members and no other."""
+    monkeypatch.setenv("CTSYNC_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CTSYNC_SIEBEL__PROGRAM_ID", "1-SANDBOX")
+    assert runner.invoke(app, ["sandbox", "seed", "--members", "300", "--bad-share", "0"]).exit_code == 0
+    settings = load_settings()
+    store = SqliteMemberStore(settings.siebel_sqlite_path, settings.siebel)
+    tiers = {document["Member Number"]: document["Tier"] for document in store.documents()}
+    assert set(tiers.values()) == {"Bronze", "Silver", "Gold"}
+    gold = sorted(number for number, tier in tiers.items() if tier == "Gold")
+    assert 15 <= len(gold) <= 50  # about 10 %
+    with SiebelEmulatorServer(SiebelEmulator(store, username="CTSYNC", password="sandbox")) as server:
+        monkeypatch.setenv("CTSYNC_SIEBEL__BACKEND", "rest")
+        monkeypatch.setenv("CTSYNC_SIEBEL__BASE_URL", server.base_url)
+        monkeypatch.setenv("CTSYNC_SIEBEL__USERNAME", "CTSYNC")
+        monkeypatch.setenv("CTSYNC_SIEBEL__PASSWORD", "sandbox")
+        code, _, err = export("Gold", "--where", "Tier=Gold", "--where", "Status=Active")
+        assert code == 1
+        assert f"none of the {len(gold)} members in Siebel with Tier=Gold AND Status=Active belongs in it" in err
+        for document in store.documents():  # what the worker writes back once CrowdTwist holds them
+            store.update_fields(document["Id"], {"CT User Id": str(int(document["Member Number"][3:]))})
+        code, out, err = export("Gold", "--where", "Tier=Gold", "--where", "Status=Active", "--identifier",
+                                "third_party_id")  # fmt: skip
+    assert code == 0, err
+    [name] = delivered()
+    assert (settings.drop_folder / name).read_text().splitlines() == ["third_party_id", *gold]
+    assert f": {len(gold)} rows, " in out
