@@ -1,4 +1,5 @@
-"""The `ct-sync` Typer app and what every command shares: exit codes, one-line failures, settings loaded once.
+"""The `ct-sync` Typer app and what every command shares: exit codes, one-line failures, settings loaded once, and
+how a command printed for the user to run next starts.
 
 Exit codes (design.md): 0 ok, 1 a member/data problem, 2 configuration or usage error, 75 a system unreachable.
 """
@@ -7,13 +8,18 @@ from __future__ import annotations
 
 import enum
 import json
+import os
+import shlex
+import shutil
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, NoReturn, TypeVar
 
 import typer
@@ -53,6 +59,21 @@ def print_json(document: object) -> None:
 def say(line: str) -> None:
     """A plain line on stdout, never wrapped nor styled: numbers, names and paths are copied from here."""
     out_console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def ct_sync_command() -> str:
+    """How a printed command should start so that it runs as printed: `ct-sync` when PATH finds this very
+    installation, else the path of the script beside the running interpreter (`.venv/bin/ct-sync` when the virtual
+    environment is not activated, as after `scripts/demo`), relative to the working directory when under it."""
+    beside = Path(sys.executable).with_name("ct-sync")
+    found = shutil.which("ct-sync")
+    if not beside.is_file() or (found is not None and os.path.samefile(found, beside)):
+        return "ct-sync"
+    try:
+        shown = beside.absolute().relative_to(Path.cwd())
+    except ValueError:
+        shown = beside.absolute()
+    return shlex.quote(str(shown))
 
 
 def stop_on_signals(stopping: threading.Event) -> None:
