@@ -1,15 +1,23 @@
-"""Small lies and dead ends an operator met, each read as printed (80 columns): `jobs list` with no job file."""
+"""Small lies and dead ends an operator met, each read as printed (80 columns): `jobs list` with no job file,
+`console` on a port already taken."""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
 from sync_worker.cli import app
+from tests.alerts.conftest import free_port
 
 runner = CliRunner(env={"COLUMNS": "80"})
+CT_SYNC = str(Path(sys.executable).with_name("ct-sync"))
 NO_JOB_FILE = (
     "No jobs: no job file is configured. Declare jobs as [jobs.NAME] tables in a TOML file and name it with "
     'CTSYNC_CONFIG=path/to/ct-sync.toml (docs/operations.md, section 8, "A job file").'
@@ -38,3 +46,28 @@ def test_jobs_list_with_a_config_file_holding_no_job_names_the_file(
         f'No jobs in {config}: declare them as [jobs.NAME] tables there (docs/operations.md, section 8, "A job '
         'file").\n'
     )
+
+
+def test_the_console_on_a_taken_port_says_so_in_one_line_and_prints_no_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setenv("CTSYNC_CONSOLE__PORT", str(port))
+        result = runner.invoke(app, ["console"])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr == f"ct-sync: CTSYNC_CONSOLE__PORT: 127.0.0.1:{port} is already in use by another process\n"
+
+
+def test_the_console_prints_its_url_once_it_listens_there(tmp_path: Path) -> None:
+    port = free_port()
+    environment = {**os.environ, "CTSYNC_DATA_DIR": str(tmp_path), "CTSYNC_CONSOLE__PORT": str(port)}
+    with subprocess.Popen([CT_SYNC, "console"], env=environment, stdout=subprocess.PIPE, text=True) as console:
+        try:
+            assert console.stdout is not None
+            assert console.stdout.readline() == f"ct-sync console on http://127.0.0.1:{port}\n"
+            assert httpx.get(f"http://127.0.0.1:{port}/login").status_code == 200  # listening when it said so
+        finally:
+            console.terminate()
+            console.wait(timeout=60)
