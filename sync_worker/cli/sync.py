@@ -242,13 +242,23 @@ def resubmit(
 ) -> None:
     """Queue members again: by Member Number, by status, by time window, or from the dead-letter queue."""
     from sync_worker.bootstrap import build_publisher
+    from sync_worker.core.errors import nearest_name
     from sync_worker.core.member import SyncStatus
     from sync_worker.core.resubmit import Plan
 
     statuses = status or []
-    unknown = [value for value in statuses if value not in {str(s) for s in SyncStatus}]
+    known = [str(s) for s in SyncStatus]
+    unknown = [value for value in statuses if value not in known]
     if unknown:
-        fail(ExitCode.CONFIGURATION, f"ct-sync resubmit: --status {unknown[0]!r} is not a CT Sync Status")
+        # Exact spelling only (it is matched against Siebel's field and the ledger as written), but the fix is
+        # one copy away: the nearest status and every one of them.
+        nearest = nearest_name(unknown[0], known)
+        hint = f"; did you mean {nearest!r}?" if nearest else ""
+        fail(
+            ExitCode.CONFIGURATION,
+            f"ct-sync resubmit: --status {unknown[0]!r} is not a CT Sync Status{hint} "
+            f"(the statuses: {', '.join(repr(name) for name in known)})",
+        )
     if not (member or statuses or dead_letters):
         fail(ExitCode.CONFIGURATION, "ct-sync resubmit: say what to resubmit: --member, --status or --dead-letters")
     settings = settings_or_exit()

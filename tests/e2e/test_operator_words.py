@@ -1,5 +1,5 @@
 """Small lies and dead ends an operator met, each read as printed (80 columns): `jobs list` with no job file,
-`console` on a port already taken."""
+`console` on a port already taken, `resubmit --status` with a status misspelt."""
 
 from __future__ import annotations
 
@@ -71,3 +71,16 @@ def test_the_console_prints_its_url_once_it_listens_there(tmp_path: Path) -> Non
         finally:
             console.terminate()
             console.wait(timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("given", "hint"),
+    [("CT failure", "; did you mean 'CT Failure'?"), ("Synched", "; did you mean 'Synced'?"), ("Pending", "")],
+)
+def test_resubmit_with_a_status_that_is_none_lists_them_and_the_nearest(given: str, hint: str) -> None:
+    result = runner.invoke(app, ["resubmit", "--status", given])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"ct-sync resubmit: --status {given!r} is not a CT Sync Status{hint} (the statuses: 'Synced', "
+        "'Data Error', 'CT Failure', 'OIC Failure')\n"
+    )
