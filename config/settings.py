@@ -240,6 +240,11 @@ class SiebelSettings(_Section):
         default=timedelta(minutes=2), description="`poll` re-reads this far before its watermark (clock skew)"
     )
 
+    @property
+    def write_back_fields(self) -> tuple[str, ...]:
+        """The fields ct-sync writes onto a member: the business component has them before any record holds one."""
+        return (self.status_field, self.error_field, self.ct_user_id_field, self.sync_time_field)
+
     @model_validator(mode="after")
     def _rest_needs_a_url(self) -> SiebelSettings:
         if self.backend == "rest" and self.base_url is None:
@@ -491,6 +496,9 @@ class SegmentExportJob(ScheduledSettings):
     count_file: Path | None = Field(default=None, description="a file holding the member list's number of lines")
     identifier: Literal["ct_user_id", "third_party_id"] = Field(default="ct_user_id", description="the file's column")
     ready: Literal["none", "empty", "count"] = Field(default="none", description="ready file after the data file")
+    allow_empty: bool = Field(
+        default=False, description="send a file with no member (the header only); without it such a run fails"
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> SegmentExportJob:

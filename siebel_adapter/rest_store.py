@@ -6,10 +6,19 @@ Siebel bumps Updated on every write and our write-backs move members out of a st
 read goes on, and an offset would skip some. Writes the outcome with a PUT by row id, which Siebel treats as an
 idempotent upsert. Outages are `TransientError`s; a refused login or an unknown business
 object/component is a `ConfigurationError`, because retrying cannot fix either.
+
+Every error names the base URL (redacted) and tells three wrong settings apart by the shape of the answer. Siebel
+answers its errors as `{"ERROR": "…"}` (and pages as `{"items": […]}`), so a 401/403/404 in that envelope is
+Siebel refusing the credentials or not knowing the business object; the same codes with any other body (an HTML
+page, another API's JSON) come from a server that is not Siebel's REST API at all. A searchspec naming a field the
+business component lacks is refused by Siebel (SBL-DAT-00398), never answered empty: that is `UnknownField`, with
+the nearest of the fields a record of the component holds.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import ssl
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -21,7 +30,14 @@ import httpx
 from config.redaction import redact_text
 from config.settings import SiebelSettings
 from siebel_adapter import searchspec
-from sync_worker.core.errors import ConfigurationError, InvalidRecord, PermanentError, TransientError
+from sync_worker.core.errors import (
+    ConfigurationError,
+    CtSyncError,
+    InvalidRecord,
+    PermanentError,
+    TransientError,
+    UnknownField,
+)
 from sync_worker.core.member import (
     MEMBER_NUMBER,
     ROW_ID,
@@ -39,6 +55,10 @@ SYSTEM = "siebel"
 Key = TypeVar("Key")
 # Siebel answers 404 both for "no record matched" and for a wrong object name; only the text tells them apart.
 _NO_DATA = "no data"
+_NO_DATA_WORDS = "there is no data for the requested resource"
+_EXCERPT = 200  # of Siebel's own words in an error: enough for its reason, short of any record it may echo
+# Siebel's words for a field the business component does not have (SBL-DAT-00398), whatever the HTTP status.
+_NO_SUCH_FIELD = re.compile(r"Field '([^']*)' does not exist in definition for business component", re.IGNORECASE)
 
 
 class SiebelRestStore:
@@ -60,6 +80,7 @@ class SiebelRestStore:
             headers["Authorization"] = f"Bearer {settings.bearer_token.get_secret_value()}"
         elif settings.username and settings.password:
             auth = httpx.BasicAuth(settings.username, settings.password.get_secret_value())
+        self._where = redact_text(settings.base_url)
         self._collection = (
             f"{settings.base_url}/data/{quote_path(settings.business_object, safe='')}"
             f"/{quote_path(settings.business_component, safe='')}"
@@ -131,6 +152,16 @@ class SiebelRestStore:
         total = response.headers.get("Total-Record-Count", "")
         return int(total) if total.isdigit() else None
 
+    def field_names(self) -> frozenset[str]:
+        """The fields one record of the business component holds (Siebel answers every active field when `fields=`
+        is not given) and the configured write-back fields; empty when no record can be read."""
+        try:
+            items = self._query("", start=0, size=1)
+        except CtSyncError:
+            items = []
+        held = {name for item in items for name in item if name != "Link"}
+        return frozenset({*held, ROW_ID, MEMBER_NUMBER, UPDATED, *self._settings.write_back_fields})
+
     def find_matching(self, conditions: Sequence[tuple[str, str]]) -> Iterator[Member | InvalidRecord]:
         spec = searchspec.all_of(*(searchspec.field_is(field, value) for field, value in conditions))
         sort = f"{MEMBER_NUMBER}:ASC"
@@ -171,7 +202,13 @@ class SiebelRestStore:
         if sort:
             params["sortspec"] = sort
         document = self._request("GET", self._collection, params=params)
-        items = document.get("items", []) if isinstance(document, dict) else []
+        items = document.get("items") if isinstance(document, dict) else None
+        if not isinstance(items, list):  # with uniformresponse=yes, Siebel's every page is {"items": […]}
+            raise ConfigurationError(
+                f'{self._where} answered a query with JSON that is not Siebel\'s ({{"items": …}} expected): '
+                f"{_NOT_SIEBEL_HINT}",
+                system=SYSTEM,
+            )
         return [item for item in items if isinstance(item, dict)]
 
     def _request(self, method: str, url: str, **options: Any) -> Any:
@@ -184,7 +221,8 @@ class SiebelRestStore:
             return response.json()
         except ValueError:  # a gateway's login or error page in front of Siebel, answered 200
             raise TransientError(
-                f"Siebel answered HTTP {response.status_code} with a page that is not JSON (a gateway's login page?)",
+                f"Siebel at {self._where} answered HTTP {response.status_code} with a page that is not JSON "
+                "(a gateway's login page?)",
                 system=SYSTEM,
             ) from None
 
@@ -195,28 +233,61 @@ class SiebelRestStore:
         try:
             response = self._http.request(method, url, **options)
         except httpx.TransportError as exc:
-            failure = TransientError(f"Siebel unreachable: {type(exc).__name__}", system=SYSTEM)
+            detail = redact_text(str(exc).strip())
+            cause = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+            failure = TransientError(f"Siebel unreachable at {self._where}: {cause}", system=SYSTEM)
         if failure is not None:
             raise failure  # outside the except block: the httpx error (and its URL) is not chained
         status = response.status_code
-        if _no_data(response):
+        if status < 400 or _no_data(response):
             return response
+        said = _siebel_error(response)
+        field = _NO_SUCH_FIELD.search(said or "")
+        if field is not None:
+            where = f"Siebel's {self._settings.business_component} at {self._where}"
+            raise UnknownField(field.group(1), known=self.field_names(), where=where)
+        if status in (401, 403, 404) and said is None and response.content:
+            raise ConfigurationError(self._not_siebel(response), system=SYSTEM, status_code=status)
+        answer = f"HTTP {status}: {redact_text(said[:_EXCERPT])}" if said else f"HTTP {status}"
         if status in (401, 403):
-            raise ConfigurationError(f"Siebel refused the credentials (HTTP {status})", system=SYSTEM)
+            raise ConfigurationError(
+                f"Siebel at {self._where} refused the credentials ({answer}): check {self._credential_settings()}",
+                system=SYSTEM,
+                status_code=status,
+            )
         if status == 404:
             raise ConfigurationError(
-                f"Siebel does not know {self._settings.business_object}/{self._settings.business_component} "
-                "(check CTSYNC_SIEBEL__BUSINESS_OBJECT and __BUSINESS_COMPONENT)",
+                f"Siebel at {self._where} does not know business object {self._settings.business_object!r} / "
+                f"component {self._settings.business_component!r} ({answer}): check "
+                "CTSYNC_SIEBEL__BUSINESS_OBJECT and __BUSINESS_COMPONENT",
                 system=SYSTEM,
+                status_code=status,
             )
         if status >= 500 or status == 429:
-            raise TransientError(f"Siebel unavailable: HTTP {status}", system=SYSTEM, status_code=status)
+            raise TransientError(f"Siebel unavailable at {self._where}: {answer}", system=SYSTEM, status_code=status)
         if status >= 400:  # a field too long, a validation rule: the same request will be refused again
-            detail = redact_text(response.text[:200])
+            detail = redact_text((said or response.text)[:_EXCERPT])
             raise PermanentError(
                 f"Siebel refused the request (HTTP {status}): {detail}", system=SYSTEM, status_code=status
             )
         return response
+
+    def _not_siebel(self, response: httpx.Response) -> str:
+        """The words for a 401/403/404 without Siebel's `{"ERROR": …}`: another server answered."""
+        body = response.content.lstrip()[:1]
+        what = "an HTML page" if body == b"<" else "JSON that is not Siebel's" if body in (b"{", b"[") else "text"
+        status = response.status_code
+        login = " (or a proxy in front of Siebel refused the login)" if status in (401, 403) else ""
+        return (
+            f'{self._where} answered HTTP {status} with {what}, not Siebel\'s {{"ERROR": …}}{login}: {_NOT_SIEBEL_HINT}'
+        )
+
+    def _credential_settings(self) -> str:
+        if self._settings.bearer_token is not None:
+            return "CTSYNC_SIEBEL__BEARER_TOKEN"
+        if self._settings.username and self._settings.password:
+            return "CTSYNC_SIEBEL__USERNAME and __PASSWORD"
+        return "CTSYNC_SIEBEL__USERNAME and __PASSWORD (none was sent)"
 
     def _member(self, item: dict[str, Any]) -> Member:
         return member_from_record(
@@ -224,8 +295,28 @@ class SiebelRestStore:
         )
 
 
+_NOT_SIEBEL_HINT = "not Siebel's REST API (is CTSYNC_SIEBEL__BASE_URL Siebel's, up to and including /siebel/v1.0?)"
+
+
+def _siebel_error(response: httpx.Response) -> str | None:
+    """The message of Siebel's error envelope `{"ERROR": "…"}`; None when the answer has no such envelope."""
+    try:
+        document = json.loads(response.content)
+    except ValueError:
+        return None
+    message = document.get("ERROR") if isinstance(document, dict) else None
+    return message if isinstance(message, str) else None
+
+
 def _no_data(response: httpx.Response) -> bool:
-    return response.status_code == 404 and _NO_DATA in response.text.lower()
+    """Siebel's "There is no data for the requested resource": an empty result. In its envelope, or (should a
+    deployment answer it as text) in its exact words; another server's 404 page is not an empty result."""
+    if response.status_code != 404:
+        return False
+    said = _siebel_error(response)
+    if said is not None:
+        return _NO_DATA in said.lower()
+    return _NO_DATA_WORDS in response.text.lower() and not response.text.lstrip().startswith("<")
 
 
 def _key(item: dict[str, Any]) -> ChangeCursor:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import SiebelSettings
-from sync_worker.core.errors import ConfigurationError, InvalidRecord, TransientError
+from sync_worker.core.errors import ConfigurationError, InvalidRecord, TransientError, UnknownField
 from sync_worker.core.member import (
     MEMBER_NUMBER,
     ROW_ID,
@@ -157,7 +157,32 @@ class SqliteMemberStore:
         with self._connection() as db:
             return int(db.execute("SELECT COUNT(*) FROM members WHERE (updated, row_id) > (?, ?)", after).fetchone()[0])
 
+    def field_names(self) -> frozenset[str]:
+        """The field names the stand-in's members hold, with Siebel's system fields and the configured write-back
+        fields (the business component has those before any member holds a value)."""
+        with self._connection() as db:
+            rows = db.execute("SELECT DISTINCT key FROM members, json_each(members.document)").fetchall()
+        return frozenset({*(str(key) for (key,) in rows), *self._always_known()})
+
+    def has_field(self, field: str) -> bool:
+        """Whether `field` is one of `field_names()`, asked cheaply: a field members hold is found in the first
+        rows. An empty stand-in knows every field: nothing in it says otherwise."""
+        if field in self._always_known():
+            return True
+        with self._connection() as db:
+            held, any_member = db.execute(
+                "SELECT EXISTS (SELECT 1 FROM members WHERE json_type(document, ?) IS NOT NULL), "
+                "EXISTS (SELECT 1 FROM members)",
+                (_json_path(field),),
+            ).fetchone()
+        return bool(held) or not any_member
+
     def find_matching(self, conditions: Sequence[tuple[str, str]]) -> Iterator[Member | InvalidRecord]:
+        # A field no member holds would match nothing here; Siebel refuses it, and so does its stand-in.
+        for field, _ in conditions:
+            if not self.has_field(field):
+                where = f"Siebel's {self._settings.business_component} (the SQLite stand-in)"
+                raise UnknownField(field, known=self.field_names(), where=where)
         # Keyset paging on the unique Member Number: each page is one index range, so memory stays one page.
         # A missing field matches the empty value, as in Siebel's searchspec.
         where = "".join(" AND COALESCE(json_extract(document, ?), '') = ?" for _ in conditions)
@@ -279,6 +304,9 @@ class SqliteMemberStore:
             rows = db.execute("SELECT document FROM members ORDER BY member_number").fetchall()
         for (document,) in rows:
             yield json.loads(document)
+
+    def _always_known(self) -> set[str]:
+        return {ROW_ID, MEMBER_NUMBER, UPDATED, *self._settings.write_back_fields}
 
     def _member(self, document: dict[str, Any]) -> Member:
         return member_from_record(

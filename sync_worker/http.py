@@ -139,11 +139,16 @@ class _ForegroundServer(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def serve_forever(app: Any, *, host: str, port: int, setting: str, name: str) -> None:
+def serve_forever(
+    app: Any, *, host: str, port: int, setting: str, name: str, listening: Callable[[str], None] = lambda url: None
+) -> None:
     """Run in the foreground until SIGINT/SIGTERM; the requests in flight are answered first. `setting` names what
-    chose the port, for the one line a port already taken gets; `name` says what is served, for the log."""
+    chose the port, for the one line a port already taken gets; `name` says what is served, for the log;
+    `listening` hears the URL once the port is bound (a URL printed before could be another process's)."""
     with listen(host, port, setting=setting) as sock:
-        log.info("serving", what=name, url=f"http://{host}:{sock.getsockname()[1]}")
+        url = f"http://{host}:{sock.getsockname()[1]}"
+        log.info("serving", what=name, url=url)
+        listening(url)
         _ForegroundServer(_config(app, host, port)).run(sockets=[sock])
 
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sync_worker.core.ct_user import CtUser, UserPayload
-from sync_worker.core.errors import AlreadyExists, CtSyncError, DataRejected, InvalidRecord
+from sync_worker.core.errors import AlreadyExists, CtSyncError, DataRejected, InvalidRecord, UnknownField
 from sync_worker.core.member import Member, SyncOutcome
 from sync_worker.core.messages import MemberEvent
 from sync_worker.core.ports import (
@@ -173,10 +173,17 @@ class FakeStore:
         return sum(len(page.items) for page in self.changed_after(cursor))
 
     def find_matching(self, conditions: Sequence[tuple[str, str]]) -> Iterator[Member | InvalidRecord]:
+        known = self.field_names()
+        for field, _ in conditions:
+            if self.members and field not in known:
+                raise UnknownField(field, known=known, where="the fake store")
         for number in sorted(self.members):
             document = self.members[number].to_siebel()
             if all(str(document.get(field) or "") == value for field, value in conditions):
                 yield self.members[number]
+
+    def field_names(self) -> frozenset[str]:
+        return frozenset(name for member in self.members.values() for name in member.to_siebel())
 
 
 class FakeKnownStates:

@@ -5,10 +5,12 @@ over real HTTP (tests, `ct-sync demo --with-rest`, `ct-sync sandbox`).
     GET /siebel/v1.0/data/{BusObj}/{BusComp}/{Id}
     PUT /siebel/v1.0/data/{BusObj}/{BusComp}/{Id}       flat JSON of field names; bumps Updated, as Siebel does
 
-Basic auth; 404 "There is no data for the requested resource" for an empty result, as Siebel answers; switches:
-`down` answers 503, `latency` delays every answer, `refused_writes` refuses a row's PUT, `fail_reads` answers the
-next N queries of the collection (a poll's page, a look-up) 500 (`failed_reads` counts them). The searchspec is parsed
-(siebel_adapter.searchspec), never evaluated as text; `sortspec` takes several keys (`Updated:ASC,Id:ASC`);
+Basic auth; 404 "There is no data for the requested resource" for an empty result, as Siebel answers; a
+searchspec naming a field the records do not hold is refused as Siebel refuses it (HTTP 500, SBL-DAT-00398),
+never answered as an empty result; switches: `down` answers 503, `latency` delays every answer, `refused_writes`
+refuses a row's PUT, `fail_reads` answers the next N queries of the collection (a poll's page, a look-up) 500
+(`failed_reads` counts them). The searchspec is parsed (`sandbox.siebel.search`), never evaluated as text;
+`sortspec` takes several keys (`Updated:ASC,Id:ASC`);
 `recordcountneeded=true` adds the `Total-Record-Count` header. As unkind as Siebel: `Updated` is answered to the
 second in Siebel's `MM/DD/YYYY HH:MM:SS`, so many rows share one stamp, and every write (the worker's write-back
 too) moves a row to the end of the change order while a reader pages through it.
@@ -71,6 +73,7 @@ class SiebelEmulator:
         self.fail_reads = 0  # the next queries of the collection to answer 500, as an overloaded Siebel does
         self.failed_reads = 0
         self.requests = 0
+        self._known_fields: set[str] = set()
         self._credentials = f"{username}:{password}".encode()
         self._object = (business_object, business_component)
         collection = PREFIX + "/{business_object}/{business_component}"
@@ -94,6 +97,9 @@ class SiebelEmulator:
             tree = search.parse_tree(params["searchspec"]) if params.get("searchspec") else None
         except search.SearchspecError as exc:
             return JSONResponse({"ERROR": f"Invalid search specification: {exc}"}, status_code=400)
+        unknown = next((field for field in search.fields(tree) if not self._knows(field)), None) if tree else None
+        if unknown is not None:
+            return JSONResponse({"ERROR": _no_such_field(unknown, self._object[1])}, status_code=500)
         size = min(int(params.get("PageSize", "10")), _MAX_PAGE)
         start = int(params.get("StartRowNum", "0"))
         sort = [
@@ -143,6 +149,13 @@ class SiebelEmulator:
             record = next(rows, None)
         return JSONResponse({"items": [_item(record, request)]}) if record else JSONResponse(NO_DATA, status_code=404)
 
+    def _knows(self, field: str) -> bool:
+        """Whether the business component has `field`: the fields the stand-in's records hold (remembered once
+        seen, so the fields of every page's searchspec cost nothing after the first)."""
+        if field not in self._known_fields and self.store.has_field(field):
+            self._known_fields.add(field)
+        return field in self._known_fields
+
     async def _admit(self, request: Request) -> Response | None:
         if self.latency:
             await asyncio.sleep(self.latency)
@@ -168,6 +181,14 @@ class SiebelEmulator:
         except ValueError:
             return False
         return hmac.compare_digest(given, self._credentials)
+
+
+def _no_such_field(field: str, business_component: str) -> str:
+    """Siebel's words (SBL-DAT-00398) for a searchspec naming a field the business component lacks."""
+    return (
+        f"Field '{field}' does not exist in definition for business component '{business_component}'. Please ask "
+        "your systems administrator to check your application configuration.(SBL-DAT-00398)"
+    )
 
 
 def _index_range(tree: search.Node | None) -> dict[str, Any]:

@@ -70,6 +70,13 @@ def predicate(node: Node) -> Predicate:
     return lambda record: combine(each(record) for each in parts)
 
 
+def fields(node: Node) -> list[str]:
+    """Every field the spec names, in order of appearance, each once."""
+    if isinstance(node, Comparison):
+        return [node.field]
+    return list(dict.fromkeys(name for part in node.parts for name in fields(part)))
+
+
 def lower_bound(
     node: Node, field: str, *, normalise: Callable[[str], str | None] = lambda value: value
 ) -> Bound | None:

@@ -1,4 +1,5 @@
-"""The `ct-sync` Typer app and what every command shares: exit codes, one-line failures, settings loaded once.
+"""The `ct-sync` Typer app and what every command shares: exit codes, one-line failures, settings loaded once, and
+how a command printed for the user to run next starts.
 
 Exit codes (design.md): 0 ok, 1 a member/data problem, 2 configuration or usage error, 75 a system unreachable.
 """
@@ -7,12 +8,18 @@ from __future__ import annotations
 
 import enum
 import json
+import os
+import shlex
+import shutil
 import signal
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, NoReturn, TypeVar
 
 import typer
@@ -20,7 +27,7 @@ from rich.console import Console
 
 from config import Settings, SettingsError, load_settings
 from config.logging import configure_logging
-from sync_worker.core.errors import ConfigurationError, CtSyncError
+from sync_worker.core.errors import ConfigurationError, CtSyncError, outage_text
 
 
 class ExitCode(enum.IntEnum):
@@ -52,6 +59,21 @@ def print_json(document: object) -> None:
 def say(line: str) -> None:
     """A plain line on stdout, never wrapped nor styled: numbers, names and paths are copied from here."""
     out_console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def ct_sync_command() -> str:
+    """How a printed command should start so that it runs as printed: `ct-sync` when PATH finds this very
+    installation, else the path of the script beside the running interpreter (`.venv/bin/ct-sync` when the virtual
+    environment is not activated, as after `scripts/demo`), relative to the working directory when under it."""
+    beside = Path(sys.executable).with_name("ct-sync")
+    found = shutil.which("ct-sync")
+    if not beside.is_file() or (found is not None and os.path.samefile(found, beside)):
+        return "ct-sync"
+    try:
+        shown = beside.absolute().relative_to(Path.cwd())
+    except ValueError:
+        shown = beside.absolute()
+    return shlex.quote(str(shown))
 
 
 def stop_on_signals(stopping: threading.Event) -> None:
@@ -118,13 +140,26 @@ T = TypeVar("T")
 
 
 def or_exit(call: Callable[[], T]) -> T:
-    """Run `call`; a configuration problem exits 2, an unreachable system 75, each with one line."""
+    """Run `call`; a configuration problem exits 2, an unreachable system 75, each with one line (the system named
+    once: `outage_text`)."""
     try:
         return call()
     except ConfigurationError as exc:
         fail(ExitCode.CONFIGURATION, f"ct-sync: {exc.message}")
     except CtSyncError as exc:
-        fail(ExitCode.UNREACHABLE, f"ct-sync: {exc.system or 'a system'} unreachable: {exc.message}")
+        fail(ExitCode.UNREACHABLE, f"ct-sync: {outage_text(exc)}")
+
+
+@contextmanager
+def closed_after(resource: T) -> Iterator[T]:
+    """`resource` for the block, then closed when it can be (the Siebel REST store holds connections, the stand-in
+    none), also when the block exits with a one-line failure."""
+    try:
+        yield resource
+    finally:
+        close = getattr(resource, "close", None)
+        if close is not None:
+            close()
 
 
 def parse_instant(option: str, value: str | None) -> datetime | None:

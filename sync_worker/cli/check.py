@@ -1,8 +1,9 @@
 """`ct-sync check`: reach every configured system with a harmless call and say which answered, and how each failed.
 
 A check never passes by mistake: CrowdTwist must answer as CrowdTwist does (a 404 from another server is not "no
-such user"), and a refusal of our credentials, or an answer from the wrong kind of server, is a configuration
-problem (exit 2), not an outage (exit 75).
+such user"), so must Siebel (its `{"ERROR": …}` or a page of items, not another server's page), and a refusal of
+our credentials, or an answer from the wrong kind of server, is a configuration problem (exit 2), not an outage
+(exit 75).
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ def _check(system: str, probe: Callable[[], str]) -> CheckResult:
 
 
 def _siebel(settings: Settings) -> str:
+    """A look-up of a member no program has: Siebel must answer it as Siebel does (its "no data" or a page of
+    items); another server's answer, a refused login or an unknown business object is a configuration problem,
+    each named by the adapter with the URL."""
     store = build_member_store(settings)
     try:
         store.get_member(PROBE_MEMBER)
@@ -69,7 +73,10 @@ def _siebel(settings: Settings) -> str:
         close = getattr(store, "close", None)
         if close is not None:
             close()
-    return settings.siebel.backend
+    siebel = settings.siebel
+    if siebel.backend == "rest" and siebel.base_url is not None:
+        return f"{redact_text(siebel.base_url)}, {siebel.business_object} / {siebel.business_component}"
+    return f"the SQLite stand-in {settings.siebel_sqlite_path}"
 
 
 def _crowdtwist(settings: Settings) -> str:

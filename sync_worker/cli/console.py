@@ -15,12 +15,20 @@ def console() -> None:
     settings = settings_or_exit()
     console_app, backend = or_exit(lambda: build_console(settings))
     where = settings.console
-    out_console.print(f"ct-sync console on http://{where.host}:{where.port}", markup=False, highlight=False)
+
+    def listening(url: str) -> None:
+        out_console.print(f"ct-sync console on {url}", markup=False, highlight=False)
+
     try:
         or_exit(
             lambda: serve_forever(
-                console_app, host=where.host, port=where.port, setting="CTSYNC_CONSOLE__PORT", name="console"
+                console_app,
+                host=where.host,
+                port=where.port,
+                setting="CTSYNC_CONSOLE__PORT",
+                name="console",
+                listening=listening,
             )
-        )  # a port already taken: one line naming the setting, exit 2
+        )  # a port already taken: one line naming the setting, exit 2, and no URL (it would be another's)
     finally:
         backend.close()

@@ -3,7 +3,7 @@ with realistic members, the embedded queue, the intake and the worker, all in on
 intake exactly as Siebel's workflow sends them; then the members CrowdTwist now knows go out as a segment file to
 the embedded drop folder. `running_demo` keeps the chain up for the console. Files stay under `<data dir>/demo/`
 for a look afterwards, the log among them (the terminal keeps the table); the resubmit command it suggests names
-that folder, so it works as printed.
+that folder and the ct-sync that ran the demo, so it works as printed.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from sandbox.siebel.emulator import SiebelEmulator
 from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.alerts.texts import resubmit_command
 from sync_worker.bootstrap import build_intake, build_run_ledger, build_segment_export, build_worker
+from sync_worker.cli.app import ct_sync_command
 from sync_worker.core.member import FAILURE_STATUSES
 from sync_worker.entrypoints.intake import EVENTS_PATH
 from sync_worker.http import BackgroundServer
@@ -56,6 +57,7 @@ def _member(number: str, first: str, last: str, **fields: str) -> dict[str, str]
         "Primary Country Code": "US",
         "M/F": "F",
         "Language": "ENU",
+        "Tier": "Bronze",
     }
     document.update(fields)
     return document
@@ -63,12 +65,12 @@ def _member(number: str, first: str, last: str, **fields: str) -> dict[str, str]
 
 # (member, story): what each sample member shows.
 SAMPLE_MEMBERS: list[tuple[dict[str, str], str]] = [
-    (_member("296-2185770", "Maria", "Garcia"), "enrolled"),
-    (_member("296-2185771", "Liam", "O'Brien", **{"M/F": "M"}), "enrolled (apostrophe sent as ’)"),
+    (_member("296-2185770", "Maria", "Garcia", Tier="Gold"), "enrolled"),
+    (_member("296-2185771", "Liam", "O'Brien", **{"M/F": "M"}, Tier="Silver"), "enrolled (apostrophe sent as ’)"),
     (_member("296-2185772", "Chen", "Wei", **{"Email Address": ""}), "enrolled, no email: default domain"),
     (_member("296-2185773", "Amara", "Okafor", **{"Primary Country Code": "CA", "Primary Postal Code": "K1A 0B1"}),
      "enrolled (Canada)"),
-    (_member("296-2185774", "Sofia", "Rossi"), "enrolled, then updated"),
+    (_member("296-2185774", "Sofia", "Rossi", Tier="Gold"), "enrolled, then updated"),
     (_member("296-2185775", "Jane", "Smith", **{"Email Address": TAKEN_EMAIL}), "email already taken in CrowdTwist"),
     (_member("296-2185776", "Zoë", "Bright★"), "name CrowdTwist refuses"),
     (_member("296-2185777", "Noah", "Kim", **{"Member Type": "Household"}), "Household member"),
@@ -166,8 +168,9 @@ def running_demo(base: Settings, *, with_rest: bool = False) -> Iterator[DemoRep
             worker.dispatcher.drain()
             rows = _rows(store)
             failures = [row.member_number for row in rows if row.status in FAILURE_STATUSES]
-            # The demo's own data directory, named: the command reaches the demo's Siebel, queue and ledger.
-            again = f"CTSYNC_DATA_DIR={shlex.quote(str(data_dir))} {resubmit_command(failures)}"
+            # The demo's own data directory, named: the command reaches the demo's Siebel, queue and ledger. And
+            # the ct-sync that ran the demo: `scripts/demo` leaves it in .venv/bin, which PATH may not hold.
+            again = f"CTSYNC_DATA_DIR={shlex.quote(str(data_dir))} {resubmit_line(failures)}"
             yield DemoReport(
                 rows=rows,
                 ct_calls=dict(sandbox.state.stats()["calls"]),
@@ -184,6 +187,11 @@ def running_demo(base: Settings, *, with_rest: bool = False) -> Iterator[DemoRep
             thread.join(10)
             intake.close()
             worker.close()
+
+
+def resubmit_line(member_numbers: list[str]) -> str:
+    """The alerts' resubmit command, started the way that runs this ct-sync (`ct_sync_command`)."""
+    return ct_sync_command() + resubmit_command(member_numbers).removeprefix("ct-sync")
 
 
 def _email_taken_in_crowdtwist(sandbox: SandboxServer, email: str) -> None:

@@ -45,6 +45,13 @@ def list_jobs(as_json: AsJson = False) -> None:
 
     settings = settings_or_exit()
     catalog = _catalog_or_exit(settings)
+    if not catalog.jobs and not catalog.groups:  # an empty table would not say why, nor where jobs go
+        if as_json:
+            print_json([])
+            err_console.print(_no_jobs(), markup=False, highlight=False, soft_wrap=True)
+        else:
+            say(_no_jobs())
+        return
     runs = or_exit(lambda: build_run_ledger(settings))
     now = datetime.now(UTC)
     running = or_exit(runs.running_jobs)
@@ -205,6 +212,22 @@ def scheduler() -> None:
         running.serve()
     finally:
         jobs.close()
+
+
+def _no_jobs() -> str:
+    """Why there is no job, and how to declare one: in the TOML file CTSYNC_CONFIG names."""
+    import os
+
+    from config.settings import CONFIG_FILE_VARIABLE
+
+    config_file = os.environ.get(CONFIG_FILE_VARIABLE)
+    how = 'docs/operations.md, section 8, "A job file"'
+    if not config_file:
+        return (
+            f"No jobs: no job file is configured. Declare jobs as [jobs.NAME] tables in a TOML file and name it "
+            f"with {CONFIG_FILE_VARIABLE}=path/to/ct-sync.toml ({how})."
+        )
+    return f"No jobs in {config_file}: declare them as [jobs.NAME] tables there ({how})."
 
 
 def _catalog_or_exit(settings: Settings) -> Catalog:

@@ -198,16 +198,14 @@ def _document(request: PrivacyRequest) -> dict[str, object]:
 
 
 def _failed(failed: RequestFailed) -> NoReturn:
-    from sync_worker.core.errors import ConfigurationError, NotAuthorized, TransientError
+    from sync_worker.core.errors import ConfigurationError, NotAuthorized, TransientError, says_outage
 
     cause = failed.cause
     if isinstance(cause, NotAuthorized | ConfigurationError):
         fail(ExitCode.CONFIGURATION, f"{failed}")
     if isinstance(cause, TransientError):
-        fail(
-            ExitCode.UNREACHABLE,
-            f"privacy request {failed.request.request_id}: CrowdTwist unreachable: {cause.message}",
-        )
+        outage = cause.message if says_outage(cause.message) else f"CrowdTwist unreachable: {cause.message}"
+        fail(ExitCode.UNREACHABLE, f"privacy request {failed.request.request_id}: {outage}")
     fail(ExitCode.MEMBER_PROBLEM, f"{failed}")
 
 

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from sync_worker.cli.app import ExitCode, app, fail, or_exit, out_console, say, settings_or_exit
+from sync_worker.cli.app import ExitCode, app, fail, or_exit, say, settings_or_exit
 
 sandbox_app = typer.Typer(help="A CrowdTwist and a Siebel to rehearse on, on 127.0.0.1.")
 app.add_typer(sandbox_app, name="sandbox", rich_help_panel="Try it without production systems")
@@ -35,6 +35,7 @@ _DEFECTS: dict[str, dict[str, str]] = {
     "the Email Address of member SB-0000001 (CrowdTwist: already taken)": {},  # filled in by `seed`
 }
 _TAKEN = "the Email Address of member SB-0000001 (CrowdTwist: already taken)"
+_TIERS = ("Bronze", "Silver", "Gold")
 _SEED_BATCH = 10_000
 CrowdTwistPort = Annotated[int, typer.Option(help="CrowdTwist sandbox port")]
 
@@ -144,7 +145,8 @@ def seed(
 
 
 def sandbox_member(number: int, *, program: str, seed: int) -> dict[str, str]:
-    """A valid Active Individual member, as Siebel holds one; the same number and seed, the same member."""
+    """A valid Active Individual member with a Tier, as Siebel holds one; the same number and seed, the same
+    member."""
     rng = random.Random(seed * 10_000_019 + number)
     first, last = rng.choice(_FIRST), rng.choice(_LAST)
     return {
@@ -162,6 +164,8 @@ def sandbox_member(number: int, *, program: str, seed: int) -> dict[str, str]:
         "Primary Country Code": "US",
         "M/F": rng.choice(("M", "F")),
         "Language": "ENU",
+        # A loyalty tier as programs have them (most members at the bottom), for segments: --where "Tier=Gold".
+        "Tier": rng.choices(_TIERS, weights=(60, 30, 10))[0],
     }
 
 
@@ -203,4 +207,35 @@ def faults(
         fail(ExitCode.UNREACHABLE, f"ct-sync sandbox faults: no sandbox answers on 127.0.0.1:{port} (ct-sync sandbox)")
     if answer.status_code != 200:
         fail(ExitCode.CONFIGURATION, f"ct-sync sandbox faults: the sandbox refused: {answer.text[:200]}")
-    out_console.print_json(data=answer.json())
+    say(f"CrowdTwist sandbox on 127.0.0.1:{port}, its faults now:")
+    for line in fault_lines(answer.json()):
+        say(f"  {line}")
+
+
+def fault_lines(faults: dict[str, Any]) -> list[str]:
+    """The sandbox's switches as this command's own flags (the sandbox names them `error_rate`, …): each flag as
+    it would set the state shown, and what it means; switches with no flag only when set."""
+    from sandbox.crowdtwist.switches import Faults
+
+    latency_ms = round(float(faults.get("latency") or 0) * 1000)
+    latency = f"{latency_ms}ms" if latency_ms % 1000 else f"{latency_ms // 1000}s"
+    share = float(faults.get("error_rate") or 0)
+    limit = faults.get("rate_limit_per_minute")
+    flags = [
+        ("--down", "every call answered 503 (maintenance)")
+        if faults.get("down")
+        else ("--up", "calls answered as usual"),
+        (f"--latency {latency}", "every answer this late" if latency_ms else "answers at once"),
+        (f"--error-share {share:g}", "that share of calls answered 500" if share else "no call answered 500"),
+        (f"--rate-limit {limit:g}", "calls a minute, then 429s") if limit else ("--rate-limit 0", "no rate limit"),
+    ]
+    lines = [f"{flag:<22}{meaning}" for flag, meaning in flags]
+    unflagged = {name: value for name, value in faults.items() if name not in _FLAGGED}
+    changed = {name: value for name, value in unflagged.items() if getattr(Faults(), name, value) != value}
+    if changed:  # set over HTTP (tests, benchmarks): shown under the sandbox's own names, the only ones they have
+        settings = ", ".join(f"{name}={value}" for name, value in changed.items())
+        lines.append(f"also set over HTTP (POST /_sandbox/faults): {settings}")
+    return lines
+
+
+_FLAGGED = ("down", "latency", "error_rate", "rate_limit_per_minute")

@@ -2,18 +2,21 @@
 `--where`) or from a member list, delivered to CrowdTwist's drop folder (design.md, "Segment export").
 
 Exit codes: 0 delivered (members left out are reported, not a failure), 1 the run failed on its data (count file,
-size, suffixes of the day used up), 2 usage or configuration (bad NAME, host key, login), 75 the server unreachable.
+size, suffixes of the day used up, no member for the file without `--allow-empty`), 2 usage or configuration (bad
+NAME, a `--where` field Siebel does not have, host key, login), 75 the server unreachable.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import Progress
 
-from sync_worker.cli.app import ExitCode, app, err_console, fail, or_exit, say, settings_or_exit
+from sync_worker.cli.app import ExitCode, app, closed_after, err_console, fail, or_exit, say, settings_or_exit
 
 if TYPE_CHECKING:
     from sync_worker.segments.export import SegmentReport, SegmentRequest
@@ -36,27 +39,44 @@ def export(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="write the file locally and show it; send nothing")
     ] = False,
+    allow_empty: Annotated[
+        bool, typer.Option("--allow-empty", help="send the file even with no member in it (the header only)")
+    ] = False,
 ) -> None:
     """Export a segment of members to CrowdTwist's SFTP folder as NAME_YYYYMMDD_HHMM.csv."""
     from sync_worker.bootstrap import build_run_ledger, build_segment_export
-    from sync_worker.core.errors import ConfigurationError, CtSyncError
+    from sync_worker.core.errors import ConfigurationError, CtSyncError, outage_text
     from sync_worker.core.segments import SegmentError
 
-    request = _segment_request(name, where, from_file, count_file, identifier, ready)
+    request = _segment_request(name, where, from_file, count_file, identifier, ready, allow_empty=allow_empty)
     settings = settings_or_exit()
     runs = or_exit(lambda: build_run_ledger(settings))
     exporter = or_exit(lambda: build_segment_export(settings, runs=runs))
-    with Progress(console=err_console, transient=True) as progress:
-        task = progress.add_task(f"segment {name}: members read", total=None)
+    # The failure is said once the progress bar is gone: no line of it left between the error and the prompt.
+    failure: tuple[ExitCode, str] | None = None
+    with closed_after(exporter.store), _progress_bar(f"segment {name}: members read") as progress:
         try:
-            report = exporter.run(request, dry_run=dry_run, progress=lambda n: progress.update(task, completed=n))
+            report = exporter.run(request, dry_run=dry_run, progress=progress)
         except SegmentError as exc:
-            fail(ExitCode(exc.exit_code), f"{COMMAND}: {exc.message}")
+            failure = ExitCode(exc.exit_code), exc.message
         except ConfigurationError as exc:
-            fail(ExitCode.CONFIGURATION, f"{COMMAND}: {exc.message}")
+            failure = ExitCode.CONFIGURATION, exc.message
         except CtSyncError as exc:
-            fail(ExitCode.UNREACHABLE, f"{COMMAND}: {exc.system or 'a system'} unreachable: {exc.message}")
+            failure = ExitCode.UNREACHABLE, outage_text(exc)
+    if failure is not None:
+        fail(failure[0], f"{COMMAND}: {failure[1]}")
     _print_report(report, dry_run=dry_run, destination=exporter.drop.destination)
+
+
+@contextmanager
+def _progress_bar(description: str) -> Iterator[Callable[[int], None]]:
+    """A bar on a terminal; elsewhere (a job's log, cron mail) nothing, not even the blank line a bar leaves."""
+    if not err_console.is_terminal:
+        yield lambda read: None
+        return
+    with Progress(console=err_console, transient=True) as bar:
+        task = bar.add_task(description, total=None)
+        yield lambda read: bar.update(task, completed=read)
 
 
 def _segment_request(
@@ -66,6 +86,8 @@ def _segment_request(
     count_file: Path | None,
     identifier: str,
     ready: str,
+    *,
+    allow_empty: bool,
 ) -> SegmentRequest:
     """The export asked for, or a usage error (exit 2) naming the option that is wrong."""
     from sync_worker.core.segments import SegmentError, check_segment_name, parse_where
@@ -86,7 +108,7 @@ def _segment_request(
         fail(ExitCode.CONFIGURATION, f"{COMMAND}: --ready must be none, empty or count, not {ready}")
     return SegmentRequest(
         name=name, where=conditions, from_file=from_file, count_file=count_file,
-        identifier=identifier, ready=ready,  # type: ignore[arg-type]  # checked just above
+        identifier=identifier, ready=ready, allow_empty=allow_empty,  # type: ignore[arg-type]  # checked above
     )  # fmt: skip
 
 

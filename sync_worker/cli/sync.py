@@ -23,6 +23,7 @@ from sync_worker.cli.app import (
     AsJson,
     ExitCode,
     app,
+    closed_after,
     err_console,
     fail,
     or_exit,
@@ -110,12 +111,13 @@ def poll(
     stop_on_signals(stopping)
 
     def one_pass() -> tuple[PollReport, str | None]:
-        return _poll_pass(poller, runs, stopping)
+        return _poll_pass(poller, runs, stopping, longest_wait=interval)
 
     def wait_unless_stopped(seconds: float) -> None:
         stopping.wait(seconds)
 
     def with_retries() -> tuple[PollReport, str | None]:
+        # The pass retries inside its own run; this only covers the run ledger failing to start or end one.
         return retry_transient(one_pass, longest_wait=interval or 0, sleep=wait_unless_stopped)
 
     while not stopping.is_set():
@@ -130,8 +132,18 @@ def poll(
         stopping.wait(interval)
 
 
-def _poll_pass(poller: Poller, runs: RunLedger | None, stopping: threading.Event) -> tuple[PollReport, str | None]:
-    """One pass with its progress bar, recorded as a run of job cli-poll (a dry run is not recorded)."""
+def _poll_pass(
+    poller: Poller,
+    runs: RunLedger | None,
+    stopping: threading.Event,
+    *,
+    longest_wait: float | None = None,
+    sleep: Callable[[float], Any] | None = None,
+) -> tuple[PollReport, str | None]:
+    """One pass with its progress bar, recorded as a run of job cli-poll (a dry run is not recorded). With
+    `longest_wait` (`--every`), Siebel or the queue failing is tried again inside the pass (waiting with `sleep`,
+    by default until stopped), each wait said in the run's log: one run per pass, however many tries it took,
+    not a failed run per try."""
     from sync_worker.cli.progress import progress
     from sync_worker.core.clock import SystemClock
     from sync_worker.core.ports import RunStopped
@@ -156,7 +168,16 @@ def _poll_pass(poller: Poller, runs: RunLedger | None, stopping: threading.Event
             return poller.run_once(page)
 
         with command_line_run(runs, "cli-poll", kind="poll", clock=SystemClock(), stopping=stopping) as run:
-            return poll_changes(pass_shown, run), run.run_id
+
+            def attempt() -> PollReport:
+                if stopping.is_set():  # asked to stop while waiting to try again: the run ends Stopped
+                    raise RunStopped("stopped: ct-sync is shutting down")
+                return poll_changes(pass_shown, run)
+
+            if longest_wait is None:
+                return attempt(), run.run_id
+            report = retry_transient(attempt, longest_wait=longest_wait, sleep=sleep or stopping.wait, note=run.log)
+            return report, run.run_id
 
 
 def _print_poll(report: PollReport, run_id: str | None) -> None:
@@ -174,23 +195,30 @@ def _print_poll(report: PollReport, run_id: str | None) -> None:
         say(f"  skipped {count}: {reason}")
 
 
-def retry_transient(call: Callable[[], T], *, longest_wait: float, sleep: Callable[[float], None] = time.sleep) -> T:
+def retry_transient(
+    call: Callable[[], T],
+    *,
+    longest_wait: float,
+    sleep: Callable[[float], Any] = time.sleep,
+    note: Callable[[str], None] | None = None,
+) -> T:
     """Call until it does not fail transiently (Siebel or the queue unreachable), waiting 5 s, 10 s, 20 s …
-    (jittered, at most `longest_wait`) between tries, and saying so each time; other failures are raised."""
+    (jittered, at most `longest_wait`) between tries, and saying so each time (on stderr, and to `note`: the
+    run's log); other failures are raised."""
     import tenacity
 
-    from sync_worker.core.errors import TransientError
+    from sync_worker.core.errors import CtSyncError, TransientError, outage_text
 
     def say(state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0
         system = getattr(exc, "system", "") or "a system"
         message = getattr(exc, "message", str(exc))
-        err_console.print(
-            f"ct-sync poll: {system} unreachable ({message}); "
-            f"trying again in {wait:.0f} s (attempt {state.attempt_number + 1})",
-            markup=False, highlight=False, soft_wrap=True,
-        )  # fmt: skip
+        outage = outage_text(exc) if isinstance(exc, CtSyncError) else f"{system} unreachable: {message}"
+        line = f"{outage}; trying again in {wait:.0f} s (attempt {state.attempt_number + 1})"
+        err_console.print(f"ct-sync poll: {line}", markup=False, highlight=False, soft_wrap=True)
+        if note is not None:
+            note(line)
         log.warning("poll_retry", system=system, error=message, attempt=state.attempt_number, wait_seconds=wait)
 
     retrying = tenacity.Retrying(
@@ -215,8 +243,8 @@ def publish(
     if event not in ("enroll", "update"):
         fail(ExitCode.CONFIGURATION, f"ct-sync publish: --event must be enroll or update, not {event}")
     settings = settings_or_exit()
-    store = or_exit(lambda: build_member_store(settings))
-    found = or_exit(lambda: store.get_member(member))
+    with closed_after(or_exit(lambda: build_member_store(settings))) as store:
+        found = or_exit(lambda: store.get_member(member))
     if found is None:
         fail(ExitCode.MEMBER_PROBLEM, f"ct-sync publish: no member {member} in Siebel")
     message = MemberEvent(
@@ -243,13 +271,23 @@ def resubmit(
 ) -> None:
     """Queue members again: by Member Number, by status, by time window, or from the dead-letter queue."""
     from sync_worker.bootstrap import build_publisher
+    from sync_worker.core.errors import nearest_name
     from sync_worker.core.member import SyncStatus
     from sync_worker.core.resubmit import Plan
 
     statuses = status or []
-    unknown = [value for value in statuses if value not in {str(s) for s in SyncStatus}]
+    known = [str(s) for s in SyncStatus]
+    unknown = [value for value in statuses if value not in known]
     if unknown:
-        fail(ExitCode.CONFIGURATION, f"ct-sync resubmit: --status {unknown[0]!r} is not a CT Sync Status")
+        # Exact spelling only (it is matched against Siebel's field and the ledger as written), but the fix is
+        # one copy away: the nearest status and every one of them.
+        nearest = nearest_name(unknown[0], known)
+        hint = f"; did you mean {nearest!r}?" if nearest else ""
+        fail(
+            ExitCode.CONFIGURATION,
+            f"ct-sync resubmit: --status {unknown[0]!r} is not a CT Sync Status{hint} "
+            f"(the statuses: {', '.join(repr(name) for name in known)})",
+        )
     if not (member or statuses or dead_letters):
         fail(ExitCode.CONFIGURATION, "ct-sync resubmit: say what to resubmit: --member, --status or --dead-letters")
     settings = settings_or_exit()
@@ -386,8 +424,8 @@ def preview(member: Annotated[str, typer.Option("--member", help="the Member Num
     from sync_worker.core.member import skip_reason
 
     settings = settings_or_exit()
-    store = or_exit(lambda: build_member_store(settings))
-    found = or_exit(lambda: store.get_member(member))
+    with closed_after(or_exit(lambda: build_member_store(settings))) as store:
+        found = or_exit(lambda: store.get_member(member))
     if found is None:
         fail(ExitCode.MEMBER_PROBLEM, f"ct-sync preview: no member {member} in Siebel")
     reason = skip_reason(found, program_id=settings.siebel.program_id)

@@ -27,7 +27,15 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from config.durations import format_duration
-from sync_worker.core.errors import INTERNAL, CtSyncError, InvalidEvent, NotAuthorized, PermanentError, TransientError
+from sync_worker.core.errors import (
+    INTERNAL,
+    CtSyncError,
+    InvalidEvent,
+    NotAuthorized,
+    PermanentError,
+    TransientError,
+    says_outage,
+)
 from sync_worker.core.member import SyncStatus
 from sync_worker.core.messages import MemberEvent
 from sync_worker.core.ports import AttemptOutcome
@@ -150,7 +158,8 @@ def decide_unavailable(error: CtSyncError, *, event: MemberEvent, policy: RetryP
 def _siebel(error: CtSyncError, *, event: MemberEvent, now: datetime, policy: RetryPolicy) -> Decision:
     retry = event.next_attempt(failed_at=now)
     if isinstance(error, TransientError):
-        reason = f"Siebel unavailable: {error.message}"
+        # The adapter's words say "Siebel unreachable at …" already: not "Siebel unavailable: Siebel unreachable".
+        reason = error.message if says_outage(error.message) else f"Siebel unavailable: {error.message}"
     else:
         # Counted apart from the attempts: a member whose CrowdTwist outage spent nine attempts still gets its tries.
         refusals = event.siebel_refusals + 1

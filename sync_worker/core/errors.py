@@ -11,6 +11,7 @@
     │   ├── NotAuthorized       401/403 from CrowdTwist or Siebel: configuration, not the member's fault
     │   └── MemberNotFound      the store has no member with that Member Number
     └── ConfigurationError      a setting points at something that does not exist (wrong business object)
+        └── UnknownField        a search names a field the member store does not have (the nearest one named)
 
 Adapters translate third-party exceptions into this tree once, at their boundary (`raise ... from exc`); nothing
 above an adapter catches `httpx.*`, `amqp.*` or `sqlalchemy.*`. Messages never contain URLs with credentials:
@@ -19,6 +20,9 @@ every package may import it.
 """
 
 from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
 
 # The `system` of a failure that is a bug in ct-sync itself (outside the tree): never blamed on another system.
 INTERNAL = "ct-sync"
@@ -123,3 +127,35 @@ class MemberNotFound(PermanentError):
 
 class ConfigurationError(CtSyncError):
     """A setting names something the other system does not know (business object, field, host)."""
+
+
+class UnknownField(ConfigurationError):
+    """A condition names a field the member store does not have: Siebel refuses such a searchspec, and the stand-in
+    must not answer it with nothing. `nearest` is the known field closest to it, when one is close."""
+
+    def __init__(self, field: str, *, known: Iterable[str], where: str, system: str = "siebel") -> None:
+        self.field = field
+        self.nearest = nearest_name(field, known)
+        hint = f" (the nearest: {self.nearest!r})" if self.nearest else ""
+        super().__init__(f"{where} has no field {field!r}{hint}", system=system)
+
+
+def nearest_name(given: str, names: Iterable[str]) -> str | None:
+    """The name among `names` closest to `given`, case ignored, for a "did you mean"; None when none is close."""
+    by_folded = {name.casefold(): name for name in names}
+    found = difflib.get_close_matches(given.casefold(), list(by_folded), n=1)
+    return by_folded[found[0]] if found else None
+
+
+def outage_text(error: CtSyncError) -> str:
+    """What an outage is called in one line: the error's own words when they already say which system is out
+    ("Siebel unreachable at …", "ledger unavailable: …"), else "<system> unreachable: <message>", never both."""
+    if says_outage(error.message):
+        return error.message
+    return f"{error.system or 'a system'} unreachable: {error.message}"
+
+
+def says_outage(message: str) -> bool:
+    """Whether a message already names the outage ("… unreachable …", "… unavailable …")."""
+    words = message.casefold()
+    return "unreachable" in words or "unavailable" in words

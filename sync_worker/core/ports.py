@@ -79,7 +79,12 @@ class MemberStore(Protocol):
     def find_matching(self, conditions: Sequence[tuple[str, str]]) -> Iterator[Member | InvalidRecord]:
         """Every member whose Siebel fields equal these values (ANDed), streamed page by page in Member Number
         order. Values are quoted like every searchspec, never pasted. A record that is no valid member comes as
-        its `InvalidRecord` (not raised), so one bad record does not end the stream."""
+        its `InvalidRecord` (not raised), so one bad record does not end the stream. A condition on a field the
+        store does not know raises `UnknownField` (as Siebel refuses such a searchspec): never an empty result."""
+        ...
+
+    def field_names(self) -> frozenset[str]:
+        """The field names the store knows for its members (what `UnknownField` names the nearest of)."""
         ...
 
 

@@ -1,6 +1,7 @@
 """The rules of a CrowdTwist segment file (design.md, "Segment export"; crowdtwist-api.md, "Bulk load and segments
 over SFTP"), as pure functions: the NAME rule, the file name and its growing suffix, who is left out and why, how a
-row is written (and which values are refused rather than enclosed), the count-file and ready-file rules.
+row is written (and which values are refused rather than enclosed), the count-file and ready-file rules, and why a
+segment with no member is not sent (unless an empty file is asked for).
 
 CrowdTwist's three pages on segment files disagree on the identifier header; one identifier column satisfies all
 of them: `CTUserID` (the CrowdTwist id, legacy header every page accepts) or `third_party_id` (the Member Number).
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Literal
@@ -51,6 +53,11 @@ class SuffixExhausted(SegmentError):
     """Every suffix of the day up to 2359 is taken for this NAME."""
 
 
+class EmptySegment(SegmentError):
+    """No member belongs in the file: a file of the header alone would empty the segment in CrowdTwist, so it is
+    not sent unless asked for (`--allow-empty`, a job's `allow_empty = true`)."""
+
+
 class LeftOut(enum.StrEnum):
     """Why a member is not written to the file. Leaving members out is not a failure of the run."""
 
@@ -85,6 +92,21 @@ def parse_where(conditions: Sequence[str]) -> list[tuple[str, str]]:
     if not parsed:
         raise InvalidSegmentRequest("say which members: --where FIELD=VALUE or --from-file PATH")
     return parsed
+
+
+def empty_segment_text(name: str, *, members: str, left_out: Counter[LeftOut], allow: str) -> str:
+    """Why segment `name` is not sent: no member found (`members` says which were asked for, "in Siebel with
+    Tier=Gold" or "listed in lapsed.csv"), or every one found left out, counted by reason; `allow` names how to send
+    it anyway."""
+    found = left_out.total()
+    reasons = ", ".join(f"{count} {reason}" for reason, count in left_out.most_common())
+    if found == 0:
+        why = f"no member {members}"
+    elif found == 1:
+        why = f"the one member {members} does not belong in it ({reasons})"
+    else:
+        why = f"none of the {found} members {members} belongs in it (left out: {reasons})"
+    return f"segment {name} is empty: {why}; nothing sent ({allow} sends a file with the header only)"
 
 
 def left_out_reason(member: Member, *, program_id: str | None, privacy_request: str | None = None) -> LeftOut | None:

@@ -81,5 +81,5 @@ def _segment_request(name: str, job: Job) -> SegmentRequest | None:
         raise ConfigurationError(f"[jobs.{name}] {exc.message}") from None
     return SegmentRequest(
         name=job.segment, where=where, from_file=job.from_file, count_file=job.count_file,
-        identifier=job.identifier, ready=job.ready, job=name,
+        identifier=job.identifier, ready=job.ready, allow_empty=job.allow_empty, job=name,
     )  # fmt: skip

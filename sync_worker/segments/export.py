@@ -5,7 +5,8 @@
     2. members stream from the source; who does not belong is left out by reason (and listed in a report file),
        each identifier is written once, a value that would need enclosing is refused; the file is written to a
        local spool, its size checked against CrowdTwist's 128 MB as it grows (memory stays flat: one page of
-       members at a time, the seen identifiers on disk)
+       members at a time, the seen identifiers on disk); a file with no member stops here (`EmptySegment`)
+       unless the request allows an empty one
     3. the file name's suffix is reserved in the ledger (always above the highest delivered that day)
     4. the drop folder receives the file (temporary name, rename, size check), then the optional ready file
     5. the delivery and the run are recorded; the file is kept under the archive folder
@@ -28,11 +29,13 @@ from sync_worker.core.errors import CtSyncError, InvalidRecord
 from sync_worker.core.member import Member
 from sync_worker.core.ports import Clock, Deliveries, FileDrop, JobRuns, MemberStore, PrivacyDeletions, RunResult
 from sync_worker.core.segments import (
+    EmptySegment,
     Identifier,
     LeftOut,
     ReadyFile,
     SegmentTooLarge,
     check_segment_name,
+    empty_segment_text,
     file_name,
     header_line,
     identifier_value,
@@ -61,6 +64,7 @@ class SegmentRequest:
     count_file: Path | None = None
     identifier: Identifier = "ct_user_id"
     ready: ReadyFile = "none"
+    allow_empty: bool = False  # send a file of the header alone when no member belongs in it
     job: str | None = None  # the job this run belongs to; the command line's is `cli-segment-NAME`
 
     @property
@@ -151,6 +155,13 @@ class SegmentExport:
         run_id = report.run_id
         self._log(run_id, f"segment {request.name}: {_describe(request)}")
         spool = self._write(request, report, progress, checkpoint)
+        if report.rows == 0 and not request.allow_empty:
+            for written in (spool, report.left_out_file):
+                if written is not None:
+                    written.unlink(missing_ok=True)
+            allow = "allow_empty = true in the job" if request.job else "--allow-empty"
+            members = _which_members(request)
+            raise EmptySegment(empty_segment_text(request.name, members=members, left_out=report.left_out, allow=allow))
         if run_id is None:
             highest = self.deliveries.highest_suffix(request.name, started.date())
             report.file_name = file_name(request.name, started.date(), next_suffix(started, highest_delivered=highest))
@@ -228,7 +239,7 @@ class SegmentExport:
     def _members(self, request: SegmentRequest) -> Iterator[Found]:
         if request.from_file is not None:
             return from_member_list(self.store, request.from_file)
-        return from_siebel(self.store, request.where)
+        return from_siebel(self.store, request.where, option="where" if request.job else "--where")
 
     def _place(
         self, found: Member | InvalidRecord | None, identifier: Identifier, seen: SeenIdentifiers
@@ -290,6 +301,13 @@ class SegmentExport:
     def _log(self, run_id: str | None, line: str) -> None:
         if run_id is not None:
             self.runs.log(run_id, line, at=self.clock.now())
+
+
+def _which_members(request: SegmentRequest) -> str:
+    """The members asked for, as a sentence ends: "in Siebel with Tier=Gold", "listed in lapsed.csv"."""
+    if request.from_file is not None:
+        return f"listed in {request.from_file.name}"
+    return "in Siebel with " + " AND ".join(f"{field_name}={value}" for field_name, value in request.where)
 
 
 def _describe(request: SegmentRequest) -> str:

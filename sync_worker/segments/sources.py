@@ -12,10 +12,16 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from sync_worker.core.errors import InvalidRecord
+from sync_worker.core.errors import InvalidRecord, UnknownField
 from sync_worker.core.member import MEMBER_NUMBER, Member
 from sync_worker.core.ports import MemberStore
-from sync_worker.core.segments import CountMismatch, SegmentError, count_data_lines, parse_expected_count
+from sync_worker.core.segments import (
+    CountMismatch,
+    InvalidSegmentRequest,
+    SegmentError,
+    count_data_lines,
+    parse_expected_count,
+)
 
 Found = tuple[str, Member | InvalidRecord | None]
 
@@ -24,10 +30,18 @@ class BadMemberList(SegmentError):
     """A member list that cannot be read as one: no `Member Number` column, not UTF-8, not CSV."""
 
 
-def from_siebel(store: MemberStore, conditions: Sequence[tuple[str, str]]) -> Iterator[Found]:
-    for found in store.find_matching(conditions):
-        reference = found.row_id if isinstance(found, InvalidRecord) else found.member_number
-        yield reference, found
+def from_siebel(
+    store: MemberStore, conditions: Sequence[tuple[str, str]], *, option: str = "--where"
+) -> Iterator[Found]:
+    """The members matching every condition; a field the store does not know is a usage error naming the
+    condition (`option` is how the user wrote it: `--where`, or a job's `where`)."""
+    try:
+        for found in store.find_matching(conditions):
+            reference = found.row_id if isinstance(found, InvalidRecord) else found.member_number
+            yield reference, found
+    except UnknownField as exc:
+        named = [f"{field}={value}" for field, value in conditions if field == exc.field]
+        raise InvalidSegmentRequest(f"{option} {named[0]!r}: {exc.message}" if named else exc.message) from None
 
 
 def from_member_list(store: MemberStore, path: Path) -> Iterator[Found]:

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from config import load_settings
 from sync_worker.cli import app
+from sync_worker.cli.app import ct_sync_command
 from sync_worker.cli.demo import run_demo
 
 EXPECTED = {
@@ -49,7 +50,7 @@ def test_the_demo_ends_with_every_expected_status(tmp_path: Path, with_rest: boo
     # third_party_id before the taken email is blamed on the member: nothing spent twice.
     assert report.ct_calls == {"create_user": 7, "get_user": 1, "update_user": 2}
     assert report.resubmit == (
-        f"CTSYNC_DATA_DIR={tmp_path}/demo ct-sync resubmit --member 296-2185775 --member 296-2185776"
+        f"CTSYNC_DATA_DIR={tmp_path}/demo {ct_sync_command()} resubmit --member 296-2185775 --member 296-2185776"
     )
 
 
@@ -84,11 +85,40 @@ def test_ct_sync_demo_prints_the_table_without_log_lines_and_its_resubmit_comman
     printed = result.stdout.split("queue them again with: ", 1)[1].splitlines()[0]
     assignment, *command = shlex.split(printed)
     variable, value = assignment.split("=", 1)
-    assert command[0] == "ct-sync"
+    assert command[0] == ct_sync_command()
     monkeypatch.setenv(variable, value)
     again = CliRunner().invoke(app, command[1:])
     assert again.exit_code == 0, again.output
     assert "2 member(s) queued" in again.stdout
+
+
+def test_without_ct_sync_on_path_the_demo_prints_the_path_of_the_ct_sync_that_ran_it(tmp_path: Path) -> None:
+    """As after `scripts/demo`: ct-sync is in .venv/bin, which PATH does not hold; the command runs as printed."""
+    executable = Path(sys.executable).with_name("ct-sync")
+    environment = {**os.environ, "PATH": "/usr/bin:/bin", "CTSYNC_DATA_DIR": str(tmp_path / "data")}
+    demo = subprocess.run(
+        [str(executable), "demo", "--no-console"], cwd=tmp_path, env=environment, capture_output=True, text=True,
+        timeout=180,
+    )  # fmt: skip
+    assert demo.returncode == 0, demo.stderr
+    printed = demo.stdout.split("queue them again with: ", 1)[1].splitlines()[0]
+    assert printed == (
+        f"CTSYNC_DATA_DIR={tmp_path}/data/demo {executable.absolute()} resubmit "
+        "--member 296-2185775 --member 296-2185776"
+    )
+    again = subprocess.run(
+        ["bash", "-c", printed], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=120
+    )
+    assert again.returncode == 0, again.stderr
+    assert "2 member(s) queued" in again.stdout
+
+
+def test_with_ct_sync_on_path_a_printed_command_starts_with_its_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:/usr/bin:/bin")
+    assert ct_sync_command() == "ct-sync"
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    monkeypatch.chdir(Path(sys.executable).parent.parent.parent)  # the checkout holding .venv
+    assert ct_sync_command() == f"{Path(sys.executable).parent.parent.name}/bin/ct-sync"
 
 
 def test_the_demo_serves_the_console_on_its_chain_until_enter_is_pressed(tmp_path: Path) -> None:

@@ -113,7 +113,9 @@ def test_an_unreachable_crowdtwist_exits_75(crowdtwist: httpx.Client, monkeypatc
     monkeypatch.setenv("CTSYNC_CROWDTWIST__RETRY_ATTEMPTS", "1")
     result = runner.invoke(app, ["privacy", "delete", "--member", "296-1"])
     assert result.exit_code == 75
-    assert result.stderr.startswith("privacy request PR-1: CrowdTwist unreachable")
+    assert result.stderr == (
+        "privacy request PR-1: CrowdTwist unreachable: ConnectError: [Errno 111] Connection refused\n"
+    )  # the cause named once, not "CrowdTwist unreachable: CrowdTwist unreachable: …"
 
 
 def test_a_deleted_member_is_refused_by_resubmit_until_restored(crowdtwist: httpx.Client) -> None:

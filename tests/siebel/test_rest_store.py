@@ -16,7 +16,7 @@ from config.settings import SiebelSettings
 from sandbox.siebel import search
 from siebel_adapter import searchspec
 from siebel_adapter.rest_store import SiebelRestStore
-from sync_worker.core.errors import ConfigurationError, PermanentError, TransientError
+from sync_worker.core.errors import ConfigurationError, PermanentError, TransientError, UnknownField
 from tests.builders import siebel_member
 
 BASE = "https://siebel.example.com/siebel/v1.0"
@@ -48,11 +48,23 @@ def test_no_data_is_no_member(mock: respx.MockRouter) -> None:
 @pytest.mark.parametrize(
     ("answer", "error", "text"),
     [
-        (httpx.Response(503, text="Service Unavailable"), TransientError, "Siebel unavailable: HTTP 503"),
-        (httpx.ConnectError("refused"), TransientError, "Siebel unreachable: ConnectError"),
-        (httpx.ReadTimeout("slow"), TransientError, "Siebel unreachable: ReadTimeout"),
-        (httpx.Response(401, text="Unauthorized"), ConfigurationError, "Siebel refused the credentials (HTTP 401)"),
-        (httpx.Response(404, json={"ERROR": "Business object not found"}), ConfigurationError, "does not know"),
+        (httpx.Response(503, text="Service Unavailable"), TransientError, f"Siebel unavailable at {BASE}: HTTP 503"),
+        (httpx.ConnectError("refused"), TransientError, f"Siebel unreachable at {BASE}: ConnectError: refused"),
+        (httpx.ReadTimeout("slow"), TransientError, f"Siebel unreachable at {BASE}: ReadTimeout: slow"),
+        (
+            httpx.Response(401, json={"ERROR": "Unauthorized"}),
+            ConfigurationError,
+            f"Siebel at {BASE} refused the credentials (HTTP 401: Unauthorized): check CTSYNC_SIEBEL__USERNAME",
+        ),
+        (
+            httpx.Response(404, json={"ERROR": "Business object not found"}),
+            ConfigurationError,
+            f"Siebel at {BASE} does not know business object 'LOY Member' / component 'LOY Member'",
+        ),
+        # The same codes without Siebel's {"ERROR": …}: another server answered, not Siebel.
+        (httpx.Response(404, text="Not Found"), ConfigurationError, f"{BASE} answered HTTP 404 with text"),
+        (httpx.Response(403, html="<h1>Forbidden</h1>"), ConfigurationError, "HTTP 403 with an HTML page"),
+        (httpx.Response(200, json={"status": "ok"}), ConfigurationError, 'not Siebel\'s ({"items": …} expected)'),
         # A gateway's login page answered 200 is Siebel's problem, never CrowdTwist's, and never a crash.
         (httpx.Response(200, text="<html><form>Sign in</form></html>"), TransientError, "not JSON"),
         (httpx.Response(400, json={"ERROR": "Value too long for CT Sync Error"}), PermanentError, "HTTP 400"),
@@ -63,6 +75,22 @@ def test_failures_map_to_the_error_tree(mock: respx.MockRouter, answer: object, 
     with pytest.raises(error, match=re.escape(text)) as caught:
         SiebelRestStore(SETTINGS).get_member("296-1")
     assert "s1ebel-pw" not in str(caught.value)
+
+
+def test_siebel_refusing_a_field_of_the_searchspec_is_an_unknown_field_with_the_nearest(
+    mock: respx.MockRouter,
+) -> None:
+    refusal = (
+        "Field 'Teir' does not exist in definition for business component 'LOY Member'. Please ask your systems "
+        "administrator to check your application configuration.(SBL-DAT-00398)"
+    )
+    one_record = {"items": [{**siebel_member(Tier="Gold"), "Link": []}]}
+    mock.get(COLLECTION).mock(
+        side_effect=[httpx.Response(500, json={"ERROR": refusal}), httpx.Response(200, json=one_record)]
+    )
+    with pytest.raises(UnknownField) as caught:
+        list(SiebelRestStore(SETTINGS).find_matching([("Teir", "Gold")]))
+    assert caught.value.message == f"Siebel's LOY Member at {BASE} has no field 'Teir' (the nearest: 'Tier')"
 
 
 def test_the_outcome_is_a_put_by_row_id(mock: respx.MockRouter) -> None:

@@ -15,7 +15,7 @@ from sandbox.servers import SiebelEmulatorServer
 from sandbox.siebel.emulator import SiebelEmulator
 from siebel_adapter.rest_store import SiebelRestStore
 from siebel_adapter.sqlite_store import SqliteMemberStore
-from sync_worker.core.errors import ConfigurationError, InvalidRecord, TransientError
+from sync_worker.core.errors import ConfigurationError, InvalidRecord, TransientError, UnknownField
 from sync_worker.core.member import SyncOutcome, SyncStatus
 from sync_worker.core.ports import ChangeCursor, ChangePage, MemberStore
 from tests.builders import siebel_member
@@ -185,6 +185,22 @@ def test_a_match_value_is_quoted_never_pasted(stores: Stores) -> None:
     assert [m.member_number for m in found] == ["296-2"]  # type: ignore[union-attr]
 
 
+def test_a_condition_on_a_field_no_member_holds_is_refused_naming_the_nearest_never_an_empty_match(
+    stores: Stores,
+) -> None:
+    stores.admin.upsert_member(siebel_member(**{"Member Number": "296-1", "Tier": "Gold"}))
+    with pytest.raises(UnknownField) as caught:
+        list(stores.store.find_matching([("Tier", "Gold"), ("Statuss", "Active")]))
+    assert (caught.value.field, caught.value.nearest) == ("Statuss", "Status")
+    assert "has no field 'Statuss' (the nearest: 'Status')" in caught.value.message
+
+
+def test_the_write_back_fields_are_known_before_any_member_holds_one(stores: Stores) -> None:
+    stores.admin.upsert_member(siebel_member(**{"Member Number": "296-1"}))
+    assert list(stores.store.find_matching([("CT Sync Status", "Synced")])) == []
+    assert {"Member Number", "Status", "CT Sync Status", "CT User Id"} <= stores.store.field_names()
+
+
 def test_an_invalid_record_in_a_match_stream_is_reported_and_the_stream_goes_on(stores: Stores) -> None:
     stores.admin.upsert_member(siebel_member(**{"Member Number": "296-1", "Date of Birth": "30.11.1979"}))
     stores.admin.upsert_member(siebel_member(**{"Member Number": "296-2"}))
@@ -209,7 +225,7 @@ def test_the_emulator_down_switch_is_a_transient_error_for_the_rest_adapter(tmp_
         )
         store = SiebelRestStore(settings)
         emulator.down = True
-        with pytest.raises(TransientError, match="Siebel unavailable: HTTP 503"):
+        with pytest.raises(TransientError, match=r"Siebel unavailable at .*: HTTP 503: Service Unavailable"):
             store.get_member("296-1")
         emulator.down = False
         assert store.get_member("296-1") is None

@@ -7,11 +7,13 @@ import re
 
 import pytest
 import structlog
+import typer
 from rich.console import Console
 from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
 from sync_worker.cli import app, progress
+from sync_worker.cli.app import or_exit
 from sync_worker.cli.sync import retry_transient
 from sync_worker.core.errors import ConfigurationError, TransientError
 
@@ -75,8 +77,37 @@ def test_poll_every_tries_again_after_a_siebel_blip_with_growing_waits_and_says_
     assert retry_transient(one_pass, longest_wait=300, sleep=waits.append) == "published"
     assert 5 <= waits[0] < 10 <= waits[1] < 20
     said = capsys.readouterr().err
-    assert re.search(r"siebel unreachable \(Siebel unavailable: HTTP 503\); trying again in \d+ s \(attempt 2\)", said)
+    assert re.search(r"ct-sync poll: Siebel unavailable: HTTP 503; trying again in \d+ s \(attempt 2\)", said)
     assert "(attempt 3)" in said
+
+
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (
+            TransientError("Siebel unreachable at http://s.example/siebel/v1.0: ConnectError", system="siebel"),
+            "ct-sync: Siebel unreachable at http://s.example/siebel/v1.0: ConnectError",
+        ),
+        (
+            TransientError("ledger unavailable: database is locked", system="ledger"),
+            "ct-sync: ledger unavailable: database is locked",
+        ),
+        (
+            TransientError("HTTP 502: Bad Gateway", system="crowdtwist"),
+            "ct-sync: crowdtwist unreachable: HTTP 502: Bad Gateway",
+        ),
+    ],
+)
+def test_an_outage_is_named_once_in_one_line(
+    error: TransientError, line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def failing() -> None:
+        raise error
+
+    with pytest.raises(typer.Exit) as exited:
+        or_exit(failing)
+    assert exited.value.exit_code == 75
+    assert capsys.readouterr().err == line + "\n"
 
 
 def test_poll_every_gives_up_on_a_configuration_problem() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, date, datetime
 
 import pytest
@@ -13,6 +14,7 @@ from sync_worker.core.segments import (
     SuffixExhausted,
     check_segment_name,
     count_data_lines,
+    empty_segment_text,
     file_name,
     left_out_reason,
     needs_enclosing,
@@ -116,3 +118,20 @@ def test_the_ready_file_is_none_empty_or_the_row_count() -> None:
     assert ready_content("none", rows=3) is None
     assert ready_content("empty", rows=3) == ""
     assert ready_content("count", rows=3) == "3\n"
+
+
+@pytest.mark.parametrize(
+    ("left_out", "why"),
+    [
+        ({}, "no member listed in lapsed.csv"),
+        ({LeftOut.NOT_ACTIVE: 1}, "the one member listed in lapsed.csv does not belong in it (1 not Active)"),
+        (
+            {LeftOut.NEVER_SYNCED: 8, LeftOut.UNKNOWN: 4},
+            "none of the 12 members listed in lapsed.csv belongs in it (left out: 8 never synced (CrowdTwist does "
+            "not know them), 4 unknown to Siebel)",
+        ),
+    ],
+)
+def test_an_empty_segment_says_why_and_how_to_send_it_anyway(left_out: dict[LeftOut, int], why: str) -> None:
+    text = empty_segment_text("Winback", members="listed in lapsed.csv", left_out=Counter(left_out), allow="--x")
+    assert text == f"segment Winback is empty: {why}; nothing sent (--x sends a file with the header only)"
