@@ -45,7 +45,7 @@ from sqlalchemy.sql import Executable
 from config.redaction import redact_text
 from config.settings import Settings
 from sync_worker.core.errors import ConfigurationError, TransientError
-from sync_worker.core.ports import AttemptRecord, KnownState, RefusedState, SyncedState
+from sync_worker.core.ports import AttemptRecord, KnownState, LatestOutcome, RefusedState, SyncedState
 from sync_worker.core.privacy import RELEASED
 from sync_worker.ledger.group_commit import GroupCommit
 
@@ -115,6 +115,8 @@ _SYNCED_COLUMNS = ("payload_hash", "ct_user_id", "synced_at")
 _REFUSED_COLUMNS = ("refused_hash", "refused_reason", "refused_at")
 
 FAILURES = ("Data Error", "CT Failure", "OIC Failure", "Dead-lettered")
+UNDECIDED = ("Retrying", "Unchanged")  # outcomes that leave a member's state as the attempt before left it
+_MEMBERS_PER_QUERY = 500  # bound parameters of one IN list
 NEVER_SENT = "never sent"
 POSTGRES_EXTRA_MISSING = (
     "CTSYNC_LEDGER__URL is a PostgreSQL database, whose driver comes with the postgres extra: "
@@ -219,7 +221,7 @@ def create_schema(engine: Engine, schema: MetaData) -> None:
 
 
 class SqlLedger:
-    """Implements the `Ledger` and `KnownStates` ports."""
+    """Implements the `Ledger`, `KnownStates` and `LatestOutcomes` ports."""
 
     def __init__(self, url: str, *, pool_size: int = 16) -> None:
         self._engine = create_ledger_engine(url, pool_size=pool_size)
@@ -314,7 +316,7 @@ class SqlLedger:
         """Members per current state: what the newest attempt that decided something left on each member. A retry
         or an unchanged re-check decides nothing; a dead letter left OIC Failure on the member; a member only ever
         skipped (another program, not Individual, inactive) was never sent."""
-        decided = select(attempts).where(attempts.c.outcome.not_in(("Retrying", "Unchanged"))).subquery()
+        decided = select(attempts).where(attempts.c.outcome.not_in(UNDECIDED)).subquery()
         newest = (
             select(decided.c.member_number, func.max(decided.c.id).label("id"))
             .group_by(decided.c.member_number)
@@ -331,6 +333,27 @@ class SqlLedger:
                 state = MEMBER_STATE.get(outcome, outcome)
                 states[state] = states.get(state, 0) + int(count)
         return states
+
+    def latest_outcomes(self, member_numbers: Sequence[str]) -> dict[str, LatestOutcome]:
+        """`LatestOutcomes` port: the newest decisive attempt of each of these members (as `member_states` counts
+        them), so an alert names the state a member is in when it is sent."""
+        found: dict[str, LatestOutcome] = {}
+        numbers = sorted(set(member_numbers))
+        for start in range(0, len(numbers), _MEMBERS_PER_QUERY):
+            chunk = numbers[start : start + _MEMBERS_PER_QUERY]
+            newest = (
+                select(func.max(attempts.c.id).label("id"))
+                .where(attempts.c.member_number.in_(chunk), attempts.c.outcome.not_in(UNDECIDED))
+                .group_by(attempts.c.member_number)
+                .subquery()
+            )
+            query = select(attempts.c.member_number, attempts.c.outcome, attempts.c.error, attempts.c.at).join(
+                newest, newest.c.id == attempts.c.id
+            )
+            with self._begin() as connection:
+                for row in connection.execute(query):
+                    found[row.member_number] = LatestOutcome(row.outcome, row.error, _aware(row.at))
+        return found
 
     def attempt_counts(self, *, since: datetime) -> dict[str, int]:
         query = select(attempts.c.outcome, func.count()).where(attempts.c.at >= since).group_by(attempts.c.outcome)

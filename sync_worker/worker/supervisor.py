@@ -1,6 +1,6 @@
 """The worker's watch around the consumer: the outage breaker gates new syncs, every outcome feeds metrics, the
-alert policy and the minute's summary line, due alerts go to the dispatcher, and a recovery resubmits the members
-the outage failed.
+alert policy and the minute's summary line, and a recovery resubmits the members the outage failed. (The
+dispatcher asks the policy for due alerts on its own thread: a digest reads the ledger as it goes out.)
 
 A pause for refused credentials is remembered in the ledger database: the fix (a new key) comes with a restart,
 and the process that paused is gone by then. A worker that starts while one is remembered probes CrowdTwist once;
@@ -136,8 +136,6 @@ class Supervisor:
         self._ticked = now
         if self.sizer is not None:
             self._metrics.in_flight_limit.set(self.sizer.limit)
-        for alert in self._policy.due():
-            self._dispatcher.submit(alert)
         if now - self._summarised >= _SUMMARY_EVERY:
             self._summarise(now)
         if now - self._housekept >= _HOUSEKEEPING_EVERY:
@@ -145,9 +143,9 @@ class Supervisor:
             threading.Thread(target=self._housekeeping, name="ct-sync-housekeeping", daemon=True).start()
 
     def flush(self) -> None:
-        """At shutdown: every alert still held, digests included, goes to the dispatcher now; the last summary."""
-        for alert in self._policy.due(flush=True):
-            self._dispatcher.submit(alert)
+        """At shutdown: every alert still held, digests included, goes out now (composed as it goes); the last
+        summary."""
+        self._dispatcher.flush()
         self._summarise(self._monotonic())
 
     def _summarise(self, now: float) -> None:
