@@ -70,7 +70,7 @@ from sync_worker.queue.publisher import KombuPublisher
 from sync_worker.queue.publisher import build_publisher as build_publisher
 from sync_worker.queue.topology import QueueTopology
 from sync_worker.segments.export import SegmentExport
-from sync_worker.worker.breaker import Breaker, BreakerState
+from sync_worker.worker.breaker import Breaker, BreakerState, Transition
 from sync_worker.worker.breaker_events import BreakerEvents
 from sync_worker.worker.handler import EventHandler
 from sync_worker.worker.readiness import PROBE_MEMBER, ReadinessProbe
@@ -317,6 +317,12 @@ def build_worker(
     operations = build_operations_log(settings)
     breaker_events = BreakerEvents(operations, clock=clock.now)
     dispatcher = AlertDispatcher(mailer or build_mailer(settings), source=policy)
+
+    def transition(transition: Transition) -> None:  # on the consumer's connection thread
+        breaker_events.transition(transition)
+        if transition.kind == "closed":  # what the open breaker parked goes back to work now, not minutes later
+            queue_worker.release_parked()
+
     supervisor = Supervisor(
         breaker=Breaker(
             clock=clock.now,
@@ -335,7 +341,8 @@ def build_worker(
         housekeeping=lambda: purge_history(
             ledger, runs, operations, older_than=clock.now() - settings.ledger.retention
         ),
-        on_transition=breaker_events.transition,
+        on_transition=transition,
+        on_probe_scheduled=breaker_events.probe_scheduled,
         summary=MinuteSummary(budget_per_minute=settings.crowdtwist.calls_per_minute),
         pauses=ledger,
     )

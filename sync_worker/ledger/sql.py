@@ -34,9 +34,11 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     literal,
     select,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
@@ -53,7 +55,9 @@ from sync_worker.ledger.group_commit import GroupCommit
 # 2: ct_sync_member_state (synced and refused state) replaces ct_sync_synced_state, which is left unused: the first
 #    sync of each member after the upgrade costs one CrowdTwist call more, nothing else.
 # 3: ct_sync_privacy_requests (privacy requests: access, delete, restore); the known-state read joins it.
-SCHEMA_VERSION = 3
+# 4: ct_sync_breaker_events gains `since` and `next_probe_at` (nullable), added to an older table at start
+#    (`add_missing_columns`); older rows have neither.
+SCHEMA_VERSION = 4
 _SCHEMA_ATTEMPTS = 5
 metadata = MetaData()
 
@@ -218,6 +222,29 @@ def create_schema(engine: Engine, schema: MetaData) -> None:
                 detail = redact_text(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
                 raise TransientError(f"ledger unavailable: {detail}", system="ledger") from None
             time.sleep(0.05 * (attempt + 1))  # the winner is creating: give it a moment
+
+
+def add_missing_columns(engine: Engine, table: Table) -> None:
+    """Add the nullable columns that a table made by an earlier version lacks: `create_all` makes missing tables,
+    never missing columns. Workers started together may race; a loser finds the column there and goes on."""
+
+    def present() -> set[str]:
+        return {column["name"] for column in inspect(engine).get_columns(table.name)}
+
+    try:
+        missing = [column for column in table.columns if column.name not in present()]
+        for column in missing:
+            assert column.nullable, f"{table.name}.{column.name}: only nullable columns can be added to old rows"
+            kind = column.type.compile(dialect=engine.dialect)
+            try:
+                with engine.begin() as connection:
+                    connection.execute(sql_text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
+            except SQLAlchemyError:
+                if column.name not in present():
+                    raise
+    except SQLAlchemyError as exc:
+        detail = redact_text(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
+        raise TransientError(f"ledger unavailable: {detail}", system="ledger") from None
 
 
 class SqlLedger:
