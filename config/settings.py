@@ -340,7 +340,11 @@ class WorkerSettings(_Section):
         default=5, ge=1, description="consecutive CrowdTwist outages that pause syncing (the outage breaker)"
     )
     breaker_max_backoff: Duration = Field(
-        default=timedelta(minutes=5), description="longest wait between probes while CrowdTwist is down"
+        default=timedelta(seconds=20),
+        description=(
+            "longest wait between probes while CrowdTwist is down: syncing resumes within it of CrowdTwist's return "
+            "(at least 1s; the default was 5m before issue 29)"
+        ),
     )
     auto_resubmit: bool = Field(
         default=True, description="after an outage, resubmit members that ended CT Failure during it"
@@ -349,6 +353,14 @@ class WorkerSettings(_Section):
         default=timedelta(minutes=5),
         description="the ledger or Siebel unreachable this long (syncing paused) is alerted; shorter is only logged",
     )
+
+    @field_validator("breaker_max_backoff")
+    @classmethod
+    def _probes_spaced(cls, value: timedelta) -> timedelta:
+        # Probes follow each other without pause below this: CrowdTwist, down, would be called continuously.
+        if value < timedelta(seconds=1):
+            raise ValueError("must be at least 1s")
+        return value
 
 
 class MetricsSettings(_Section):

@@ -39,6 +39,7 @@ from sync_worker.core.ports import (
     Clock,
     EventPublisher,
     FileDrop,
+    LatestOutcomes,
     Mailer,
     MemberStore,
     PrivacyDeletions,
@@ -69,7 +70,7 @@ from sync_worker.queue.publisher import KombuPublisher
 from sync_worker.queue.publisher import build_publisher as build_publisher
 from sync_worker.queue.topology import QueueTopology
 from sync_worker.segments.export import SegmentExport
-from sync_worker.worker.breaker import Breaker, BreakerState
+from sync_worker.worker.breaker import Breaker, BreakerState, Transition
 from sync_worker.worker.breaker_events import BreakerEvents
 from sync_worker.worker.handler import EventHandler
 from sync_worker.worker.outages import OutageGate, Reporting
@@ -300,9 +301,9 @@ def build_worker(
     clock = clock or SystemClock()
     metrics = Metrics()
     store = store or build_member_store(settings, metrics=metrics)
-    policy = _alert_policy(settings, clock)
-    crowdtwist = crowdtwist or build_crowdtwist(settings, metrics=metrics, policy=policy)
     ledger = ledger or build_ledger(settings)
+    policy = _alert_policy(settings, clock, latest=ledger)
+    crowdtwist = crowdtwist or build_crowdtwist(settings, metrics=metrics, policy=policy)
     runs = build_run_ledger(settings)
     sync = MemberSync(
         store=store,
@@ -323,7 +324,13 @@ def build_worker(
     handler = EventHandler(sync=sync, ledger=ledger, clock=clock, retry=retry, locks=locks)
     operations = build_operations_log(settings)
     breaker_events = BreakerEvents(operations, clock=clock.now)
-    dispatcher = AlertDispatcher(mailer or build_mailer(settings))
+    dispatcher = AlertDispatcher(mailer or build_mailer(settings), source=policy)
+
+    def transition(transition: Transition) -> None:  # on the consumer's connection thread
+        breaker_events.transition(transition)
+        if transition.kind == "closed":  # what the open breaker parked goes back to work now, not minutes later
+            queue_worker.release_parked()
+
     # The ledger and Siebel down: pause, probe each with its own cheap read, say so once each way.
     outages = OutageGate(
         probes={"ledger": lambda: ledger.known_state(PROBE_MEMBER), "siebel": lambda: store.get_member(PROBE_MEMBER)},
@@ -349,7 +356,8 @@ def build_worker(
         housekeeping=lambda: purge_history(
             ledger, runs, operations, older_than=clock.now() - settings.ledger.retention
         ),
-        on_transition=breaker_events.transition,
+        on_transition=transition,
+        on_probe_scheduled=breaker_events.probe_scheduled,
         summary=MinuteSummary(budget_per_minute=settings.crowdtwist.calls_per_minute),
         pauses=ledger,
         also_paused=lambda: outages.paused,
@@ -421,8 +429,14 @@ def build_member_locks(settings: Settings) -> AdvisoryLocks | FileLocks:
     return FileLocks(Path(url.split(":///", 1)[1]).with_suffix(".locks"))
 
 
-def _alert_policy(settings: Settings, clock: Clock) -> AlertPolicy:
-    return AlertPolicy(notify=settings.alerts.notify, digest_interval=settings.alerts.digest_interval, clock=clock.now)
+def _alert_policy(settings: Settings, clock: Clock, *, latest: LatestOutcomes) -> AlertPolicy:
+    """The alert policy; its digests read each member's state from `latest` (the ledger) as they go out."""
+    return AlertPolicy(
+        notify=settings.alerts.notify,
+        digest_interval=settings.alerts.digest_interval,
+        clock=clock.now,
+        latest=latest,
+    )
 
 
 def _requeue_ct_failures(settings: Settings, store: MemberStore, since: datetime) -> int:
@@ -479,13 +493,9 @@ class Intake:
     ledger: SqlLedger
     policy: AlertPolicy
     dispatcher: AlertDispatcher
-    stopping: threading.Event
 
     def close(self) -> None:
-        self.stopping.set()
-        for alert in self.policy.due(flush=True):
-            self.dispatcher.submit(alert)
-        self.dispatcher.close()
+        self.dispatcher.close()  # the digest still held goes out first, composed as it goes
         self.publisher.close()
         self.ledger.close()
         _close_store(self.store)
@@ -499,8 +509,9 @@ def build_intake(settings: Settings, *, clock: Clock | None = None) -> Intake:
     publisher = build_publisher(settings)
     ledger = build_ledger(settings)
     metrics = Metrics()
-    policy = _alert_policy(settings, clock)
-    dispatcher = AlertDispatcher(build_mailer(settings))
+    policy = _alert_policy(settings, clock, latest=ledger)
+    # The dispatcher asks the policy for due alerts once a second, on its own thread.
+    dispatcher = AlertDispatcher(build_mailer(settings), source=policy)
 
     def refused(event: MemberEvent, reason: str) -> None:
         policy.member_outcome(event.member_number, "OIC Failure", reason)
@@ -531,16 +542,8 @@ def build_intake(settings: Settings, *, clock: Clock | None = None) -> Intake:
         on_answer=lambda status: metrics.intake_answers.labels(status=str(status)).inc(),
         on_refused=refused,
     )
-    stopping = threading.Event()
-
-    def tick() -> None:  # due alerts out once a second; sending happens on the dispatcher's own thread
-        while not stopping.wait(1.0):
-            for alert in policy.due():
-                dispatcher.submit(alert)
-
-    threading.Thread(target=tick, name="ct-sync-intake-alerts", daemon=True).start()
     app = with_metrics(intake_app, metrics.registry)
-    return Intake(app, publisher, store, ledger, policy, dispatcher, stopping)
+    return Intake(app, publisher, store, ledger, policy, dispatcher)
 
 
 # -- jobs and the scheduler ----------------------------------------------------------------------------------------

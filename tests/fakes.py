@@ -21,6 +21,7 @@ from sync_worker.core.ports import (
     ChangePage,
     Delivery,
     KnownState,
+    LatestOutcome,
     RefusedState,
     SyncedState,
 )
@@ -229,13 +230,25 @@ class FakeMemberLocks:
 
 
 class FakeLedger:
+    """The `Ledger` and `LatestOutcomes` ports: rows in order; `script` fails writes, `reads` fails reads."""
+
     def __init__(self) -> None:
         self.rows: list[AttemptRecord] = []
         self.script = Script()
+        self.reads = Script()
 
     def record(self, attempts: Sequence[AttemptRecord]) -> None:
         self.script.next()
         self.rows.extend(attempts)
+
+    def latest_outcomes(self, member_numbers: Sequence[str]) -> dict[str, LatestOutcome]:
+        self.reads.next()
+        wanted = set(member_numbers)
+        return {
+            row.member_number: LatestOutcome(row.outcome, row.error, row.at)
+            for row in self.rows
+            if row.member_number in wanted and row.outcome not in ("Retrying", "Unchanged")
+        }  # later rows overwrite earlier ones: the newest decisive attempt wins
 
 
 class FakePublisher:

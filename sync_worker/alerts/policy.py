@@ -1,5 +1,11 @@
 """When to email, and what: one email per state change of the integration, one when it clears, and member-level
-failures in a digest at most every `digest_interval`. Pure (clock injected); `due()` hands out what to send now.
+failures in a digest at most every `digest_interval`. `due()` hands out what to send now; the clock and the
+ledger's latest outcomes are injected (ports), so it is tested with fakes.
+
+A digest says what is true when it is sent: `due()` composes it then, reading each member's newest decisive
+attempt from the ledger (another worker, or a later attempt, may have synced it). A member synced since its failure
+is left out and counted as recovered; the others are shown with their status now. A digest with nobody left to
+name is not sent. `due()` is called on the dispatcher's thread (the ledger read must never hold up a sync).
 
     CrowdTwist unreachable / credentials refused   at once, once per outage; "reachable again" when it clears
     the ledger or Siebel unreachable for a while   once per outage, when it has lasted (the worker's outage gate
@@ -15,24 +21,38 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+
+import structlog
 
 from config.durations import format_duration
 from sync_worker.alerts.texts import MemberFailure, failure_digest
-from sync_worker.core.ports import Alert
+from sync_worker.core.errors import CtSyncError
+from sync_worker.core.ports import Alert, LatestOutcomes
 
+log = structlog.get_logger("ct_sync.alerts")
 FAILURES = frozenset({"Data Error", "CT Failure", "OIC Failure", "Dead-lettered"})
+RECOVERED = "Synced"
 
 
 class AlertPolicy:
-    def __init__(self, *, notify: str, digest_interval: timedelta, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        *,
+        notify: str,
+        digest_interval: timedelta,
+        clock: Callable[[], datetime],
+        latest: LatestOutcomes | None = None,
+    ) -> None:
         self._notify = notify
         self._interval = digest_interval
         self._clock = clock
-        self._lock = threading.Lock()  # fed from the consumer thread, read by the dispatcher's tick
+        self._latest = latest  # the ledger: where each member stands now, across every process
+        self._lock = threading.Lock()  # fed from the consumer thread, read by the dispatcher's thread
         # Member → its latest failure: a member failing again before the digest goes is one member, not two.
         self._pending: dict[str, MemberFailure] = {}
+        self._recovered: set[str] = set()  # pending members this process saw sync since
         self._successes: Counter[str] = Counter()
         self._last_digest: datetime | None = None
         self._quiet = True  # no member failures in the last interval
@@ -44,9 +64,12 @@ class AlertPolicy:
         with self._lock:
             if status in FAILURES:
                 self._pending.pop(member_number, None)  # re-inserted: the digest lists members by latest failure
-                self._pending[member_number] = MemberFailure(member_number, status, reason or "")
+                self._pending[member_number] = MemberFailure(member_number, status, reason or "", self._clock())
+                self._recovered.discard(member_number)
             else:
                 self._successes[status] += 1
+                if status == RECOVERED and self._pending.pop(member_number, None) is not None:
+                    self._recovered.add(member_number)
 
     def outage_began(self, *, since: datetime, cause: str, credentials: bool) -> None:
         """CrowdTwist stopped answering (or refused our key) and syncing paused: one alert for the whole outage."""
@@ -109,21 +132,53 @@ class AlertPolicy:
     def due(self, *, flush: bool = False) -> list[Alert]:
         """The alerts to send now; with `flush` (shutdown), the pending digest too, whatever the interval."""
         now = self._clock()
+        digest: tuple[list[MemberFailure], int, bool] | None = None
         with self._lock:
             alerts, self._outbox = self._outbox, []
             interval_over = self._last_digest is None or now - self._last_digest >= self._interval
             if self._pending and (self._quiet or interval_over or flush):
                 # The first failures after a quiet spell are a state change: tell at once.
-                alerts.append(_with_state(failure_digest(list(self._pending.values())), first=self._quiet))
-                self._pending, self._quiet, self._last_digest = {}, False, now
+                digest = (list(self._pending.values()), len(self._recovered), self._quiet)
+                self._pending, self._recovered, self._quiet, self._last_digest = {}, set(), False, now
             elif interval_over and not self._pending:
+                self._recovered = set()
                 if self._notify == "all" and self._successes:
                     alerts.append(_successes(self._successes, self._interval))
                     self._successes = Counter()
                     self._last_digest = now
                 if self._last_digest is not None and now - self._last_digest >= self._interval:
                     self._quiet = True
-            return alerts
+        if digest is not None:  # composed outside the lock: the ledger read must not hold up the consumer's thread
+            failures, recovered, first = digest
+            composed = self._compose(failures, recovered=recovered, now=now)
+            if composed is not None:
+                alerts.append(_with_state(composed, first=first))
+        return alerts
+
+    def _compose(self, failures: Sequence[MemberFailure], *, recovered: int, now: datetime) -> Alert | None:
+        """The digest as it stands now, or None when every member it would name has synced since."""
+        if self._latest is None:
+            return failure_digest(failures, recovered=recovered)
+        try:
+            latest = self._latest.latest_outcomes([failure.member_number for failure in failures])
+        except CtSyncError as exc:
+            log.warning("digest_statuses_unread", error=exc.message)
+            return failure_digest(failures, recovered=recovered, unread=exc.message)
+        remaining: list[MemberFailure] = []
+        for failure in failures:
+            newest = latest.get(failure.member_number)
+            if newest is None or (failure.at is not None and newest.at < failure.at):
+                remaining.append(failure)  # the ledger knows nothing newer than the failure this process saw
+            elif newest.outcome == RECOVERED:
+                recovered += 1
+            elif newest.outcome in FAILURES:
+                remaining.append(MemberFailure(failure.member_number, newest.outcome, newest.error or "", newest.at))
+            else:
+                remaining.append(failure)  # skipped since: nothing was written on the member, its failure stands
+        if not remaining:
+            log.info("digest_not_sent", recovered=recovered, reason="every member named has synced since")
+            return None
+        return failure_digest(remaining, recovered=recovered, as_of=now)
 
 
 def _with_state(digest: Alert, *, first: bool) -> Alert:

@@ -380,17 +380,19 @@ def status(
     member: Annotated[str | None, typer.Option("--member", help="one member's history")] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Members by status, attempts of the last 24 h, recent failures and poll runs; or one member's history (each
-    attempt with its source: intake, poll, publish, resubmit, automatic)."""
-    from sync_worker.bootstrap import build_ledger, build_run_ledger
+    """Members by status, attempts of the last 24 h, each worker's outage breaker (paused since, next probe),
+    recent failures and poll runs; or one member's history (each attempt with its source: intake, poll, publish,
+    resubmit, automatic)."""
+    from sync_worker.bootstrap import build_ledger, build_operations_log, build_run_ledger
     from sync_worker.cli.views import attempt_json, attempts_table, overview_json, overview_tables, read_overview
 
     settings = settings_or_exit()
     ledger = or_exit(lambda: build_ledger(settings))
     if member is None:
         runs = or_exit(lambda: build_run_ledger(settings))
+        operations = or_exit(lambda: build_operations_log(settings))
         letters = _dead_letter_count(settings)
-        overview = or_exit(lambda: read_overview(ledger, runs, now=datetime.now(UTC), dead_letters=letters))
+        overview = or_exit(lambda: read_overview(ledger, runs, operations, now=datetime.now(UTC), dead_letters=letters))
         if as_json:
             print_json(overview_json(overview))
         else:

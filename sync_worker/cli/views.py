@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:  # the ledger (SQLAlchemy) loads when a command reads it, not for `ct-sync --help`
+    from sync_worker.ledger.operations import BreakerReport, OperationsLog
     from sync_worker.ledger.runs import RunLedger, RunRow
     from sync_worker.ledger.sql import AttemptRow, SqlLedger
 
@@ -29,16 +30,19 @@ POLL_RUNS = 5
 @dataclass(frozen=True)
 class Overview:
     """Each member's current state, the attempts of the last 24 hours, the dead letters waiting (None: the broker
-    could not be asked), the recent failures and poll runs."""
+    could not be asked), the recent failures and poll runs, and each running worker's outage breaker."""
 
     states: dict[str, int]
     attempts: dict[str, int]
     dead_letters: int | None
     failures: list[AttemptRow]
     polls: list[RunRow]
+    breakers: list[BreakerReport]
 
 
-def read_overview(ledger: SqlLedger, runs: RunLedger, *, now: datetime, dead_letters: int | None) -> Overview:
+def read_overview(
+    ledger: SqlLedger, runs: RunLedger, operations: OperationsLog, *, now: datetime, dead_letters: int | None
+) -> Overview:
     states = ledger.member_states()
     return Overview(
         states={state: states.get(state, 0) for state in _STATES},
@@ -46,6 +50,7 @@ def read_overview(ledger: SqlLedger, runs: RunLedger, *, now: datetime, dead_let
         dead_letters=dead_letters,
         failures=ledger.recent_failures(limit=20),
         polls=runs.runs(kind="poll", limit=POLL_RUNS),
+        breakers=operations.breakers(),
     )
 
 
@@ -64,7 +69,9 @@ def overview_tables(overview: Overview) -> Group:
     waiting = "unknown: the broker cannot be reached" if overview.dead_letters is None else str(overview.dead_letters)
     letters = f"Dead letters: {waiting}" + (" (ct-sync dead-letters list)" if overview.dead_letters else "")
     failures = attempts_table("Recent failures", overview.failures)
-    return Group(members, attempts, letters, failures, poll_runs_table(overview.polls))
+    return Group(
+        members, attempts, letters, breakers_table(overview.breakers), failures, poll_runs_table(overview.polls)
+    )
 
 
 def overview_json(overview: Overview) -> dict[str, Any]:
@@ -76,7 +83,46 @@ def overview_json(overview: Overview) -> dict[str, Any]:
         "dead_letters": overview.dead_letters,
         "recent_failures": [attempt_json(row) for row in overview.failures],
         "poll_runs": [run_json(row) for row in overview.polls],
+        "breakers": [breaker_json(report) for report in overview.breakers],
     }
+
+
+def breakers_table(reports: Sequence[BreakerReport]) -> Table | str:
+    """Each running worker's outage breaker, as it last told the ledger."""
+    if not reports:
+        return "Outage breaker: no worker has reported"
+    table = Table(title="Outage breaker, per worker (times UTC)")
+    table.add_column("worker", no_wrap=True)
+    table.add_column("breaker")
+    table.add_column("state", overflow="fold")
+    for report in reports:
+        table.add_row(report.worker, "open" if report.open else "closed", Text(breaker_text(report)))
+    return table
+
+
+def breaker_text(report: BreakerReport) -> str:
+    """`paused since …, next probe at …: cause` while open; since when it is closed otherwise."""
+    if not report.open:
+        return f"syncing since {_utc(report.at)}"
+    text = f"paused since {_utc(report.paused_since or report.at)}"
+    if report.next_probe_at is not None:
+        text += f", next probe at {_utc(report.next_probe_at)}"
+    return text + (f": {report.cause}" if report.cause else "")
+
+
+def breaker_json(report: BreakerReport) -> dict[str, Any]:
+    return {
+        "worker": report.worker,
+        "state": "open" if report.open else "closed",
+        "reported_at": report.at.isoformat(),
+        "paused_since": report.paused_since.isoformat() if report.paused_since else None,
+        "next_probe_at": report.next_probe_at.isoformat() if report.open and report.next_probe_at else None,
+        "cause": report.cause if report.open else None,
+    }
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def attempts_table(title: str, rows: Sequence[AttemptRow]) -> Table:

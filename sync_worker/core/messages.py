@@ -29,6 +29,7 @@ HEADER_REASON = "x-ct-sync-reason"  # why a message was dead-lettered
 HEADER_DEAD_AT = "x-ct-sync-dead-at"  # epoch seconds
 HEADER_LETTER_ID = "x-ct-sync-letter-id"  # a dead letter's id, given when it is dead-lettered
 HEADER_REDELIVERED = "x-ct-sync-redelivered"  # a parked copy of a message the broker had delivered before
+HEADER_PARKED = "x-ct-sync-parked"  # parked while the outage breaker held it: released when the breaker closes
 
 
 def new_event_id() -> str:

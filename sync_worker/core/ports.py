@@ -189,6 +189,24 @@ class Ledger(Protocol):
 
 
 @dataclass(frozen=True)
+class LatestOutcome:
+    """What a member's newest decisive attempt left on it (a retry or an unchanged re-check decides nothing)."""
+
+    outcome: str
+    error: str | None
+    at: datetime
+
+
+class LatestOutcomes(Protocol):
+    """Where members stand now, whichever process handled them last (the ledger): an alert says what is true when
+    it is sent."""
+
+    def latest_outcomes(self, member_numbers: Sequence[str]) -> Mapping[str, LatestOutcome]:
+        """The newest decisive attempt of each of these members; members never attempted are left out."""
+        ...
+
+
+@dataclass(frozen=True)
 class Alert:
     """One email: a subject, a plain-text body. Bodies carry Member Numbers, never personal data."""
 

@@ -3,10 +3,13 @@
     ct_sync_operator_actions   every resubmit, replay and discard an operator asked for: who, from where (the
                                console, the command line, a script with the bearer token), what, on which member
                                or dead letter
-    ct_sync_breaker_events     each worker's outage breaker: started, opened (with the cause), closed, stopped
+    ct_sync_breaker_events     each worker's outage breaker: started, opened (with the cause), each probe
+                               scheduled while open (paused since, the latest failure, the next probe's time),
+                               closed, stopped
 
-The breaker lives inside each worker process; recording its transitions here lets the console (another process,
-perhaps another host) show it for every worker at once, after restarts too, without reaching into any worker.
+The breaker lives inside each worker process; recording its transitions here lets the console and `ct-sync status`
+(other processes, perhaps on other hosts) show it for every worker at once, after restarts too, without reaching
+into any worker.
 Rows hold Member Numbers, letter ids and reasons, never personal data or secrets.
 """
 
@@ -19,13 +22,14 @@ from typing import Literal
 
 from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, String, Table, Text, delete, func, insert, select
 
-from sync_worker.ledger.sql import create_ledger_engine, create_schema, transaction
+from sync_worker.ledger.sql import add_missing_columns, create_ledger_engine, create_schema, transaction
 
 metadata = MetaData()
 
 Origin = Literal["console", "cli", "api"]
 ActionKind = Literal["resubmit", "replay", "discard"]
-BreakerEvent = Literal["started", "opened", "closed", "stopped"]
+BreakerEvent = Literal["started", "opened", "probe_scheduled", "closed", "stopped"]
+_PAUSED: tuple[BreakerEvent, ...] = ("opened", "probe_scheduled")
 
 operator_actions = Table(
     "ct_sync_operator_actions",
@@ -48,6 +52,8 @@ breaker_events = Table(
     Column("worker", String(200), nullable=False),
     Column("event", String(16), nullable=False),
     Column("cause", Text),
+    Column("since", DateTime(timezone=True)),  # when syncing paused (schema 4)
+    Column("next_probe_at", DateTime(timezone=True)),  # when CrowdTwist is probed next (schema 4)
 )
 
 
@@ -66,16 +72,23 @@ class Action:
 
 @dataclass(frozen=True)
 class BreakerReport:
-    """A worker's breaker as its latest event left it."""
+    """A worker's breaker as its latest event left it: while open, since when syncing is paused and when
+    CrowdTwist is probed next (None from a worker of an older version)."""
 
     worker: str
     event: BreakerEvent
     at: datetime
     cause: str | None
+    since: datetime | None = None
+    next_probe_at: datetime | None = None
 
     @property
     def open(self) -> bool:
-        return self.event == "opened"
+        return self.event in _PAUSED
+
+    @property
+    def paused_since(self) -> datetime | None:
+        return (self.since or self.at) if self.open else None
 
 
 class OperationsLog:
@@ -84,6 +97,7 @@ class OperationsLog:
     def __init__(self, url: str) -> None:
         self._engine: Engine = create_ledger_engine(url, pool_size=2)
         create_schema(self._engine, metadata)
+        add_missing_columns(self._engine, breaker_events)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -131,9 +145,22 @@ class OperationsLog:
 
     # -- breaker events ----------------------------------------------------------------------------------------------
 
-    def record_breaker(self, worker: str, event: BreakerEvent, *, at: datetime, cause: str | None = None) -> None:
+    def record_breaker(
+        self,
+        worker: str,
+        event: BreakerEvent,
+        *,
+        at: datetime,
+        cause: str | None = None,
+        since: datetime | None = None,
+        next_probe_at: datetime | None = None,
+    ) -> None:
         with transaction(self._engine) as connection:
-            connection.execute(insert(breaker_events).values(at=at, worker=worker, event=event, cause=cause))
+            connection.execute(
+                insert(breaker_events).values(
+                    at=at, worker=worker, event=event, cause=cause, since=since, next_probe_at=next_probe_at
+                )
+            )
 
     def breakers(self) -> list[BreakerReport]:
         """Each worker's breaker as its latest event left it, oldest report first; workers that stopped are left
@@ -147,7 +174,15 @@ class OperationsLog:
         )
         with transaction(self._engine) as connection:
             return [
-                BreakerReport(row.worker, row.event, _aware(row.at), row.cause) for row in connection.execute(query)
+                BreakerReport(
+                    row.worker,
+                    row.event,
+                    _aware(row.at),
+                    row.cause,
+                    since=_aware(row.since) if row.since is not None else None,
+                    next_probe_at=_aware(row.next_probe_at) if row.next_probe_at is not None else None,
+                )
+                for row in connection.execute(query)
             ]
 
     def purge(self, *, older_than: datetime) -> int:

@@ -39,9 +39,11 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     literal,
     select,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
@@ -50,7 +52,7 @@ from sqlalchemy.sql import Executable
 from config.redaction import redact_text
 from config.settings import Settings
 from sync_worker.core.errors import ConfigurationError, TransientError
-from sync_worker.core.ports import AttemptRecord, KnownState, RefusedState, SyncedState
+from sync_worker.core.ports import AttemptRecord, KnownState, LatestOutcome, RefusedState, SyncedState
 from sync_worker.core.privacy import RELEASED
 from sync_worker.ledger.group_commit import GroupCommit
 
@@ -58,7 +60,9 @@ from sync_worker.ledger.group_commit import GroupCommit
 # 2: ct_sync_member_state (synced and refused state) replaces ct_sync_synced_state, which is left unused: the first
 #    sync of each member after the upgrade costs one CrowdTwist call more, nothing else.
 # 3: ct_sync_privacy_requests (privacy requests: access, delete, restore); the known-state read joins it.
-SCHEMA_VERSION = 3
+# 4: ct_sync_breaker_events gains `since` and `next_probe_at` (nullable), added to an older table at start
+#    (`add_missing_columns`); older rows have neither.
+SCHEMA_VERSION = 4
 _SCHEMA_ATTEMPTS = 5
 metadata = MetaData()
 
@@ -120,6 +124,8 @@ _SYNCED_COLUMNS = ("payload_hash", "ct_user_id", "synced_at")
 _REFUSED_COLUMNS = ("refused_hash", "refused_reason", "refused_at")
 
 FAILURES = ("Data Error", "CT Failure", "OIC Failure", "Dead-lettered")
+UNDECIDED = ("Retrying", "Unchanged")  # outcomes that leave a member's state as the attempt before left it
+_MEMBERS_PER_QUERY = 500  # bound parameters of one IN list
 NEVER_SENT = "never sent"
 POSTGRES_EXTRA_MISSING = (
     "CTSYNC_LEDGER__URL is a PostgreSQL database, whose driver comes with the postgres extra: "
@@ -223,8 +229,31 @@ def create_schema(engine: Engine, schema: MetaData) -> None:
             time.sleep(0.05 * (attempt + 1))  # the winner is creating: give it a moment
 
 
+def add_missing_columns(engine: Engine, table: Table) -> None:
+    """Add the nullable columns that a table made by an earlier version lacks: `create_all` makes missing tables,
+    never missing columns. Workers started together may race; a loser finds the column there and goes on."""
+
+    def present() -> set[str]:
+        return {column["name"] for column in inspect(engine).get_columns(table.name)}
+
+    try:
+        missing = [column for column in table.columns if column.name not in present()]
+        for column in missing:
+            assert column.nullable, f"{table.name}.{column.name}: only nullable columns can be added to old rows"
+            kind = column.type.compile(dialect=engine.dialect)
+            try:
+                with engine.begin() as connection:
+                    connection.execute(sql_text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
+            except SQLAlchemyError:
+                if column.name not in present():
+                    raise
+    except SQLAlchemyError as exc:
+        detail = redact_text(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
+        raise TransientError(f"ledger unavailable: {detail}", system="ledger") from None
+
+
 class SqlLedger:
-    """Implements the `Ledger` and `KnownStates` ports."""
+    """Implements the `Ledger`, `KnownStates` and `LatestOutcomes` ports."""
 
     def __init__(self, url: str, *, pool_size: int = 16) -> None:
         self._engine = create_ledger_engine(url, pool_size=pool_size)
@@ -357,7 +386,7 @@ class SqlLedger:
         """Members per current state: what the newest attempt that decided something left on each member. A retry
         or an unchanged re-check decides nothing; a dead letter left OIC Failure on the member; a member only ever
         skipped (another program, not Individual, inactive) was never sent."""
-        decided = select(attempts).where(attempts.c.outcome.not_in(("Retrying", "Unchanged"))).subquery()
+        decided = select(attempts).where(attempts.c.outcome.not_in(UNDECIDED)).subquery()
         newest = (
             select(decided.c.member_number, func.max(decided.c.id).label("id"))
             .group_by(decided.c.member_number)
@@ -374,6 +403,27 @@ class SqlLedger:
                 state = MEMBER_STATE.get(outcome, outcome)
                 states[state] = states.get(state, 0) + int(count)
         return states
+
+    def latest_outcomes(self, member_numbers: Sequence[str]) -> dict[str, LatestOutcome]:
+        """`LatestOutcomes` port: the newest decisive attempt of each of these members (as `member_states` counts
+        them), so an alert names the state a member is in when it is sent."""
+        found: dict[str, LatestOutcome] = {}
+        numbers = sorted(set(member_numbers))
+        for start in range(0, len(numbers), _MEMBERS_PER_QUERY):
+            chunk = numbers[start : start + _MEMBERS_PER_QUERY]
+            newest = (
+                select(func.max(attempts.c.id).label("id"))
+                .where(attempts.c.member_number.in_(chunk), attempts.c.outcome.not_in(UNDECIDED))
+                .group_by(attempts.c.member_number)
+                .subquery()
+            )
+            query = select(attempts.c.member_number, attempts.c.outcome, attempts.c.error, attempts.c.at).join(
+                newest, newest.c.id == attempts.c.id
+            )
+            with self._begin() as connection:
+                for row in connection.execute(query):
+                    found[row.member_number] = LatestOutcome(row.outcome, row.error, _aware(row.at))
+        return found
 
     def attempt_counts(self, *, since: datetime) -> dict[str, int]:
         query = select(attempts.c.outcome, func.count()).where(attempts.c.at >= since).group_by(attempts.c.outcome)

@@ -17,7 +17,8 @@ republished to the work queue (dramatiq's delay-queue design), so a waiting memb
 
 Nothing is held unacked for long (`max_hold`, well under RabbitMQ's 30-minute consumer timeout, past which it closes
 the channel and redelivers everything): a delayed message not yet due is parked again in the delay queue, and a
-message waiting to start (the outage breaker shut the gate) is parked there too, keeping its redelivered mark.
+message waiting to start (the outage breaker shut the gate) is parked there too, keeping its redelivered mark;
+when the breaker closes, `release_parked()` sends the parked messages held here back to work at once.
 A message the worker cannot read (a bad header, anything) goes to the dead-letter queue with the reason: the worker
 never dies on a message's content. After a lost connection everything unacked is redelivered by the broker; results
 that finish for the old connection are dropped, never acked on a new channel.
@@ -54,6 +55,7 @@ from sync_worker.core.messages import (
     HEADER_DEAD_AT,
     HEADER_LETTER_ID,
     HEADER_NOT_BEFORE,
+    HEADER_PARKED,
     HEADER_REASON,
     HEADER_REDELIVERED,
     MemberEvent,
@@ -159,6 +161,19 @@ class QueueWorker:
         """Stop taking messages, finish the syncs in flight, ack them, return from `run()`. Signal-safe."""
         self._stopping.set()
 
+    def release_parked(self) -> None:
+        """The outage breaker closed: the parked messages held here are due now, not at their time (up to
+        `max_hold / 2` away). Connection thread only, like every hook of the supervisor's that calls it."""
+        now = time.time()
+        released = 0
+        for index, (_, order, _, message) in enumerate(self._delayed):
+            if (message.headers or {}).get(HEADER_PARKED):
+                self._delayed[index] = (now, order, now, message)
+                released += 1
+        if released:
+            heapq.heapify(self._delayed)
+            log.info("parked_messages_released", messages=released)
+
     def run(self) -> None:
         failures = 0
         while not self._stopping.is_set():
@@ -256,7 +271,7 @@ class QueueWorker:
         for batch in stale:
             not_before = time.time() + self._max_hold / 2
             for message in batch.messages:
-                headers: dict[str, Any] = {HEADER_NOT_BEFORE: not_before}
+                headers: dict[str, Any] = {HEADER_NOT_BEFORE: not_before, HEADER_PARKED: 1}
                 if _redelivered(message):
                     headers[HEADER_REDELIVERED] = 1
                 self._publish(message.body, routing_key=self._topology.delay_queue.routing_key, headers=headers)

@@ -1,4 +1,5 @@
-"""The worker's alerts, breaker and metrics end to end: CrowdTwist (the sandbox) goes down and comes back."""
+"""The worker's alerts, breaker and metrics end to end: CrowdTwist (the sandbox) goes down and comes back; and the
+intake's digest, read against the ledger as it is sent."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ from config import Settings
 from sandbox.crowdtwist import SandboxState
 from sandbox.servers import SandboxServer
 from siebel_adapter.sqlite_store import SqliteMemberStore
-from sync_worker.bootstrap import Worker, build_worker
+from sync_worker.bootstrap import Worker, build_intake, build_worker
 from sync_worker.core.messages import MemberEvent
+from sync_worker.core.ports import AttemptRecord
 from sync_worker.queue.publisher import build_publisher
 from tests.alerts.conftest import SmtpServer, free_port
 from tests.builders import PROGRAM, siebel_member
+from tests.fakes import FakeClock
 from tests.integration.helpers import eventually
 
 pytestmark = pytest.mark.slow
@@ -160,3 +163,32 @@ def test_a_worker_restarted_with_a_good_key_after_a_credentials_pause_emails_tha
         "[ct-sync] CrowdTwist refused our credentials: syncing paused",
         "[ct-sync] CrowdTwist accepts our credentials again: syncing resumed",
     ]
+
+
+def test_the_intakes_digest_names_members_as_they_stand_when_it_is_sent(tmp_path: Path, smtp: SmtpServer) -> None:
+    """The queue refused two enrolls at the intake (OIC Failure); a worker, another process, has synced one of them
+    since. The intake's digest, sent as it stops, names only the other."""
+    clock = FakeClock()
+    settings = Settings(
+        data_dir=tmp_path,
+        siebel={"program_id": PROGRAM},
+        alerts={"to": ["admins@example.com"], "smtp_host": "127.0.0.1", "smtp_port": smtp.port},
+    )
+    intake = build_intake(settings, clock=clock)
+    refused = clock.now()
+    intake.ledger.record([
+        AttemptRecord(event_id="e1", member_number="296-1", event_type="enroll", outcome="OIC Failure",
+                      at=refused, error="queue unreachable", source="intake"),
+        AttemptRecord(event_id="e2", member_number="296-2", event_type="enroll", outcome="OIC Failure",
+                      at=refused, error="queue unreachable", source="intake"),
+        AttemptRecord(event_id="e3", member_number="296-1", event_type="enroll", outcome="Synced",
+                      at=refused + timedelta(minutes=2), source="resubmit"),
+    ])  # fmt: skip
+    for number in ("296-1", "296-2"):
+        intake.policy.member_outcome(number, "OIC Failure", "queue unreachable")  # what the intake's refusal does
+    intake.close()
+    [digest] = smtp.inbox.messages
+    body = digest.get_payload(decode=True).decode()
+    assert "1 member(s) not synced: 1 OIC Failure" in digest["Subject"]
+    assert "296-2  OIC Failure: queue unreachable" in body
+    assert "296-1" not in body

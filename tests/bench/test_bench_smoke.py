@@ -77,3 +77,11 @@ def test_the_siebel_emulator_benchmark_runs_at_smoke_size() -> None:
     result = siebel_emulator.measure(members=200, sample=20)
     print(result)
     assert set(result) == {"sync_members_per_s", "poll_members_per_s"}  # and the poll read all 200 (asserted inside)
+
+
+def test_the_outage_recovery_benchmark_runs_at_smoke_size(rabbitmq_url: str) -> None:
+    from bench import outage_recovery
+
+    result = outage_recovery.measure(down=1.0, members=6, settings={})
+    print(result)
+    assert {"seconds_from_return_to_first_sync", "calls_while_down", "probe_schedule_lines"} <= result.keys()

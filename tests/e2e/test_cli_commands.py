@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from sync_worker.cli import app
 from sync_worker.core.member import SyncOutcome, SyncStatus
 from sync_worker.core.messages import decode_event
 from sync_worker.core.ports import AttemptRecord
+from sync_worker.ledger.operations import OperationsLog
 from sync_worker.ledger.sql import build_ledger
 from sync_worker.queue.broker import open_broker
 from sync_worker.queue.topology import QueueTopology
@@ -221,3 +223,23 @@ def test_a_members_history_names_each_attempts_source_and_never_wraps_the_member
     ]
     narrow = runner.invoke(app, ["status", "--member", "296-2185770"], env={"COLUMNS": "60"}).stdout
     assert narrow.count("296-2185770") == 3  # the title and both rows, each whole on its line
+
+
+def test_status_shows_each_workers_breaker_paused_since_and_next_probe_also_in_json(store: SqliteMemberStore) -> None:
+    operations = OperationsLog(load_settings().ledger_url)
+    paused = at("2026-11-22T10:00:00")
+    operations.record_breaker("host-a:1", "opened", at=paused, cause="HTTP 503", since=paused)
+    operations.record_breaker(
+        "host-a:1", "probe_scheduled", at=paused + timedelta(seconds=35), cause="HTTP 503", since=paused,
+        next_probe_at=paused + timedelta(seconds=52),
+    )  # fmt: skip
+    operations.record_breaker("host-b:2", "started", at=paused)
+    operations.close()
+    shown = runner.invoke(app, ["status"])
+    assert shown.exit_code == 0, shown.output
+    assert "paused since 2026-11-22 10:00:00, next probe at 2026-11-22 10:00:52: HTTP 503" in shown.output
+    document = json.loads(runner.invoke(app, ["status", "--json"]).output)
+    assert {b["worker"]: (b["state"], b["paused_since"], b["next_probe_at"]) for b in document["breakers"]} == {
+        "host-a:1": ("open", "2026-11-22T10:00:00+00:00", "2026-11-22T10:00:52+00:00"),
+        "host-b:2": ("closed", None, None),
+    }

@@ -18,6 +18,7 @@ from sync_worker.core.decisions import Decision
 from sync_worker.core.messages import (
     HEADER_LETTER_ID,
     HEADER_NOT_BEFORE,
+    HEADER_PARKED,
     HEADER_REASON,
     MemberEvent,
     dead_letter_reason,
@@ -268,6 +269,38 @@ def test_messages_that_cannot_start_are_parked_before_rabbitmq_gives_up_on_the_c
     eventually(lambda: len(handler.handled_events) == 3, timeout=30)
     assert sorted(e.member_number for e in handler.handled_events) == ["296-0", "296-1", "296-2"]
     assert worker.connections == 1
+
+
+def test_when_the_breaker_closes_parked_messages_go_back_to_work_at_once_and_retries_keep_their_time(  # type: ignore[no-untyped-def]
+    rabbitmq_url: str, topology: Topology, run_worker
+) -> None:
+    """Parked while the breaker held them, a member would wait out its time (up to half of `max_hold`, minutes)
+    after CrowdTwist's return; released, it is synced at once. A retry's wait is the member's own: it stays."""
+    handler = ScriptedHandler()
+    closed = threading.Event()
+    workers: list[QueueWorker] = []
+
+    def tick() -> None:  # the supervisor tells the consumer on its connection thread: so does this stand-in
+        if closed.is_set() and workers:
+            closed.clear()
+            workers[0].release_parked()
+
+    workers.append(run_worker(handler, on_tick=tick))
+    in_an_hour = time.time() + 3600
+    with Connection(rabbitmq_url) as connection:
+        producer = Producer(connection.default_channel, exchange=topology.exchange)
+        for body, headers in (
+            (encode_event(event("296-parked")), {HEADER_NOT_BEFORE: in_an_hour, HEADER_PARKED: 1}),
+            (encode_event(event("296-retry")), {HEADER_NOT_BEFORE: in_an_hour}),
+        ):
+            producer.publish(
+                body, routing_key=topology.delay_queue.routing_key, headers=headers,
+                content_type="application/json", content_encoding="utf-8",
+            )  # fmt: skip
+    eventually(lambda: depth(rabbitmq_url, topology.delay_queue) == 0)  # both held by the worker, until their time
+    closed.set()
+    eventually(lambda: [e.member_number for e in handler.handled_events] == ["296-parked"])
+    assert not closed.is_set()
 
 
 @pytest.fixture

@@ -91,6 +91,19 @@ def test_member_states_count_each_members_latest_decision(ledger: SqlLedger) -> 
     assert ledger.member_states() == {"Synced": 2, "Data Error": 1, "OIC Failure": 1, "never sent": 1}
 
 
+def test_latest_outcomes_are_each_members_newest_decision_for_the_members_asked(ledger: SqlLedger) -> None:
+    ledger.record([row("296-1", "CT Failure", minutes=1, error="HTTP 503"), row("296-1", "Synced", minutes=2)])
+    ledger.record([row("296-2", "Data Error", minutes=1, error="Email Address is already taken")])
+    ledger.record([row("296-2", "Unchanged", minutes=2), row("296-2", "Retrying", minutes=3, error="HTTP 503")])
+    ledger.record([row("296-3", "Synced", minutes=1), row("296-3", "OIC Failure", minutes=2, error="queue down")])
+    latest = ledger.latest_outcomes(["296-1", "296-2", "296-3", "296-9"] + [f"296-x{n}" for n in range(600)])
+    assert {number: (state.outcome, state.error, state.at) for number, state in latest.items()} == {
+        "296-1": ("Synced", None, NOON + timedelta(minutes=2)),
+        "296-2": ("Data Error", "Email Address is already taken", NOON + timedelta(minutes=1)),  # decided nothing since
+        "296-3": ("OIC Failure", "queue down", NOON + timedelta(minutes=2)),
+    }  # a member never attempted is left out; more members than one query takes are asked in parts
+
+
 def test_attempt_counts_and_recent_failures(ledger: SqlLedger) -> None:
     ledger.record([row("296-1", "Data Error", error="Email Address is already taken"), row("296-2", "Synced")])
     ledger.record([row("296-3", "Synced", minutes=-600)])

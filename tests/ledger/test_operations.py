@@ -10,10 +10,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, create_engine, select
 
 from sync_worker.ledger.operations import Action, OperationsLog, breaker_events
-from sync_worker.worker.breaker import Transition
+from sync_worker.ledger.sql import normalise_url
+from sync_worker.worker.breaker import Pause, Transition
 from sync_worker.worker.breaker_events import BreakerEvents
 
 NOON = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -21,21 +22,25 @@ ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OperationsLog]:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty ledger database."""
     if request.param == "sqlite":
-        operations = OperationsLog(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
-        yield operations
-        operations.close()
+        yield f"sqlite:///{tmp_path / 'ledger.sqlite'}"
         return
     request.getfixturevalue("postgres_url")
     database = f"ctsync_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(ADMIN, autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{database}"')
-    operations = OperationsLog(f"postgresql://postgres@127.0.0.1:5432/{database}")
-    yield operations
-    operations.close()
+    yield f"postgresql://postgres@127.0.0.1:5432/{database}"
     with psycopg.connect(ADMIN, autocommit=True) as connection:
         connection.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
+
+
+@pytest.fixture
+def log(database_url: str) -> Iterator[OperationsLog]:
+    operations = OperationsLog(database_url)
+    yield operations
+    operations.close()
 
 
 def action(member: str | None, *, minutes: int, **fields: str) -> Action:
@@ -88,3 +93,67 @@ def test_the_worker_writes_its_breaker_transitions_in_order_and_stopped_last(tmp
         written = connection.execute(select(breaker_events.c.event).order_by(breaker_events.c.id)).scalars().all()
     engine.dispose()
     assert written == ["started", "opened", "closed", "stopped"]
+
+
+def test_an_open_breaker_reports_since_when_syncing_is_paused_and_its_next_probe(log: OperationsLog) -> None:
+    log.record_breaker("host-a:1", "opened", at=NOON, cause="HTTP 503", since=NOON)
+    [opened] = log.breakers()
+    assert (opened.open, opened.paused_since, opened.next_probe_at) == (True, NOON, None)
+    log.record_breaker(
+        "host-a:1", "probe_scheduled", at=NOON + timedelta(seconds=20), cause="HTTP 503", since=NOON,
+        next_probe_at=NOON + timedelta(seconds=35),
+    )  # fmt: skip
+    [probing] = log.breakers()
+    assert (probing.open, probing.paused_since, probing.next_probe_at) == (True, NOON, NOON + timedelta(seconds=35))
+    log.record_breaker("host-a:1", "closed", at=NOON + timedelta(seconds=36), since=NOON)
+    [closed] = log.breakers()
+    assert (closed.open, closed.paused_since) == (False, None)
+
+
+def test_a_breaker_events_table_of_an_earlier_version_gains_the_new_columns_and_keeps_its_rows(
+    database_url: str,
+) -> None:
+    engine = create_engine(normalise_url(database_url))
+    schema_3 = MetaData()
+    old_table = Table(
+        "ct_sync_breaker_events", schema_3,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("at", DateTime(timezone=True), nullable=False, index=True),
+        Column("worker", String(200), nullable=False),
+        Column("event", String(16), nullable=False),
+        Column("cause", Text),
+    )  # fmt: skip
+    with engine.begin() as connection:
+        schema_3.create_all(connection)
+        connection.execute(old_table.insert().values(at=NOON, worker="host-a:1", event="opened", cause="HTTP 503"))
+    engine.dispose()
+    first, second = OperationsLog(database_url), OperationsLog(database_url)  # the second finds the columns there
+    try:
+        [old] = first.breakers()
+        assert (old.open, old.paused_since, old.next_probe_at) == (True, NOON, None)  # since: when it was recorded
+        second.record_breaker(
+            "host-a:1", "probe_scheduled", at=NOON, since=NOON, next_probe_at=NOON + timedelta(seconds=5)
+        )
+        assert [report.next_probe_at for report in first.breakers()] == [NOON + timedelta(seconds=5)]
+    finally:
+        first.close()
+        second.close()
+
+
+def test_the_worker_records_each_probe_it_schedules_with_since_and_when(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    events = BreakerEvents(OperationsLog(url), clock=lambda: NOON, worker="host-a:1")
+    events.transition(Transition("opened", "HTTP 503", NOON))
+    events.probe_scheduled(Pause(NOON, "HTTP 503", NOON + timedelta(seconds=4)))
+    events.stopped()
+    operations = OperationsLog(url)
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(breaker_events.c.event, breaker_events.c.next_probe_at).order_by(breaker_events.c.id)
+        ).all()
+    engine.dispose()
+    operations.close()
+    assert [(event, at.replace(tzinfo=UTC) if at else None) for event, at in rows] == [
+        ("opened", None), ("probe_scheduled", NOON + timedelta(seconds=4)), ("stopped", None),
+    ]  # fmt: skip

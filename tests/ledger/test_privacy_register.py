@@ -33,7 +33,7 @@ def both(url: str) -> Iterator[tuple[PrivacyLedger, SqlLedger]]:
 
 
 def test_the_schema_version_counts_the_register() -> None:
-    assert SCHEMA_VERSION == 3
+    assert SCHEMA_VERSION >= 3  # 3 brought the register; later versions keep it
 
 
 def test_a_request_is_recorded_with_its_ids_and_times(both: tuple[PrivacyLedger, SqlLedger]) -> None:
