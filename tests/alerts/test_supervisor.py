@@ -147,7 +147,7 @@ def test_the_summary_shows_the_pace_crowdtwist_s_429s_held_the_worker_to_when_be
         world.supervisor.tick()
     (line,) = summaries(lines)
     assert line["crowdtwist_pace_per_minute"] == 570
-    at_budget = world.supervisor.summary.take(seconds=60, paused=False, pace_per_minute=600)
+    at_budget = world.supervisor.summary.take(seconds=60, pause=None, pace_per_minute=600)
     assert "crowdtwist_pace_per_minute" not in at_budget  # nothing to say
     assert "ct_sync_crowdtwist_pace_per_minute 570.0" in generate_latest(world.metrics.registry).decode()
 
