@@ -538,6 +538,7 @@ def build_intake(settings: Settings, *, clock: Clock | None = None) -> Intake:
         store=store,
         token=token,
         max_body_bytes=settings.intake.max_body_bytes,
+        submit=publisher.submit,  # requests wait for their confirm on the event loop, not on a pool thread
         readiness=readiness,
         on_answer=lambda status: metrics.intake_answers.labels(status=str(status)).inc(),
         on_refused=refused,

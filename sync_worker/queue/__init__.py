@@ -2,7 +2,7 @@
 
     broker.py        opening the broker: RabbitMQ with heartbeats and confirms, or the embedded SQLite queue
     topology.py      the exchange and the three queues (work, delay, dead), classic or quorum
-    publisher.py     the `EventPublisher` port: persistent JSON events, confirmed before `publish()` returns
+    publisher.py     the `EventPublisher` port: persistent JSON events, confirmed per batch before `publish()` returns
     dead_letters.py  the `DeadLetters` port: read in place, replay, discard
     consumer.py      the consumer: carries out the handler's decisions (ack, retry later, dead-letter)
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from kombu.connection import Connection
 from config.settings import SiebelSettings
 from siebel_adapter.sqlite_store import SqliteMemberStore
 from sync_worker.core.errors import TransientError
-from sync_worker.core.messages import decode_event
+from sync_worker.core.messages import MemberEvent, decode_event
 from sync_worker.entrypoints.intake import create_intake_app, openapi_document
 from sync_worker.http import BackgroundServer
 from sync_worker.queue.publisher import KombuPublisher
@@ -131,6 +133,62 @@ def test_queue_down_answers_503_and_writes_oic_failure(tmp_path: Path) -> None:
     assert document["CT Sync Error"] == "Integration queue unavailable: queue unavailable: connection refused"
 
 
+class HeldConfirms:
+    """A publisher's `submit`: each event waits for the test to confirm or refuse it."""
+
+    def __init__(self) -> None:
+        self.futures: dict[str, Future[None]] = {}
+        self.submitted = threading.Event()
+
+    def __call__(self, event: MemberEvent) -> Future[None]:
+        future: Future[None] = Future()
+        future.set_running_or_notify_cancel()
+        self.futures[event.member_number] = future
+        self.submitted.set()
+        return future
+
+
+def test_with_submit_the_202_goes_out_only_once_the_queue_confirmed(publisher: FakePublisher) -> None:
+    confirms = HeldConfirms()
+    app = create_intake_app(
+        publisher=publisher, store=FakeStore(), token=None, max_body_bytes=1_048_576, submit=confirms
+    )
+    answers: list[httpx.Response] = []
+    with TestClient(app) as client:
+        body = {"event": "update", "member": siebel_member(**{"Member Number": "296-1"})}
+        posting = threading.Thread(target=lambda: answers.append(post(client, body)))
+        posting.start()
+        confirms.submitted.wait(30)
+        assert answers == []  # handed over, not confirmed: no answer yet
+        confirms.futures["296-1"].set_result(None)
+        posting.join(30)
+    assert [answer.status_code for answer in answers] == [202]
+    assert publisher.published == []  # submitted, not published on a pool thread
+
+
+def test_with_submit_an_event_the_queue_refused_is_answered_503_with_oic_failure(tmp_path: Path) -> None:
+    store = SqliteMemberStore(tmp_path / "siebel.sqlite", SiebelSettings())
+    member = siebel_member(**{"Member Number": "296-2"})
+    store.upsert_member(member)
+    confirms = HeldConfirms()
+    refused: list[str] = []
+    app = create_intake_app(
+        publisher=FakePublisher(), store=store, token=None, max_body_bytes=1_048_576, submit=confirms,
+        on_refused=lambda event, reason: refused.append(event.member_number),
+    )  # fmt: skip
+    answers: list[httpx.Response] = []
+    with TestClient(app) as client:
+        posting = threading.Thread(target=lambda: answers.append(post(client, {"event": "update", "member": member})))
+        posting.start()
+        confirms.submitted.wait(30)
+        error = TransientError("queue unavailable: the broker refused the event (nack)", system="broker")
+        confirms.futures["296-2"].set_exception(error)
+        posting.join(30)
+    assert [answer.status_code for answer in answers] == [503]
+    assert (store.document("296-2") or {})["CT Sync Status"] == "OIC Failure"
+    assert refused == ["296-2"]
+
+
 def test_the_openapi_document_is_openapi_3_0_without_3_1_constructs(client: httpx.Client) -> None:
     document = client.get("/openapi.json").json()
     assert document["openapi"] == "3.0.3"
@@ -152,7 +210,9 @@ def test_healthz(client: httpx.Client) -> None:
 def test_the_event_is_really_on_the_rabbitmq_queue(rabbitmq_url: str, unique_name: str) -> None:
     topology = QueueTopology.named(unique_name)
     publisher = KombuPublisher(Connection(rabbitmq_url, transport_options={"confirm_publish": True}), topology)
-    app = create_intake_app(publisher=publisher, store=FakeStore(), token=None, max_body_bytes=1_048_576)
+    app = create_intake_app(
+        publisher=publisher, store=FakeStore(), token=None, max_body_bytes=1_048_576, submit=publisher.submit
+    )
     try:
         with TestClient(app) as client:
             response = post(client, {"event": "enroll", "member": siebel_member(**{"Member Number": "296-7"})})

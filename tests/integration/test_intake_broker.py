@@ -1,14 +1,19 @@
 """`ct-sync intake` as a real process in front of a broker that goes silent (it accepts the connection and never
 confirms): the request is answered 503 within the confirm timeout, never held for ever; the OIC Failure is written,
-recorded, counted and `/readyz` turns red; SIGTERM finishes the requests in flight and exits 0."""
+recorded, counted and `/readyz` turns red; SIGTERM finishes the requests in flight and exits 0. Under a burst, the
+events share confirms and each request is still answered for its own event: 500 at once are 500 queued, and a
+broker that goes silent mid-burst gets 503s, never a 202 for an event that is not on the queue."""
 
 from __future__ import annotations
 
+import asyncio
+import queue
 import signal
 import sqlite3
 import subprocess
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +23,7 @@ from kombu.connection import Connection
 
 from config import load_settings
 from siebel_adapter.sqlite_store import SqliteMemberStore
+from sync_worker.core.messages import decode_event
 from sync_worker.entrypoints.intake import EVENTS_PATH
 from sync_worker.queue.topology import QueueTopology
 from tests.alerts.conftest import free_port
@@ -40,8 +46,8 @@ class Running:
 
 @pytest.fixture
 def intake(rabbitmq_url: str, unique_name: str, tmp_path: Path) -> Iterator[Running]:
-    port = free_port()
     with SilenceableProxy(("127.0.0.1", 5672)) as proxy:
+        port = free_port()  # after the proxy took its port: a free port asked for first could be handed to it
         env = ct_sync_environment(
             tmp_path,
             f"amqp://guest:guest@127.0.0.1:{proxy.port}//",
@@ -116,3 +122,69 @@ def test_a_broker_silent_from_the_first_byte_is_answered_503_too(intake: Running
     intake.proxy.silent.set()
     assert _post(intake, "296-4").status_code == 503
     assert (intake.store.document("296-4") or {}).get("CT Sync Status") == "OIC Failure"
+
+
+def _queued_event_ids(rabbitmq_url: str, queue: str) -> list[str]:
+    """Every event id on the work queue, read from the broker directly (not through the proxy)."""
+    ids = []
+    with Connection(rabbitmq_url) as connection:
+        work_queue = QueueTopology.named(queue).work_queue.bind(connection.default_channel)
+        while (message := work_queue.get(no_ack=True)) is not None:
+            ids.append(decode_event(message.body).event_id)
+    return ids
+
+
+def test_500_events_posted_at_once_are_500_messages_on_the_queue(
+    intake: Running, rabbitmq_url: str, unique_name: str
+) -> None:
+    bodies = [{"event": "update", "member": siebel_member(**{"Member Number": f"296-{n:05d}"})} for n in range(500)]
+
+    async def post_all() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=500)
+        async with httpx.AsyncClient(base_url=intake.url, timeout=60, limits=limits) as client:
+            return await asyncio.gather(*(client.post(EVENTS_PATH, json=body) for body in bodies))
+
+    answers = asyncio.run(post_all())
+    assert [answer.status_code for answer in answers] == [202] * 500
+    answered = [answer.json()["event_id"] for answer in answers]
+    queued = _queued_event_ids(rabbitmq_url, unique_name)
+    assert len(queued) == 500
+    assert sorted(queued) == sorted(answered)  # 500 distinct ids, each answered 202 once
+
+
+def test_a_broker_silent_mid_burst_answers_503_and_never_202_for_an_event_not_queued(
+    intake: Running, rabbitmq_url: str, unique_name: str
+) -> None:
+    numbers = [f"296-{n:04d}" for n in range(400)]
+    for number in numbers:
+        intake.store.upsert_member(siebel_member(**{"Member Number": number}))
+    to_post: queue.SimpleQueue[str] = queue.SimpleQueue()
+    for number in numbers:
+        to_post.put(number)
+    answers: dict[str, httpx.Response] = {}
+
+    def post_until_refused() -> None:
+        """One of Siebel's connections: posts member after member, and stops at its first refusal."""
+        while True:
+            try:
+                number = to_post.get_nowait()
+            except queue.Empty:
+                return
+            answers[number] = _post(intake, number)
+            if answers[number].status_code != 202:
+                return
+
+    with ThreadPoolExecutor(32) as pool:
+        posting = [pool.submit(post_until_refused) for _ in range(32)]
+        eventually(lambda: sum(answer.status_code == 202 for answer in list(answers.values())) >= 50)
+        intake.proxy.silent.set()  # while batches are out: their confirms never arrive
+        for done in posting:
+            done.result()
+
+    statuses = [answer.status_code for answer in answers.values()]
+    assert set(statuses) == {202, 503}
+    assert intake.proxy.sent_while_silent > 0  # events were published into the silence
+    accepted = {answer.json()["event_id"] for answer in answers.values() if answer.status_code == 202}
+    assert accepted <= set(_queued_event_ids(rabbitmq_url, unique_name))  # every 202 is on the queue
+    refused = [number for number, answer in answers.items() if answer.status_code == 503]
+    assert {(intake.store.document(number) or {}).get("CT Sync Status") for number in refused} == {"OIC Failure"}
