@@ -3,6 +3,7 @@ docs/benchmarks.md, measured on purpose, not in a test)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from bench import floors
 from bench import run as bench
 from bench.harness import RABBITMQ_URL, sandbox_process
+from tests.unavailable import unavailable
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
@@ -85,3 +87,17 @@ def test_the_outage_recovery_benchmark_runs_at_smoke_size(rabbitmq_url: str) -> 
     result = outage_recovery.measure(down=1.0, members=6, settings={})
     print(result)
     assert {"seconds_from_return_to_first_sync", "calls_while_down", "probe_schedule_lines"} <= result.keys()
+
+
+def test_the_intake_benchmark_runs_at_smoke_size(rabbitmq_url: str) -> None:
+    """wrk posts for a second to a real `ct-sync intake` on each queue; what it counted as accepted is on the queue."""
+    from bench import intake_throughput
+
+    if shutil.which("wrk") is None:
+        unavailable("wrk is not installed (scripts/ensure-services installs it)")
+    for broker in ("embedded", "rabbitmq"):
+        result = intake_throughput.measure(
+            intake_throughput._THIS, broker=broker, connections=2, seconds=1, profile=None
+        )
+        print(broker, result)
+        assert result["nothing_lost_nothing_extra"], result
