@@ -86,6 +86,9 @@ class SqliteMemberStore:
         with self._connection() as db:
             db.executescript(_SCHEMA)
 
+    def close(self) -> None:
+        """Nothing to release: each thread's connection closes with its thread."""
+
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)

@@ -272,7 +272,7 @@ class Worker:
         self.ledger.close()
         if self.runs is not None:
             self.runs.close()
-        _close_store(self.store)
+        self.store.close()  # the REST store holds an HTTP pool
         if self.queue_lock is not None:
             self.queue_lock.close()
         if self.locks is not None:
@@ -476,7 +476,7 @@ def build_console(settings: Settings, *, clock: Clock | None = None) -> tuple[St
             runs.close,
             operations.close,
             privacy.close,
-            lambda: _close_store(store),
+            store.close,
         ],
     )
     token = settings.console.token.get_secret_value() if settings.console.token else None
@@ -498,7 +498,7 @@ class Intake:
         self.dispatcher.close()  # the digest still held goes out first, composed as it goes
         self.publisher.close()
         self.ledger.close()
-        _close_store(self.store)
+        self.store.close()  # the REST store holds an HTTP pool
 
 
 def build_intake(settings: Settings, *, clock: Clock | None = None) -> Intake:
@@ -576,7 +576,7 @@ class RunAdapters:
     def member_store(self) -> MemberStore:
         if self._store is None:
             self._store = build_member_store(self._settings)
-            self._resources.callback(_close_store, self._store)
+            self._resources.callback(self._store.close)
         return self._store
 
     def publisher(self) -> EventPublisher:
@@ -602,12 +602,6 @@ class RunAdapters:
 
     def privacy_requests(self) -> PrivacyRequests:
         return self._resources.enter_context(closing(build_privacy(self._settings, clock=self._clock))).requests
-
-
-def _close_store(store: MemberStore) -> None:
-    close = getattr(store, "close", None)  # the REST store holds an HTTP pool
-    if close is not None:
-        close()
 
 
 @dataclass

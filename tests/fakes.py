@@ -131,6 +131,9 @@ class FakeStore:
     def put(self, member: Member) -> None:
         self.members[member.member_number] = member
 
+    def close(self) -> None:
+        pass
+
     def get_member(self, member_number: str) -> Member | None:
         self.reads += 1
         self.read_script.next()

@@ -14,8 +14,7 @@ import shutil
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -148,18 +147,6 @@ def or_exit(call: Callable[[], T]) -> T:
         fail(ExitCode.CONFIGURATION, f"ct-sync: {exc.message}")
     except CtSyncError as exc:
         fail(ExitCode.UNREACHABLE, f"ct-sync: {outage_text(exc)}")
-
-
-@contextmanager
-def closed_after(resource: T) -> Iterator[T]:
-    """`resource` for the block, then closed when it can be (the Siebel REST store holds connections, the stand-in
-    none), also when the block exits with a one-line failure."""
-    try:
-        yield resource
-    finally:
-        close = getattr(resource, "close", None)
-        if close is not None:
-            close()
 
 
 def parse_instant(option: str, value: str | None) -> datetime | None:

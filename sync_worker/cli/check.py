@@ -9,6 +9,7 @@ our credentials, or an answer from the wrong kind of server, is a configuration 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Literal
 
@@ -66,13 +67,8 @@ def _siebel(settings: Settings) -> str:
     """A look-up of a member no program has: Siebel must answer it as Siebel does (its "no data" or a page of
     items); another server's answer, a refused login or an unknown business object is a configuration problem,
     each named by the adapter with the URL."""
-    store = build_member_store(settings)
-    try:
+    with closing(build_member_store(settings)) as store:
         store.get_member(PROBE_MEMBER)
-    finally:
-        close = getattr(store, "close", None)
-        if close is not None:
-            close()
     siebel = settings.siebel
     if siebel.backend == "rest" and siebel.base_url is not None:
         return f"{redact_text(siebel.base_url)}, {siebel.business_object} / {siebel.business_component}"

@@ -9,14 +9,14 @@ NAME, a `--where` field Siebel does not have, host key, login), 75 the server un
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import Progress
 
-from sync_worker.cli.app import ExitCode, app, closed_after, err_console, fail, or_exit, say, settings_or_exit
+from sync_worker.cli.app import ExitCode, app, err_console, fail, or_exit, say, settings_or_exit
 
 if TYPE_CHECKING:
     from sync_worker.segments.export import SegmentReport, SegmentRequest
@@ -54,7 +54,7 @@ def export(
     exporter = or_exit(lambda: build_segment_export(settings, runs=runs))
     # The failure is said once the progress bar is gone: no line of it left between the error and the prompt.
     failure: tuple[ExitCode, str] | None = None
-    with closed_after(exporter.store), _progress_bar(f"segment {name}: members read") as progress:
+    with closing(exporter.store), _progress_bar(f"segment {name}: members read") as progress:
         try:
             report = exporter.run(request, dry_run=dry_run, progress=progress)
         except SegmentError as exc:

@@ -10,6 +10,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from contextlib import closing
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -23,7 +24,6 @@ from sync_worker.cli.app import (
     AsJson,
     ExitCode,
     app,
-    closed_after,
     err_console,
     fail,
     or_exit,
@@ -243,7 +243,7 @@ def publish(
     if event not in ("enroll", "update"):
         fail(ExitCode.CONFIGURATION, f"ct-sync publish: --event must be enroll or update, not {event}")
     settings = settings_or_exit()
-    with closed_after(or_exit(lambda: build_member_store(settings))) as store:
+    with closing(or_exit(lambda: build_member_store(settings))) as store:
         found = or_exit(lambda: store.get_member(member))
     if found is None:
         fail(ExitCode.MEMBER_PROBLEM, f"ct-sync publish: no member {member} in Siebel")
@@ -426,7 +426,7 @@ def preview(member: Annotated[str, typer.Option("--member", help="the Member Num
     from sync_worker.core.member import skip_reason
 
     settings = settings_or_exit()
-    with closed_after(or_exit(lambda: build_member_store(settings))) as store:
+    with closing(or_exit(lambda: build_member_store(settings))) as store:
         found = or_exit(lambda: store.get_member(member))
     if found is None:
         fail(ExitCode.MEMBER_PROBLEM, f"ct-sync preview: no member {member} in Siebel")

@@ -87,6 +87,10 @@ class MemberStore(Protocol):
         """The field names the store knows for its members (what `UnknownField` names the nearest of)."""
         ...
 
+    def close(self) -> None:
+        """Release what the store holds (the REST store's HTTP pool); it is not used afterwards."""
+        ...
+
 
 class EventPublisher(Protocol):
     """Puts events on the work queue; returns only once the broker confirmed, raises TransientError if not."""
